@@ -29,7 +29,9 @@ class SageMakerJobError(DLProviderError):
     One exception type for every job kind; ``failure_reason`` is the job's own ``FailureReason``.
     """
 
-    def __init__(self, message: str, *, job_name: str = "", status: str = "", failure_reason: str = "") -> None:
+    def __init__(
+        self, message: str, *, job_name: str = "", status: str = "", failure_reason: str = ""
+    ) -> None:
         super().__init__(message)
         self.job_name = job_name
         self.status = status

@@ -1,0 +1,370 @@
+"""Script-mode training on this machine, as SageMaker's framework containers run it.
+
+``InstanceCount=N`` becomes N processes ("hosts" ``algo-1..algo-N``) wired with torch.distributed's
+environment as torchrun sets it, so a DDP script forms one process group over gloo. Channels are
+downloaded from S3, the ``SM_*`` environment is set per host, each host's output goes to its own
+CloudWatch stream, ``MetricDefinitions`` are matched over the log lines, and the model directory of
+``algo-1`` is uploaded as ``<S3OutputPath>/<job>/output/model.tar.gz``.
+
+Simulated, and said so in the job log: the instances (they are local processes, with no GPU unless
+this machine has one), EFA/NCCL (gloo over loopback instead), and the container image (the script
+runs with this Python).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlparse
+
+from airflow_dl_provider.backends.local.state import LocalJob, now_iso
+from airflow_dl_provider.backends.local.work import CloudWatchStream, JobFailure, Services
+
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+_FLUSH_SECONDS = 0.5
+_KILL_GRACE_SECONDS = 10
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise JobFailure(f"ClientError: {uri!r} is not an s3:// URI")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def decode_hyperparameters(raw: dict[str, str]) -> dict[str, Any]:
+    """SageMaker's toolkit JSON-decodes each value when it can; so do we."""
+    decoded: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            decoded[key] = json.loads(value)
+        except (TypeError, ValueError):
+            decoded[key] = value
+    return decoded
+
+
+def _download_prefix(s3: Any, uri: str, target: Path, *, shard: tuple[int, int] | None = None) -> int:
+    bucket, prefix = split_s3_uri(uri)
+    count = 0
+    index = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            if key.endswith("/"):
+                continue
+            index += 1
+            if shard and (index - 1) % shard[1] != shard[0]:
+                continue
+            relative = key[len(prefix) :].lstrip("/") or Path(key).name
+            dest = target / relative
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, key, str(dest))
+            count += 1
+    return count
+
+
+def _download_channels(job: LocalJob, request: dict[str, Any], s3: Any, hosts: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for channel in request.get("InputDataConfig", []):
+        name = channel["ChannelName"]
+        source = channel["DataSource"]
+        if "FileSystemDataSource" in source:
+            raise JobFailure(
+                f"ClientError: channel {name!r}: FSx for Lustre / EFS channels cannot be mounted by the local "
+                "backend; stage the data in S3 for local runs"
+            )
+        s3_source = source["S3DataSource"]
+        sharded = s3_source.get("S3DataDistributionType") == "ShardedByS3Key"
+        for i, host in enumerate(hosts):
+            target = job.work / host / "input" / "data" / name
+            target.mkdir(parents=True, exist_ok=True)
+            shard = (i, len(hosts)) if sharded else None
+            counts[name] = counts.get(name, 0) + _download_prefix(s3, s3_source["S3Uri"], target, shard=shard)
+        if counts[name] == 0:
+            raise JobFailure(f"ClientError: channel {name!r}: no objects under {s3_source['S3Uri']}")
+    return counts
+
+
+def _fetch_source(s3: Any, submit_dir: str, code_dir: Path) -> None:
+    code_dir.mkdir(parents=True, exist_ok=True)
+    if submit_dir.startswith("s3://"):
+        bucket, key = split_s3_uri(submit_dir)
+        archive = code_dir.parent / "sourcedir.tar.gz"
+        s3.download_file(bucket, key, str(archive))
+        with tarfile.open(archive) as tar:
+            tar.extractall(code_dir, filter="data")
+    else:
+        raise JobFailure(f"ClientError: sagemaker_submit_directory must be an s3:// URI, got {submit_dir!r}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def host_environment(
+    request: dict[str, Any], hps: dict[str, Any], hosts: list[str], rank: int, host_root: Path, port: int
+) -> dict[str, str]:
+    """The ``SM_*`` variables SageMaker's training toolkit sets, plus torchrun's for N > 1 hosts."""
+    user_hps = {k: v for k, v in hps.items() if not k.startswith("sagemaker_")}
+    channels = sorted(c["ChannelName"] for c in request.get("InputDataConfig", []))
+    host = hosts[rank]
+    env = {
+        "SM_HOSTS": json.dumps(hosts),
+        "SM_CURRENT_HOST": host,
+        "SM_CURRENT_INSTANCE_TYPE": request["ResourceConfig"]["InstanceType"],
+        "SM_NUM_GPUS": "0",
+        "SM_NUM_CPUS": str(os.cpu_count() or 1),
+        "SM_HPS": json.dumps(user_hps),
+        "SM_CHANNELS": json.dumps(channels),
+        "SM_USER_ENTRY_POINT": str(hps.get("sagemaker_program", "")),
+        "SM_MODULE_DIR": str(hps.get("sagemaker_submit_directory", "")),
+        "SM_MODEL_DIR": str(host_root / "model"),
+        "SM_INPUT_DIR": str(host_root / "input"),
+        "SM_INPUT_CONFIG_DIR": str(host_root / "input" / "config"),
+        "SM_OUTPUT_DIR": str(host_root / "output"),
+        "SM_OUTPUT_DATA_DIR": str(host_root / "output" / "data"),
+        "SM_OUTPUT_INTERMEDIATE_DIR": str(host_root / "output" / "intermediate"),
+        "SM_CHECKPOINT_DIR": str(host_root / "checkpoints"),
+        "SM_LOG_LEVEL": str(hps.get("sagemaker_container_log_level", 20)),
+        "SM_NETWORK_INTERFACE_NAME": "lo",
+        "SM_USER_ARGS": json.dumps([a for k, v in user_hps.items() for a in (f"--{k}", str(v))]),
+        "PYTHONUNBUFFERED": "1",
+        **{f"SM_CHANNEL_{c.upper()}": str(host_root / "input" / "data" / c) for c in channels},
+        **{f"SM_HP_{k.upper()}": str(v) for k, v in user_hps.items()},
+        **{str(k): str(v) for k, v in (request.get("Environment") or {}).items()},
+    }
+    if len(hosts) > 1:
+        env.update(
+            RANK=str(rank),
+            WORLD_SIZE=str(len(hosts)),
+            LOCAL_RANK="0",
+            LOCAL_WORLD_SIZE="1",
+            GROUP_RANK=str(rank),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+        )
+    for sub in ("model", "output/data", "output/intermediate", "input/config", "checkpoints"):
+        (host_root / sub).mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def _pump(stream: IO[bytes], host: str, lines: queue.Queue[tuple[str, int, str]]) -> None:
+    for raw in iter(stream.readline, b""):
+        lines.put((host, int(time.time() * 1000), raw.decode(errors="replace").rstrip("\n")))
+    stream.close()
+
+
+class MetricMatcher:
+    """``MetricDefinitions`` regexes over log lines; the last match of each metric is its final value."""
+
+    def __init__(self, definitions: list[dict[str, str]]) -> None:
+        self.patterns = [(d["Name"], re.compile(d["Regex"])) for d in definitions]
+        self.final: dict[str, tuple[float, str]] = {}
+
+    def feed(self, line: str) -> None:
+        for name, pattern in self.patterns:
+            match = pattern.search(line)
+            if match:
+                with contextlib.suppress(ValueError):
+                    self.final[name] = (
+                        float(match.group(1) if match.groups() else match.group(0)),
+                        now_iso(),
+                    )
+
+    def data_list(self) -> list[dict[str, Any]]:
+        return [{"MetricName": n, "Value": v, "Timestamp": t} for n, (v, t) in self.final.items()]
+
+
+def _failure_reason(host_root: Path, tail: list[str], code: int) -> str:
+    failure_file = host_root / "output" / "failure"
+    if failure_file.exists() and failure_file.read_text().strip():
+        message = failure_file.read_text().strip().splitlines()[0]
+    else:
+        errors = [line for line in tail if re.match(r"^\w+(\.\w+)*(Error|Exception)\b", line)]
+        message = errors[-1] if errors else (tail[-1] if tail else "no output")
+    return f"AlgorithmError: {message}, exit code: {code}"
+
+
+def _terminate(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + _KILL_GRACE_SECONDS
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _outcome(
+    procs: list[subprocess.Popen[bytes]], services: Services, elapsed: float, max_runtime: float
+) -> str | None:
+    """How the hosts ended, or None while they run: a stop or the time limit wins over exit codes."""
+    codes = [p.poll() for p in procs]
+    if services.stop.is_set():
+        return "Stopped"
+    if elapsed > max_runtime:
+        return "MaxRuntimeExceeded"
+    if any(c not in (None, 0) for c in codes):
+        return "Failed"
+    if all(c == 0 for c in codes):
+        return "Completed"
+    return None
+
+
+def _supervise(
+    job: LocalJob,
+    procs: list[subprocess.Popen[bytes]],
+    hosts: list[str],
+    streams: dict[str, CloudWatchStream],
+    lines: queue.Queue[tuple[str, int, str]],
+    metrics: MetricMatcher,
+    pumps: list[threading.Thread],
+    services: Services,
+    max_runtime: float,
+) -> tuple[str, str]:
+    """Copy output to CloudWatch and watch the hosts; return ``(outcome, failure reason)``."""
+    started = time.monotonic()
+    pending: dict[str, list[tuple[int, str]]] = {h: [] for h in hosts}
+    tails: dict[str, list[str]] = {h: [] for h in hosts}
+    outcome: str | None = None
+    last_flush = time.monotonic()
+    while True:
+        try:
+            host, stamp, line = lines.get(timeout=0.2)
+            pending[host].append((stamp, line))
+            tails[host] = [*tails[host][-40:], line]
+            metrics.feed(line)
+        except queue.Empty:
+            pass
+        if outcome is None:
+            outcome = _outcome(procs, services, time.monotonic() - started, max_runtime)
+            if outcome and outcome != "Completed":
+                _terminate(procs)
+        # Done once every pipe is drained, so the last lines (the error) reach the log and the tails.
+        done = outcome is not None and not any(t.is_alive() for t in pumps) and lines.empty()
+        if done or time.monotonic() - last_flush > _FLUSH_SECONDS:
+            for host, batch in pending.items():
+                streams[host].put(batch)
+                batch.clear()
+            last_flush = time.monotonic()
+            job.update(FinalMetricDataList=metrics.data_list())
+        if done:
+            assert outcome is not None
+            if outcome == "Failed":
+                host, code = next(
+                    (h, p.returncode)
+                    for h, p in zip(hosts, procs, strict=True)
+                    if p.returncode not in (None, 0)
+                )
+                return "Failed", _failure_reason(job.work / host, tails[host], code)
+            return outcome, ""
+
+
+def _upload_dir(s3: Any, directory: Path, uri: str) -> None:
+    bucket, key = split_s3_uri(uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "archive.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            for path in sorted(directory.rglob("*")):
+                tar.add(path, arcname=str(path.relative_to(directory)), recursive=False)
+        s3.upload_file(str(archive), bucket, key)
+
+
+def run_training(job: LocalJob, services: Services) -> None:
+    request = job.request()
+    name = job.name
+    hps = decode_hyperparameters(request.get("HyperParameters") or {})
+    program, submit_dir = hps.get("sagemaker_program"), hps.get("sagemaker_submit_directory")
+    image = request["AlgorithmSpecification"].get("TrainingImage", "")
+    if not program or not submit_dir:
+        raise JobFailure(
+            "ClientError: the local backend runs script mode only (hyperparameters sagemaker_program and "
+            f"sagemaker_submit_directory); it cannot run the container image {image!r}"
+        )
+    count = int(request["ResourceConfig"]["InstanceCount"])
+    hosts = [f"algo-{i + 1}" for i in range(count)]
+    epoch = int(time.time())
+    streams = {h: CloudWatchStream(services.logs, LOG_GROUP, f"{name}/{h}-{epoch}") for h in hosts}
+    streams[hosts[0]].put(
+        [
+            (
+                int(time.time() * 1000),
+                f"local backend (simulated instances): {count} x {request['ResourceConfig']['InstanceType']} as "
+                f"{count} local process(es); image {image or '-'} not pulled, script runs with {sys.executable}; "
+                "EFA/NCCL replaced by gloo on loopback",
+            )
+        ]
+    )
+
+    job.transition("Downloading", "Downloading input data (local)")
+    counts = _download_channels(job, request, services.s3, hosts)
+    code_dir = job.work / "code"
+    _fetch_source(services.s3, str(submit_dir), code_dir)
+    if not (code_dir / str(program)).is_file():
+        raise JobFailure(f"ClientError: entry point {program!r} is not in {submit_dir}")
+
+    job.transition("Training", f"Training on {count} host(s); channels {counts}")
+    training_start = time.time()
+    job.update(TrainingStartTime=now_iso())
+    port = _free_port()
+    lines: queue.Queue[tuple[str, int, str]] = queue.Queue()
+    procs: list[subprocess.Popen[bytes]] = []
+    pumps: list[threading.Thread] = []
+    user_args = json.loads(
+        host_environment(request, hps, hosts, 0, job.work / hosts[0], port)["SM_USER_ARGS"]
+    )
+    for rank, host in enumerate(hosts):
+        env = {**os.environ, **host_environment(request, hps, hosts, rank, job.work / host, port)}
+        proc = subprocess.Popen(
+            [sys.executable, str(program), *user_args],
+            cwd=code_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        assert proc.stdout is not None
+        pumps.append(threading.Thread(target=_pump, args=(proc.stdout, host, lines), daemon=True))
+        pumps[-1].start()
+
+    metrics = MetricMatcher(request["AlgorithmSpecification"].get("MetricDefinitions") or [])
+    max_runtime = float((request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", 86400))
+    outcome, reason = _supervise(job, procs, hosts, streams, lines, metrics, pumps, services, max_runtime)
+    seconds = max(1, round(time.time() - training_start))
+    timing = {
+        "TrainingEndTime": now_iso(),
+        "TrainingTimeInSeconds": seconds,
+        "BillableTimeInSeconds": seconds * count,
+        "FinalMetricDataList": metrics.data_list(),
+    }
+    if outcome == "Failed":
+        job.update(**timing)
+        raise JobFailure(reason)
+    if outcome in ("Stopped", "MaxRuntimeExceeded"):
+        message = "Training job stopped" if outcome == "Stopped" else "MaxRuntimeInSeconds reached"
+        job.transition(outcome, message, TrainingJobStatus="Stopped", **timing)
+        return
+
+    job.transition("Uploading", "Uploading generated training model (local S3)")
+    output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+    model_uri = f"{output}/{name}/output/model.tar.gz"
+    _upload_dir(services.s3, job.work / hosts[0] / "model", model_uri)
+    _upload_dir(services.s3, job.work / hosts[0] / "output" / "data", f"{output}/{name}/output/output.tar.gz")
+    job.transition("Completed", "Training job completed", TrainingJobStatus="Completed", **timing)

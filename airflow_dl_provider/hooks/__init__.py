@@ -1,0 +1,1 @@
+"""Hooks: AWS connections, and the choice of backend from the connection."""

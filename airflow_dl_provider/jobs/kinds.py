@@ -1,0 +1,239 @@
+"""The table of SageMaker job kinds.
+
+Labeling, training, tuning, compilation, transform and processing jobs differ only in a row of this
+table: API names, where the name, status and failure reason live, which states are terminal, how long
+the job may run, the console page and the CloudWatch log group. The engine reads the row; nothing else
+about a kind is written in code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _dig(data: Mapping[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, Mapping) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _training_max_seconds(request: Mapping[str, Any]) -> int | None:
+    cond = request.get("StoppingCondition") or {}
+    return cond.get("MaxWaitTimeInSeconds") or cond.get("MaxRuntimeInSeconds")
+
+
+def _tuning_max_seconds(request: Mapping[str, Any]) -> int | None:
+    limits = _dig(request, "HyperParameterTuningJobConfig", "ResourceLimits") or {}
+    if limits.get("MaxRuntimeInSeconds"):
+        return int(limits["MaxRuntimeInSeconds"])
+    per_job = _training_max_seconds(request.get("TrainingJobDefinition") or {})
+    jobs = limits.get("MaxNumberOfTrainingJobs")
+    parallel = limits.get("MaxParallelTrainingJobs") or 1
+    if per_job and jobs:
+        return int(per_job * -(-jobs // parallel))
+    return None
+
+
+def _metrics(description: Mapping[str, Any]) -> dict[str, float]:
+    return {m["MetricName"]: float(m["Value"]) for m in description.get("FinalMetricDataList") or []}
+
+
+def _training_result(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "model_artifacts": _dig(d, "ModelArtifacts", "S3ModelArtifacts"),
+        "metrics": _metrics(d),
+        "training_seconds": d.get("TrainingTimeInSeconds"),
+        "billable_seconds": d.get("BillableTimeInSeconds"),
+    }
+
+
+def _tuning_result(d: Mapping[str, Any]) -> dict[str, Any]:
+    best = d.get("BestTrainingJob") or {}
+    objective = best.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
+    return {
+        "best_training_job": best.get("TrainingJobName"),
+        "best_hyperparameters": best.get("TunedHyperParameters") or {},
+        "objective": objective.get("MetricName"),
+        "objective_value": objective.get("Value"),
+        "training_job_counts": d.get("TrainingJobStatusCounters") or {},
+    }
+
+
+def _labeling_result(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "output_manifest": _dig(d, "LabelingJobOutput", "OutputDatasetS3Uri"),
+        "label_counters": d.get("LabelCounters") or {},
+    }
+
+
+def _compilation_result(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {"compiled_artifacts": _dig(d, "ModelArtifacts", "S3ModelArtifacts")}
+
+
+def _transform_result(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {"output_path": _dig(d, "TransformOutput", "S3OutputPath")}
+
+
+def _processing_result(d: Mapping[str, Any]) -> dict[str, Any]:
+    outputs = _dig(d, "ProcessingOutputConfig", "Outputs") or []
+    return {"outputs": {o["OutputName"]: _dig(o, "S3Output", "S3Uri") for o in outputs}}
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One row: everything the engine needs to know about a SageMaker job kind.
+
+    :param key: short name used in trigger payloads and the local backend (``training``).
+    :param noun: the API's noun; ``Create<noun>``, ``Describe<noun>``, ``Stop<noun>``.
+    :param status_field: where Describe puts the status; the name and ARN fields follow the noun.
+    :param running: non-terminal states; a job in one of these is reattached to and awaited.
+    :param succeeded: the states that mean done and usable.
+    :param failed: the states that mean the job cannot be used (Failed, Stopped).
+    :param max_name_length: the API's limit on the job name.
+    :param console_fragment: the SageMaker console page after ``#/``, with ``{job_name}``.
+    :param log_group: the CloudWatch Logs group the job writes to, if any.
+    :param max_seconds: how long the request lets the job run, if it says.
+    :param result: the JSON-safe fields of a description that go to XCom.
+    """
+
+    key: str
+    noun: str
+    status_field: str
+    running: frozenset[str]
+    succeeded: frozenset[str]
+    failed: frozenset[str]
+    max_name_length: int = 63
+    console_fragment: str = ""
+    log_group: str | None = None
+    max_seconds: Callable[[Mapping[str, Any]], int | None] = field(default=lambda _request: None)
+    result: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=lambda _d: {})
+
+    @property
+    def name_field(self) -> str:
+        return f"{self.noun}Name"
+
+    @property
+    def arn_field(self) -> str:
+        return f"{self.noun}Arn"
+
+    @property
+    def create_operation(self) -> str:
+        return f"Create{self.noun}"
+
+    @property
+    def create_method(self) -> str:
+        return _snake(self.create_operation)
+
+    @property
+    def describe_method(self) -> str:
+        return _snake(f"Describe{self.noun}")
+
+    @property
+    def stop_method(self) -> str:
+        return _snake(f"Stop{self.noun}")
+
+    @property
+    def terminal(self) -> frozenset[str]:
+        return self.succeeded | self.failed
+
+    def failure_reason(self, description: Mapping[str, Any]) -> str:
+        return str(description.get("FailureReason") or "")
+
+
+_SUCCESS = frozenset({"Completed"})
+_FAILED = frozenset({"Failed", "Stopped"})
+_RUNNING = frozenset({"InProgress", "Stopping"})
+
+JOB_KINDS: dict[str, JobKind] = {
+    kind.key: kind
+    for kind in (
+        JobKind(
+            key="training",
+            noun="TrainingJob",
+            status_field="TrainingJobStatus",
+            running=_RUNNING,
+            succeeded=_SUCCESS,
+            failed=_FAILED,
+            console_fragment="jobs/{job_name}",
+            log_group="/aws/sagemaker/TrainingJobs",
+            max_seconds=_training_max_seconds,
+            result=_training_result,
+        ),
+        JobKind(
+            key="tuning",
+            noun="HyperParameterTuningJob",
+            status_field="HyperParameterTuningJobStatus",
+            running=_RUNNING | {"Deleting"},
+            succeeded=_SUCCESS,
+            failed=_FAILED | {"DeleteFailed"},
+            max_name_length=32,
+            console_fragment="hyper-tuning-jobs/{job_name}",
+            max_seconds=_tuning_max_seconds,
+            result=_tuning_result,
+        ),
+        JobKind(
+            key="labeling",
+            noun="LabelingJob",
+            status_field="LabelingJobStatus",
+            running=_RUNNING | {"Initializing"},
+            succeeded=_SUCCESS,
+            failed=_FAILED,
+            console_fragment="labeling-jobs/details/{job_name}",
+            log_group="/aws/sagemaker/LabelingJobs",
+            max_seconds=lambda r: _dig(r, "StoppingConditions", "MaxRuntimeInSeconds"),
+            result=_labeling_result,
+        ),
+        JobKind(
+            key="compilation",
+            noun="CompilationJob",
+            status_field="CompilationJobStatus",
+            running=frozenset({"INPROGRESS", "STARTING", "STOPPING"}),
+            succeeded=frozenset({"COMPLETED"}),
+            failed=frozenset({"FAILED", "STOPPED"}),
+            console_fragment="compilation-jobs/{job_name}",
+            log_group="/aws/sagemaker/CompilationJobs",
+            max_seconds=lambda r: _dig(r, "StoppingCondition", "MaxRuntimeInSeconds"),
+            result=_compilation_result,
+        ),
+        JobKind(
+            key="transform",
+            noun="TransformJob",
+            status_field="TransformJobStatus",
+            running=_RUNNING,
+            succeeded=_SUCCESS,
+            failed=_FAILED,
+            console_fragment="transform-jobs/{job_name}",
+            log_group="/aws/sagemaker/TransformJobs",
+            result=_transform_result,
+        ),
+        JobKind(
+            key="processing",
+            noun="ProcessingJob",
+            status_field="ProcessingJobStatus",
+            running=_RUNNING,
+            succeeded=_SUCCESS,
+            failed=_FAILED,
+            console_fragment="processing-jobs/{job_name}",
+            log_group="/aws/sagemaker/ProcessingJobs",
+            max_seconds=lambda r: _dig(r, "StoppingCondition", "MaxRuntimeInSeconds"),
+            result=_processing_result,
+        ),
+    )
+}
+
+
+def job_kind(key: str) -> JobKind:
+    """Return the row for ``key``; an unknown key names the known ones."""
+    try:
+        return JOB_KINDS[key]
+    except KeyError:
+        raise ValueError(f"job kind {key!r} is not one of {', '.join(JOB_KINDS)}") from None

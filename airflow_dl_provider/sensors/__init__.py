@@ -1,0 +1,1 @@
+"""Sensors: one for every job kind."""

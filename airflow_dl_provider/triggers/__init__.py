@@ -1,0 +1,1 @@
+"""Triggers: one for every job kind."""

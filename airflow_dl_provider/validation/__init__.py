@@ -1,0 +1,1 @@
+"""Checks of SageMaker requests and responses against the botocore service model, with no Airflow import."""
