@@ -162,7 +162,8 @@ JOB_KINDS: dict[str, JobKind] = {
             status_field="TrainingJobStatus",
             running=_RUNNING,
             succeeded=_SUCCESS,
-            failed=_FAILED,
+            # DeleteTrainingJob: a job being deleted cannot be used; a retry starts the next attempt.
+            failed=_FAILED | {"Deleting"},
             console_fragment="jobs/{job_name}",
             log_group="/aws/sagemaker/TrainingJobs",
             max_seconds=_training_max_seconds,

@@ -1,0 +1,140 @@
+"""The pipeline YAML schema. Errors name the file, the field and the fix, on one line.
+
+A config is checked when the DAG file is parsed, so a misspelled key fails the import in the
+Airflow UI, long before a cluster starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from airflow_dl_provider.exceptions import PipelineConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    """Where the raw data is and how ``prepare_data`` splits it into channels."""
+
+    source: str = Field(description="s3:// URI of a CSV file with a header row")
+    label_column: str = "label"
+    validation_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    seed: int = 0
+
+    @field_validator("source")
+    @classmethod
+    def _s3(cls, value: str) -> str:
+        if not value.startswith("s3://"):
+            raise ValueError("must be an s3:// URI")
+        return value
+
+
+class TrainingConfig(_Strict):
+    """Arguments of :class:`~airflow_dl_provider.operators.training.DistributedTrainingOperator`."""
+
+    entry_point: str | None = None
+    source_dir: str | None = Field(None, description="relative to the config file, or s3://")
+    image_uri: str | None = None
+    framework_version: str = "2.5.1"
+    instance_type: str = "ml.p3dn.24xlarge"
+    instance_count: int = Field(1, ge=1)
+    distribution: Literal["torch_distributed", "pytorch_ddp", "smdataparallel", "mpi"] | None = None
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    metric_definitions: dict[str, str] = Field(default_factory=dict)
+    max_runtime_seconds: int = Field(86400, ge=1)
+    max_cost_usd: float | None = Field(None, gt=0)
+    use_spot: bool = False
+    spot_max_wait_seconds: int | None = None
+    allow_no_efa: bool = False
+    volume_size_gb: int = Field(100, ge=1)
+    subnets: list[str] = Field(default_factory=list)
+    security_group_ids: list[str] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class PipelineConfig(_Strict):
+    """One pipeline: one DAG ``dl_pipeline_<pipeline>``."""
+
+    pipeline: str = Field(pattern=r"^[a-zA-Z0-9_]+$")
+    description: str = ""
+    schedule: str | None = None
+    start_date: str = "2026-01-01"
+    tags: list[str] = Field(default_factory=list)
+    retries: int = Field(2, ge=0)
+    retry_delay_seconds: int = Field(120, ge=0)
+    aws_conn_id: str = "aws_default"
+    role_arn: str = Field(pattern=r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
+    bucket: str
+    prefix: str = ""
+    deferrable: bool = False
+    poll_interval: float = Field(30.0, gt=0)
+    data: DataConfig
+    training: TrainingConfig
+
+    @property
+    def dag_id(self) -> str:
+        return f"dl_pipeline_{self.pipeline}"
+
+    def s3_uri(self, *parts: str) -> str:
+        path = "/".join(p.strip("/") for p in (self.prefix, *parts) if p)
+        return f"s3://{self.bucket}/{path}"
+
+
+def _model_for(loc: tuple[Any, ...]) -> type[BaseModel]:
+    model: type[BaseModel] = PipelineConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    return model
+
+
+def _one_line(path: Path, error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    field = ".".join(str(p) for p in loc)
+    if error["type"] == "extra_forbidden":
+        known = list(_model_for(loc).model_fields)
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        fix = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(known)}"
+        return f"{path}: {field}: unknown key; {fix}"
+    if error["type"] == "missing":
+        return f"{path}: {field}: required key is missing"
+    value = error.get("input")
+    shown = f" (got {value!r})" if not isinstance(value, dict | list) else ""
+    return f"{path}: {field}: {error['msg']}{shown}"
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and check one pipeline YAML file.
+
+    :raises PipelineConfigError: one line per problem, joined; the first names the file and field.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise PipelineConfigError(
+            f"{path}:{where} is not valid YAML: {getattr(err, 'problem', err)}"
+        ) from None
+    if not isinstance(raw, dict):
+        raise PipelineConfigError(
+            f"{path}: must be a mapping of keys (pipeline, role_arn, bucket, data, training)"
+        )
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as err:
+        lines = [_one_line(path, e) for e in err.errors()]
+        more = f" (and {len(lines) - 1} more: {'; '.join(lines[1:])})" if len(lines) > 1 else ""
+        raise PipelineConfigError(lines[0] + more) from None

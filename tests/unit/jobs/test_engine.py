@@ -1,0 +1,346 @@
+"""The job engine against a real boto3 SageMaker client whose HTTP layer is a botocore Stubber."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from airflow_dl_provider.exceptions import SageMakerJobError
+from airflow_dl_provider.jobs.engine import JobEngine
+from airflow_dl_provider.jobs.kinds import JOB_KINDS
+from airflow_dl_provider.jobs.naming import deterministic_job_name
+
+TRAINING = JOB_KINDS["training"]
+IDS = {"dag_id": "dl", "task_id": "train", "run_id": "manual__1", "map_index": -1}
+NAME = deterministic_job_name(**IDS)
+NAME_R2 = deterministic_job_name(**IDS, attempt=2)
+NAME_R3 = deterministic_job_name(**IDS, attempt=3)
+REQUEST: dict[str, Any] = {
+    "AlgorithmSpecification": {"TrainingImage": "img:1", "TrainingInputMode": "File"},
+    "RoleArn": "arn:aws:iam::123456789012:role/SageMakerExecution",
+    "OutputDataConfig": {"S3OutputPath": "s3://bucket/out"},
+    "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+    "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+}
+NOT_FOUND = {"service_error_code": "ValidationException", "service_message": "Requested resource not found."}
+
+
+def arn(name: str) -> str:
+    return f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}"
+
+
+def description(name: str, status: str, **extra: Any) -> dict[str, Any]:
+    """A DescribeTrainingJob response with every member the model requires (the Stubber checks)."""
+    return {
+        "TrainingJobName": name,
+        "TrainingJobArn": arn(name),
+        "TrainingJobStatus": status,
+        "SecondaryStatus": {"InProgress": "Training", "Stopping": "Stopping"}.get(status, status),
+        "ModelArtifacts": {"S3ModelArtifacts": f"s3://bucket/out/{name}/output/model.tar.gz"},
+        "AlgorithmSpecification": REQUEST["AlgorithmSpecification"],
+        "ResourceConfig": REQUEST["ResourceConfig"],
+        "StoppingCondition": REQUEST["StoppingCondition"],
+        "CreationTime": dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+        **extra,
+    }
+
+
+class FakeClock:
+    """Monotonic time that only moves when the engine sleeps (or a test says so)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def client() -> Any:
+    return boto3.client(
+        "sagemaker", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+
+
+@pytest.fixture
+def stub(client: Any) -> Iterator[Stubber]:
+    with Stubber(client) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def engine(client: Any, clock: FakeClock) -> JobEngine:
+    return JobEngine(TRAINING, client, sleep=clock.sleep, clock=clock)
+
+
+def expect_describe(stub: Stubber, name: str, status: str | None, **extra: Any) -> None:
+    if status is None:
+        stub.add_client_error("describe_training_job", expected_params={"TrainingJobName": name}, **NOT_FOUND)
+    else:
+        stub.add_response(
+            "describe_training_job", description(name, status, **extra), {"TrainingJobName": name}
+        )
+
+
+def expect_create(stub: Stubber, name: str) -> None:
+    stub.add_response(
+        "create_training_job", {"TrainingJobArn": arn(name)}, {**REQUEST, "TrainingJobName": name}
+    )
+
+
+# -- ensure -------------------------------------------------------------------------------------------
+
+
+def test_ensure_creates_when_no_job_has_the_name(engine: JobEngine, stub: Stubber) -> None:
+    expect_describe(stub, NAME, None)
+    expect_create(stub, NAME)
+    handle = engine.ensure(REQUEST, **IDS)
+    assert (handle.name, handle.arn, handle.created) == (NAME, arn(NAME), True)
+
+
+@pytest.mark.parametrize("status", ["InProgress", "Stopping"])
+def test_ensure_reattaches_to_a_running_job(
+    engine: JobEngine, stub: Stubber, status: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    expect_describe(stub, NAME, status)
+    with caplog.at_level(logging.INFO):
+        handle = engine.ensure(REQUEST, **IDS)
+    assert (handle.name, handle.created) == (NAME, False)
+    assert handle.description["TrainingJobStatus"] == status
+    assert "Reattached: waiting on running" in caplog.text
+
+
+def test_ensure_returns_a_completed_job_without_creating(
+    engine: JobEngine, stub: Stubber, caplog: pytest.LogCaptureFixture
+) -> None:
+    expect_describe(stub, NAME, "Completed")
+    with caplog.at_level(logging.INFO):
+        handle = engine.ensure(REQUEST, **IDS)
+    assert (handle.name, handle.arn, handle.created) == (NAME, arn(NAME), False)
+    assert "Reattached: reusing finished" in caplog.text
+
+
+@pytest.mark.parametrize("status", ["Failed", "Stopped"])
+def test_ensure_after_a_failed_job_creates_the_next_attempt(
+    engine: JobEngine, stub: Stubber, status: str
+) -> None:
+    expect_describe(stub, NAME, status, FailureReason="AlgorithmError: boom")
+    expect_describe(stub, NAME_R2, None)
+    expect_create(stub, NAME_R2)
+    handle = engine.ensure(REQUEST, **IDS)
+    assert handle.name == NAME_R2 == f"{NAME}-r2"
+    assert handle.created
+
+
+def test_ensure_walks_past_several_failed_attempts_to_a_running_one(engine: JobEngine, stub: Stubber) -> None:
+    expect_describe(stub, NAME, "Failed")
+    expect_describe(stub, NAME_R2, "Stopped")
+    expect_describe(stub, NAME_R3, "InProgress")
+    handle = engine.ensure(REQUEST, **IDS)
+    assert (handle.name, handle.created) == (NAME_R3, False)
+
+
+@pytest.mark.parametrize("status", ["InProgress", "Completed", "Failed"])
+def test_ensure_if_exists_fail_refuses_any_existing_job(engine: JobEngine, stub: Stubber, status: str) -> None:
+    expect_describe(stub, NAME, status)
+    with pytest.raises(SageMakerJobError, match="already exists") as caught:
+        engine.ensure(REQUEST, **IDS, if_exists="fail")
+    assert caught.value.job_name == NAME
+    assert caught.value.status == status
+
+
+def test_ensure_if_exists_new_skips_existing_jobs(engine: JobEngine, stub: Stubber) -> None:
+    expect_describe(stub, NAME, "Completed")
+    expect_describe(stub, NAME_R2, "InProgress")
+    expect_describe(stub, NAME_R3, None)
+    expect_create(stub, NAME_R3)
+    handle = engine.ensure(REQUEST, **IDS, if_exists="new")
+    assert (handle.name, handle.created) == (NAME_R3, True)
+
+
+def test_ensure_rejects_an_unknown_if_exists(engine: JobEngine, stub: Stubber) -> None:
+    with pytest.raises(ValueError, match="if_exists"):
+        engine.ensure(REQUEST, **IDS, if_exists="replace")  # type: ignore[arg-type]
+
+
+def test_ensure_passes_other_client_errors_through(engine: JobEngine, stub: Stubber) -> None:
+    from botocore.exceptions import ClientError
+
+    stub.add_client_error("describe_training_job", "ThrottlingException", "Rate exceeded")
+    with pytest.raises(ClientError, match="Rate exceeded"):
+        engine.ensure(REQUEST, **IDS)
+
+
+# -- wait ---------------------------------------------------------------------------------------------
+
+
+def test_wait_polls_until_completed(engine: JobEngine, stub: Stubber, clock: FakeClock) -> None:
+    for status in ("InProgress", "InProgress", "InProgress"):
+        expect_describe(stub, NAME, status)
+    expect_describe(
+        stub,
+        NAME,
+        "Completed",
+        FinalMetricDataList=[{"MetricName": "test_accuracy", "Value": 0.97}],
+        TrainingTimeInSeconds=10,
+        BillableTimeInSeconds=20,
+    )
+    done = engine.wait(NAME, poll_interval=30)
+    assert done["TrainingJobStatus"] == "Completed"
+    assert len(clock.sleeps) == 3
+    # Backoff: starts around a second and grows, never past poll_interval (+20% jitter).
+    assert clock.sleeps[0] <= 1.2
+    assert clock.sleeps[2] > clock.sleeps[0]
+    result = engine.result(done)
+    assert result["metrics"] == {"test_accuracy": 0.97}
+    assert result["billable_seconds"] == 20
+
+
+def test_wait_backoff_is_capped_by_poll_interval(engine: JobEngine, stub: Stubber, clock: FakeClock) -> None:
+    for _ in range(12):
+        expect_describe(stub, NAME, "InProgress")
+    expect_describe(stub, NAME, "Completed")
+    engine.wait(NAME, poll_interval=5)
+    assert max(clock.sleeps) <= 5 * 1.2
+    assert clock.sleeps[-1] >= 5 * 0.8
+
+
+def test_wait_raises_with_the_failure_reason(engine: JobEngine, stub: Stubber) -> None:
+    expect_describe(stub, NAME, "InProgress")
+    reason = "AlgorithmError: ValueError: learning rate must be positive, exit code: 1"
+    expect_describe(stub, NAME, "Failed", FailureReason=reason)
+    with pytest.raises(SageMakerJobError) as caught:
+        engine.wait(NAME, poll_interval=1)
+    err = caught.value
+    assert reason in str(err)
+    assert (err.job_name, err.status, err.failure_reason) == (NAME, "Failed", reason)
+    assert "\n" not in str(err)
+
+
+def test_wait_on_a_stopped_job_raises(engine: JobEngine, stub: Stubber) -> None:
+    expect_describe(stub, NAME, "Stopped")
+    with pytest.raises(SageMakerJobError, match=f"{NAME} Stopped") as caught:
+        engine.wait(NAME)
+    assert caught.value.status == "Stopped"
+
+
+def test_wait_on_a_vanished_job_raises(engine: JobEngine, stub: Stubber) -> None:
+    expect_describe(stub, NAME, None)
+    with pytest.raises(SageMakerJobError, match="does not exist"):
+        engine.wait(NAME)
+
+
+def test_wait_past_max_wait_stops_the_job(engine: JobEngine, stub: Stubber, clock: FakeClock) -> None:
+    expect_describe(stub, NAME, "InProgress")  # t=0: poll
+    expect_describe(stub, NAME, "InProgress")  # after sleeping past the deadline: poll
+    expect_describe(stub, NAME, "InProgress")  # stop(): still running?
+    stub.add_response("stop_training_job", {}, {"TrainingJobName": NAME})
+    clock_sleep = clock.sleep
+
+    def long_sleep(seconds: float) -> None:
+        clock_sleep(seconds + 100)
+
+    engine._sleep = long_sleep
+    with pytest.raises(SageMakerJobError, match="max_wait=60s; stopped it") as caught:
+        engine.wait(NAME, poll_interval=30, max_wait=60)
+    assert caught.value.status == "InProgress"
+
+
+def test_default_max_wait_is_the_job_limit_plus_slack(engine: JobEngine) -> None:
+    assert engine.default_max_wait(REQUEST) == 600 + 3600
+    assert engine.default_max_wait({}) is None
+
+
+# -- stop ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["Completed", "Failed", "Stopped"])
+def test_stop_sends_nothing_for_an_ended_job(engine: JobEngine, stub: Stubber, status: str) -> None:
+    expect_describe(stub, NAME, status)
+    assert engine.stop(NAME) is False
+
+
+def test_stop_sends_nothing_for_a_missing_job(engine: JobEngine, stub: Stubber) -> None:
+    expect_describe(stub, NAME, None)
+    assert engine.stop(NAME) is False
+
+
+def test_stop_a_running_job(engine: JobEngine, stub: Stubber) -> None:
+    expect_describe(stub, NAME, "InProgress")
+    stub.add_response("stop_training_job", {}, {"TrainingJobName": NAME})
+    assert engine.stop(NAME) is True
+
+
+def test_stop_racing_the_end_of_the_job_is_not_an_error(engine: JobEngine, stub: Stubber) -> None:
+    expect_describe(stub, NAME, "InProgress")
+    stub.add_client_error(
+        "stop_training_job",
+        "ValidationException",
+        "The request was rejected because the training job is in status Completed.",
+        expected_params={"TrainingJobName": NAME},
+    )
+    assert engine.stop(NAME) is False
+
+
+# -- logs ---------------------------------------------------------------------------------------------
+
+
+def test_wait_copies_each_log_line_once_across_polls(
+    client: Any, stub: Stubber, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    logs = boto3.client(
+        "logs", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    group = "/aws/sagemaker/TrainingJobs"
+    stream = f"{NAME}/algo-1-1700000000"
+    streams = {"logStreams": [{"logStreamName": stream}]}
+    with Stubber(logs) as log_stub:
+        expect_describe(stub, NAME, "InProgress")
+        log_stub.add_response("describe_log_streams", streams, {"logGroupName": group, "logStreamNamePrefix": f"{NAME}/"})
+        log_stub.add_response(
+            "get_log_events",
+            {"events": [{"timestamp": 1, "message": "epoch=1\n"}], "nextForwardToken": "f/1"},
+            {"logGroupName": group, "logStreamName": stream, "startFromHead": True},
+        )
+        log_stub.add_response(
+            "get_log_events",
+            {"events": [], "nextForwardToken": "f/1"},
+            {"logGroupName": group, "logStreamName": stream, "startFromHead": True, "nextToken": "f/1"},
+        )
+        expect_describe(stub, NAME, "Completed")
+        log_stub.add_response("describe_log_streams", streams, {"logGroupName": group, "logStreamNamePrefix": f"{NAME}/"})
+        log_stub.add_response(
+            "get_log_events",
+            {"events": [{"timestamp": 2, "message": "test_accuracy=0.97"}], "nextForwardToken": "f/2"},
+            {"logGroupName": group, "logStreamName": stream, "startFromHead": True, "nextToken": "f/1"},
+        )
+        log_stub.add_response(
+            "get_log_events",
+            {"events": [], "nextForwardToken": "f/2"},
+            {"logGroupName": group, "logStreamName": stream, "startFromHead": True, "nextToken": "f/2"},
+        )
+        engine = JobEngine(TRAINING, client, logs_client=logs, sleep=clock.sleep, clock=clock)
+        cursor: dict[str, str] = {}
+        with caplog.at_level(logging.INFO):
+            engine.wait(NAME, log_cursor=cursor)
+        log_stub.assert_no_pending_responses()
+    copied = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[algo-1]")]
+    assert copied == ["[algo-1] epoch=1", "[algo-1] test_accuracy=0.97"]
+    assert cursor == {stream: "f/2"}
