@@ -70,7 +70,7 @@ class JobEngine:
         client: Any,
         *,
         logs_client: Any = None,
-        log: logging.Logger | None = None,
+        log: Any = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

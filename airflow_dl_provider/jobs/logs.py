@@ -6,10 +6,7 @@ resumed after the trigger fires copies the lines it has not copied yet, and none
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import logging
+from typing import Any
 
 LogCursor = dict[str, str]
 
@@ -24,7 +21,7 @@ class JobLogStreamer:
     :param job_name: streams are named ``<job_name>/<host>-<epoch>``.
     """
 
-    def __init__(self, logs_client: Any, log_group: str, job_name: str, log: logging.Logger) -> None:
+    def __init__(self, logs_client: Any, log_group: str, job_name: str, log: Any) -> None:
         self.client = logs_client
         self.log_group = log_group
         self.job_name = job_name

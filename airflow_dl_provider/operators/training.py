@@ -265,7 +265,7 @@ class DistributedTrainingOperator(SageMakerJobOperator):
             local_source
             and entry_point
             and not _templated(entry_point)
-            and not (Path(source_dir) / entry_point).is_file()
+            and not (Path(str(source_dir)) / entry_point).is_file()
         ):
             raise ValueError(
                 f"{task}: entry_point: {entry_point!r} is not a file in source_dir {source_dir!r}"

@@ -99,7 +99,7 @@ def _model_for(loc: tuple[Any, ...]) -> type[BaseModel]:
     return model
 
 
-def _one_line(path: Path, error: dict[str, Any]) -> str:
+def _one_line(path: Path, error: Any) -> str:
     loc = tuple(error["loc"])
     field = ".".join(str(p) for p in loc)
     if error["type"] == "extra_forbidden":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,7 @@ def build_dag(config: PipelineConfig, config_path: Path) -> Any:
         dag_id=config.dag_id,
         description=config.description or f"Deep-learning pipeline {config.pipeline}: prepare data -> train",
         schedule=config.schedule,
-        start_date=pendulum.parse(config.start_date, tz="UTC"),
+        start_date=pendulum.instance(datetime.fromisoformat(config.start_date), tz="UTC"),
         catchup=False,
         tags=["deep-learning", *config.tags],
         default_args={
