@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import ipaddress
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from urllib.parse import urlparse
 from botocore.exceptions import ClientError
 
 from airflow_dl_provider.backends.local.state import JobStore, LocalJob, now_iso
+from airflow_dl_provider.backends.local.workers import LOCAL_WORKERS, worker
 from airflow_dl_provider.jobs.kinds import JOB_KINDS, JobKind
 from airflow_dl_provider.validation.requests import output_shape, validate_request, validate_response
 
@@ -29,29 +31,6 @@ if TYPE_CHECKING:
 
 ACCOUNT_ID = "123456789012"
 DEFAULT_HOME = Path.home() / ".airflow-dl" / "local"
-# The kinds whose work the runner can do here; the others are refused rather than faked.
-RUNNABLE_KINDS = ("training",)
-_ARN_NOUN = {"training": "training-job"}
-
-
-def _initial_training_state(request: dict[str, Any], name: str) -> dict[str, Any]:
-    # Describe always carries these (the service model marks them required), from the first call on.
-    output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
-    stamp = now_iso()
-    return {
-        "SecondaryStatus": "Starting",
-        "SecondaryStatusTransitions": [
-            {
-                "Status": "Starting",
-                "StartTime": stamp,
-                "StatusMessage": "Launching local processes (simulated instances)",
-            }
-        ],
-        "ModelArtifacts": {"S3ModelArtifacts": f"{output}/{name}/output/model.tar.gz"},
-    }
-
-
-_INITIAL_STATE = {"training": _initial_training_state}
 
 
 def _client_error(code: str, message: str, operation: str) -> ClientError:
@@ -77,6 +56,17 @@ def _process_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def _kill_job_processes(runner_pid: int) -> None:
+    """Kill what a dead runner left behind, as SageMaker tears down the instances of a failed job.
+
+    The runner leads its own session, so its hosts share its process group; Linux does not reuse a
+    pid while a group still carries it, so the group can only be this job's.
+    """
+    if runner_pid > 0:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(runner_pid, signal.SIGKILL)
 
 
 def _with_datetimes(shape: Any, value: Any) -> Any:
@@ -132,13 +122,13 @@ class LocalSageMakerClient:
         kind = JOB_KINDS[key]
         validate_request(kind.create_operation, request)
         name = request[kind.name_field]
-        arn = f"arn:aws:sagemaker:{self.region}:{ACCOUNT_ID}:{_ARN_NOUN[key]}/{name.lower()}"
+        arn = f"arn:aws:sagemaker:{self.region}:{ACCOUNT_ID}:{worker(key).ARN_NOUN}/{name.lower()}"
         state = {
             kind.name_field: name,
             kind.arn_field: arn,
             kind.status_field: "InProgress",
             "CreationTime": now_iso(),
-            **_INITIAL_STATE[key](request, name),
+            **worker(key).initial_state(request, name),
         }
         job = self.store.create(key, name, request, state)
         if job is None:
@@ -178,12 +168,21 @@ class LocalSageMakerClient:
         job = self._job(kind, key, params[kind.name_field], operation)
         state = job.state()
         if state[kind.status_field] in kind.running and not _process_alive(state.get("_pid", 0)):
-            state = job.update(
-                **{
-                    kind.status_field: "Failed",
-                    "FailureReason": "InternalServerError: the local runner process exited before the job ended",
-                }
-            )
+            # Read again: the runner may have recorded the job's end just before it exited.
+            state = job.state()
+            if state[kind.status_field] == "Stopping":
+                # A stop reached the runner before it could handle SIGTERM (it was still starting).
+                _kill_job_processes(state.get("_pid", 0))
+                job.transition("Stopped", "Training job stopped", **{kind.status_field: "Stopped"})
+                state = job.state()
+            elif state[kind.status_field] in kind.running:
+                _kill_job_processes(state.get("_pid", 0))
+                state = job.update(
+                    **{
+                        kind.status_field: "Failed",
+                        "FailureReason": "InternalServerError: the local runner process exited before the job ended",
+                    }
+                )
         shape = output_shape(operation)
         merged = {**job.request(), **state}
         response = {k: _with_datetimes(shape.members[k], v) for k, v in merged.items() if k in shape.members}
@@ -230,7 +229,15 @@ class LocalSageMakerClient:
         )
         return {f"{kind.noun}Summaries": summaries[: params.get("MaxResults", 100)]}
 
-    create_training_job = partialmethod(_create, "training")
-    describe_training_job = partialmethod(_describe, "training")
-    stop_training_job = partialmethod(_stop, "training")
-    list_training_jobs = partialmethod(_list, "training")
+
+# create_*/describe_*/stop_*/list_* for every kind the local backend runs, named as boto3 names them.
+for _key in LOCAL_WORKERS:
+    _kind = JOB_KINDS[_key]
+    setattr(LocalSageMakerClient, _kind.create_method, partialmethod(LocalSageMakerClient._create, _key))
+    setattr(LocalSageMakerClient, _kind.describe_method, partialmethod(LocalSageMakerClient._describe, _key))
+    setattr(LocalSageMakerClient, _kind.stop_method, partialmethod(LocalSageMakerClient._stop, _key))
+    setattr(
+        LocalSageMakerClient,
+        f"list_{_kind.describe_method[len('describe_') :]}s",
+        partialmethod(LocalSageMakerClient._list, _key),
+    )

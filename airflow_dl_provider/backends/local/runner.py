@@ -18,6 +18,7 @@ import boto3
 
 from airflow_dl_provider.backends.local.state import LocalJob
 from airflow_dl_provider.backends.local.work import JobFailure, Services
+from airflow_dl_provider.backends.local.workers import worker
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
 
 log = logging.getLogger("airflow_dl_provider.local.runner")
@@ -32,12 +33,9 @@ def services_from_env() -> Services:
 
 
 def run(job: LocalJob, services: Services) -> None:
-    from airflow_dl_provider.backends.local import training
-
-    workers = {"training": training.run_training}
     kind = JOB_KINDS[job.kind]
     try:
-        workers[job.kind](job, services)
+        worker(job.kind).run(job, services)
     except Exception as err:
         if isinstance(err, JobFailure):
             reason = str(err)[:1024]

@@ -33,6 +33,7 @@ from airflow_dl_provider.backends.local.state import LocalJob, now_iso
 from airflow_dl_provider.backends.local.work import CloudWatchStream, JobFailure, Services
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+ARN_NOUN = "training-job"
 _FLUSH_SECONDS = 0.5
 _KILL_GRACE_SECONDS = 10
 
@@ -243,6 +244,7 @@ def _supervise(
     pending: dict[str, list[tuple[int, str]]] = {h: [] for h in hosts}
     tails: dict[str, list[str]] = {h: [] for h in hosts}
     outcome: str | None = None
+    culprit: tuple[str, int] = (hosts[0], 0)
     last_flush = time.monotonic()
     while True:
         try:
@@ -254,6 +256,13 @@ def _supervise(
             pass
         if outcome is None:
             outcome = _outcome(procs, services, time.monotonic() - started, max_runtime)
+            if outcome == "Failed":
+                # Name the host that failed first, before the peers we terminate exit non-zero too.
+                culprit = next(
+                    (h, p.returncode)
+                    for h, p in zip(hosts, procs, strict=True)
+                    if p.returncode not in (None, 0)
+                )
             if outcome and outcome != "Completed":
                 _terminate(procs)
         # Done once every pipe is drained, so the last lines (the error) reach the log and the tails.
@@ -267,11 +276,7 @@ def _supervise(
         if done:
             assert outcome is not None
             if outcome == "Failed":
-                host, code = next(
-                    (h, p.returncode)
-                    for h, p in zip(hosts, procs, strict=True)
-                    if p.returncode not in (None, 0)
-                )
+                host, code = culprit
                 return "Failed", _failure_reason(job.work / host, tails[host], code)
             return outcome, ""
 
@@ -286,7 +291,7 @@ def _upload_dir(s3: Any, directory: Path, uri: str) -> None:
         s3.upload_file(str(archive), bucket, key)
 
 
-def run_training(job: LocalJob, services: Services) -> None:
+def run(job: LocalJob, services: Services) -> None:
     request = job.request()
     name = job.name
     hps = decode_hyperparameters(request.get("HyperParameters") or {})
@@ -368,3 +373,20 @@ def run_training(job: LocalJob, services: Services) -> None:
     _upload_dir(services.s3, job.work / hosts[0] / "model", model_uri)
     _upload_dir(services.s3, job.work / hosts[0] / "output" / "data", f"{output}/{name}/output/output.tar.gz")
     job.transition("Completed", "Training job completed", TrainingJobStatus="Completed", **timing)
+
+
+def initial_state(request: dict[str, Any], name: str) -> dict[str, Any]:
+    # Describe always carries these (the service model marks them required), from the first call on.
+    output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+    stamp = now_iso()
+    return {
+        "SecondaryStatus": "Starting",
+        "SecondaryStatusTransitions": [
+            {
+                "Status": "Starting",
+                "StartTime": stamp,
+                "StatusMessage": "Launching local processes (simulated instances)",
+            }
+        ],
+        "ModelArtifacts": {"S3ModelArtifacts": f"{output}/{name}/output/model.tar.gz"},
+    }
