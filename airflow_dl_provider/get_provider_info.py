@@ -23,7 +23,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Amazon SageMaker (deep learning)",
-                "python-modules": ["airflow_dl_provider.operators.training"],
+                "python-modules": [
+                    "airflow_dl_provider.operators.datasets",
+                    "airflow_dl_provider.operators.training",
+                ],
             }
         ],
         "sensors": [
