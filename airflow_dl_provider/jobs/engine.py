@@ -10,21 +10,19 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from airflow_dl_provider.exceptions import SageMakerJobError
 from airflow_dl_provider.jobs.logs import JobLogStreamer, LogCursor
-from airflow_dl_provider.jobs.naming import deterministic_job_name
+from airflow_dl_provider.jobs.naming import IF_EXISTS_CHOICES, IfExists, deterministic_job_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from airflow_dl_provider.jobs.kinds import JobKind
 
-IfExists = Literal["reattach", "fail", "new"]
-IF_EXISTS_CHOICES = ("reattach", "fail", "new")
 
 # Enough follow-up jobs for any sane retry policy; past this something is wrong, so say so.
 MAX_ATTEMPTS = 50

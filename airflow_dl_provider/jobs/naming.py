@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Literal
+
+# What to do when the task instance's job name is taken: see JobEngine.ensure.
+IfExists = Literal["reattach", "fail", "new"]
+IF_EXISTS_CHOICES: tuple[IfExists, ...] = ("reattach", "fail", "new")
 
 _HASH_LENGTH = 10
 

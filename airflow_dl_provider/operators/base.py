@@ -19,13 +19,11 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from airflow_dl_provider.exceptions import SageMakerJobError
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
-from airflow_dl_provider.jobs.engine import IF_EXISTS_CHOICES, IfExists, JobEngine
-from airflow_dl_provider.jobs.naming import deterministic_job_name
+from airflow_dl_provider.jobs.naming import IF_EXISTS_CHOICES, IfExists, deterministic_job_name
 from airflow_dl_provider.links.console import SageMakerJobLink
-from airflow_dl_provider.triggers.job import SageMakerJobTrigger
-from airflow_dl_provider.validation.requests import validate_request
 
 if TYPE_CHECKING:
+    from airflow_dl_provider.jobs.engine import JobEngine
     from airflow_dl_provider.jobs.kinds import JobKind
     from airflow_dl_provider.jobs.logs import LogCursor
 
@@ -123,10 +121,15 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
     # -- the one runner ----------------------------------------------------------------------------------
 
     def engine(self) -> JobEngine:
+        from airflow_dl_provider.jobs.engine import JobEngine
+
         return JobEngine(self.job_kind, self.hook.conn, logs_client=self.hook.logs, log=self.log)
 
     def render_request(self, context: Any) -> dict[str, Any]:
         """Build, merge ``overrides`` and validate; the first attempt's name stands in for validation."""
+        # Imported here, not at parse time: DAG files stay light (the service model loads on first use).
+        from airflow_dl_provider.validation.requests import validate_request
+
         request = deep_merge(self.build_request(context), self.overrides)
         name = deterministic_job_name(
             **_context_ids(context), max_length=self.job_kind.max_name_length, prefix=self.job_name_prefix
@@ -161,6 +164,8 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
         max_wait = self.max_wait if self.max_wait is not None else engine.default_max_wait(request)
         cursor: LogCursor = {}
         if self.deferrable:
+            from airflow_dl_provider.triggers.job import SageMakerJobTrigger
+
             engine.copy_logs(handle.name, cursor)
             description = engine.describe(handle.name) or description
             if description.get(self.job_kind.status_field) in self.job_kind.terminal:

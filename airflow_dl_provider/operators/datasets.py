@@ -8,7 +8,7 @@ import random
 import re
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
@@ -39,7 +39,7 @@ def split_rows(
     }
 
 
-class SplitDatasetOperator(AwsBaseOperator[S3Hook]):
+class SplitDatasetOperator(AwsBaseOperator[AwsBaseHook]):
     """Split a CSV (header row, one label column) into ``train``/``validation``/``test`` channels.
 
     Each channel is written as one object under ``<output_prefix>/<run>/<channel>/data.csv``; the
@@ -51,7 +51,9 @@ class SplitDatasetOperator(AwsBaseOperator[S3Hook]):
     :return: ``{"train": uri, "validation": uri, "test": uri, "rows": {channel: count}, "source": uri}``
     """
 
-    aws_hook_class = S3Hook
+    # The generic hook with client_type="s3": S3Hook's helpers are not needed, and not importing its
+    # module keeps DAG parsing light.
+    aws_hook_class = AwsBaseHook
     template_fields: Sequence[str] = aws_template_fields("source", "output_prefix")
 
     def __init__(
@@ -74,6 +76,10 @@ class SplitDatasetOperator(AwsBaseOperator[S3Hook]):
         self.validation_fraction = validation_fraction
         self.test_fraction = test_fraction
         self.seed = seed
+
+    @property
+    def _hook_parameters(self) -> dict[str, Any]:
+        return {**super()._hook_parameters, "client_type": "s3"}
 
     def execute(self, context: Any) -> dict[str, Any]:
         s3 = self.hook.conn
