@@ -1,0 +1,427 @@
+"""Hyperparameter tuning: typed arguments -> one CreateHyperParameterTuningJob request.
+
+The tuning operator takes every argument of :class:`~.training.DistributedTrainingOperator` (it is
+one, with a different job kind): the training job it would start becomes the tuning job's
+``TrainingJobDefinition``, built by the same code, with the same construction checks, source upload and
+pre-flight checks. Subclassing rather than wrapping keeps one request builder and one list of
+templated training fields; a wrapped operator would have to be built outside the DAG being parsed
+and re-rendered by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow_dl_provider.exceptions import PreflightError
+from airflow_dl_provider.jobs.kinds import JOB_KINDS
+from airflow_dl_provider.jobs.naming import deterministic_job_name
+from airflow_dl_provider.operators.base import _context_ids, deep_merge
+from airflow_dl_provider.operators.training import DistributedTrainingOperator
+from airflow_dl_provider.validation.preflight import check_cost
+from airflow_dl_provider.validation.requests import validate_request
+
+STRATEGIES = ("Bayesian", "Random", "Hyperband", "Grid")
+OBJECTIVE_TYPES = ("Maximize", "Minimize")
+EARLY_STOPPING_TYPES = ("Off", "Auto")
+WARM_START_TYPES = ("IdenticalDataAndAlgorithm", "TransferLearning")
+SCALING_TYPES = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
+RANGE_KEYS = {
+    "integer": frozenset({"type", "min", "max", "scaling"}),
+    "continuous": frozenset({"type", "min", "max", "scaling"}),
+    "categorical": frozenset({"type", "values"}),
+}
+COMPLETION_KEYS = frozenset({"target_objective_value", "max_jobs_not_improving", "complete_on_convergence"})
+# SageMaker's limits: ranges per type, values per categorical range, warm-start parents.
+MAX_RANGES = 30
+MAX_PARENTS = 5
+
+
+def _number(task: str, where: str, value: Any, *, integer: bool) -> float:
+    numeric = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
+    number = float(value) if numeric else math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"{task}: {where} must be {'an integer' if integer else 'a number'}, got {value!r}")
+    return number
+
+
+def _range(task: str, name: str, spec: Any) -> tuple[str, dict[str, Any]]:
+    """One ``parameter_ranges`` entry -> (ParameterRanges list key, the API's range)."""
+    where = f"parameter_ranges[{name!r}]"
+    if not isinstance(spec, Mapping) or spec.get("type") not in RANGE_KEYS:
+        raise ValueError(f"{task}: {where} needs 'type': one of {', '.join(RANGE_KEYS)}")
+    kind = spec["type"]
+    unknown = set(spec) - RANGE_KEYS[kind]
+    if unknown:
+        raise ValueError(
+            f"{task}: {where} has unknown key(s) {sorted(unknown)}; allowed: {sorted(RANGE_KEYS[kind])}"
+        )
+    if kind == "categorical":
+        values = spec.get("values")
+        if not isinstance(values, (list, tuple)) or not 1 <= len(values) <= MAX_RANGES:
+            raise ValueError(f"{task}: {where}.values must be a list of 1 to {MAX_RANGES} values")
+        # Encoded like every other hyperparameter (JSON), so the training toolkit decodes them alike.
+        encoded = [json.dumps(v) for v in values]
+        if len(set(encoded)) != len(encoded):
+            raise ValueError(f"{task}: {where}.values has duplicates")
+        return "CategoricalParameterRanges", {"Name": name, "Values": encoded}
+    integer = kind == "integer"
+    low = _number(task, f"{where}.min", spec.get("min"), integer=integer)
+    high = _number(task, f"{where}.max", spec.get("max"), integer=integer)
+    scaling = spec.get("scaling", "Auto")
+    if low >= high:
+        raise ValueError(f"{task}: {where}: min ({spec['min']}) must be below max ({spec['max']})")
+    if scaling not in SCALING_TYPES:
+        raise ValueError(f"{task}: {where}.scaling {scaling!r} is not one of {', '.join(SCALING_TYPES)}")
+    if scaling == "Logarithmic" and low <= 0:
+        raise ValueError(f"{task}: {where}: Logarithmic scaling needs min > 0, got {spec['min']}")
+    if scaling == "ReverseLogarithmic" and (integer or not 0 <= low < high < 1):
+        raise ValueError(
+            f"{task}: {where}: ReverseLogarithmic needs a continuous range with 0 <= min < max < 1"
+        )
+    key = "IntegerParameterRanges" if integer else "ContinuousParameterRanges"
+    text = (lambda v: str(int(v))) if integer else repr
+    return key, {
+        "Name": name,
+        "MinValue": text(spec["min"]),
+        "MaxValue": text(spec["max"]),
+        "ScalingType": scaling,
+    }
+
+
+def parameter_ranges_request(task: str, ranges: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """``{"lr": {"type": "continuous", "min": 1e-3, "max": 0.5, "scaling": "Logarithmic"}, ...}`` -> ParameterRanges."""
+    if not ranges:
+        raise ValueError(f"{task}: parameter_ranges: name at least one hyperparameter to tune")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, spec in ranges.items():
+        key, item = _range(task, str(name), spec)
+        out.setdefault(key, []).append(item)
+    for key, items in out.items():
+        if len(items) > MAX_RANGES:
+            raise ValueError(f"{task}: parameter_ranges: {len(items)} {key}; SageMaker allows {MAX_RANGES}")
+    return out
+
+
+def grid_size(ranges: Mapping[str, Any]) -> int:
+    return math.prod(len(r["Values"]) for r in ranges.get("CategoricalParameterRanges") or [])
+
+
+def tuning_config_errors(config: Mapping[str, Any]) -> list[str]:
+    """What SageMaker refuses in a HyperParameterTuningJobConfig beyond its shape, one line each."""
+    errors = []
+    strategy = config.get("Strategy")
+    ranges = config.get("ParameterRanges") or {}
+    limits = config.get("ResourceLimits") or {}
+    numeric = [
+        r["Name"]
+        for key in ("ContinuousParameterRanges", "IntegerParameterRanges")
+        for r in ranges.get(key) or []
+    ]
+    if strategy == "Grid" and numeric:
+        errors.append(
+            f"strategy: Grid takes categorical ranges only; {', '.join(numeric)} is continuous or integer "
+            "(list the values to try as a categorical range, or use Random or Bayesian)"
+        )
+    elif strategy == "Grid" and limits.get("MaxNumberOfTrainingJobs") not in (None, grid_size(ranges)):
+        errors.append(
+            f"max_jobs: Grid runs every combination ({grid_size(ranges)}); leave max_jobs unset or set it to that, "
+            f"got {limits['MaxNumberOfTrainingJobs']}"
+        )
+    if strategy != "Grid" and not limits.get("MaxNumberOfTrainingJobs"):
+        errors.append(f"max_jobs: {strategy} search needs max_jobs (how many training jobs to run)")
+    if strategy == "Hyperband" and config.get("TrainingJobEarlyStoppingType", "Off") != "Off":
+        errors.append(
+            "early_stopping: TrainingJobEarlyStoppingType must be Off with Hyperband, which stops trials itself; "
+            "set early_stopping='Off'"
+        )
+    if "StrategyConfig" in config and strategy != "Hyperband":
+        errors.append(
+            f"hyperband_min_resource/hyperband_max_resource: only apply to Hyperband, not {strategy}"
+        )
+    return errors
+
+
+def _decoded(hyperparameters: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in hyperparameters.items():
+        try:
+            out[key] = json.loads(value)
+        except (TypeError, ValueError):
+            out[key] = value
+    return out
+
+
+class HyperparameterTuningOperator(DistributedTrainingOperator):
+    """Tune a training job's hyperparameters with SageMaker automatic model tuning.
+
+    Takes every argument of :class:`~airflow_dl_provider.operators.training.DistributedTrainingOperator`
+    for the training job definition; its ``hyperparameters`` become the static ones (a tuned name is
+    left out of them) and ``metric_definitions`` must define ``objective_metric``.
+
+    :param objective_metric: the metric to optimise, a key of ``metric_definitions``.
+    :param parameter_ranges: hyperparameter name -> ``{"type": "continuous"|"integer", "min", "max",
+        "scaling": "Auto"|"Linear"|"Logarithmic"|"ReverseLogarithmic"}`` or
+        ``{"type": "categorical", "values": [...]}`` (values JSON-encoded like all hyperparameters).
+    :param objective_type: ``Maximize`` (default) or ``Minimize``.
+    :param strategy: ``Bayesian`` (default), ``Random``, ``Grid`` (categorical ranges only; runs every
+        combination) or ``Hyperband``.
+    :param max_jobs: how many training jobs; required except for Grid, where it must equal the grid.
+    :param max_parallel_jobs: how many run at once.
+    :param max_tuning_runtime_seconds: ``ResourceLimits.MaxRuntimeInSeconds`` of the whole tuning job.
+    :param early_stopping: ``Off`` (default) or ``Auto``; must be ``Off`` with Hyperband.
+    :param completion_criteria: ``target_objective_value`` (float), ``max_jobs_not_improving`` (>= 3),
+        ``complete_on_convergence`` (bool).
+    :param warm_start_parents: up to 5 earlier tuning jobs to start from. (templated)
+    :param warm_start_type: ``IdenticalDataAndAlgorithm`` (default) or ``TransferLearning``.
+    :param random_seed: ``RandomSeed``: the same seed proposes the same trials.
+    :param hyperband_min_resource: Hyperband's ``MinResource`` (e.g. epochs).
+    :param hyperband_max_resource: Hyperband's ``MaxResource``.
+    :param leaderboard_size: how many of the best trials the result lists.
+    """
+
+    job_kind = JOB_KINDS["tuning"]
+    template_fields: Sequence[str] = (*DistributedTrainingOperator.template_fields, "warm_start_parents")
+    ui_color = "#dcebd6"
+
+    def __init__(
+        self,
+        *,
+        objective_metric: str,
+        parameter_ranges: Mapping[str, Mapping[str, Any]],
+        objective_type: str = "Maximize",
+        strategy: str = "Bayesian",
+        max_jobs: int | None = None,
+        max_parallel_jobs: int = 1,
+        max_tuning_runtime_seconds: int | None = None,
+        early_stopping: str = "Off",
+        completion_criteria: Mapping[str, Any] | None = None,
+        warm_start_parents: Sequence[str] | None = None,
+        warm_start_type: str = "IdenticalDataAndAlgorithm",
+        random_seed: int | None = None,
+        hyperband_min_resource: int | None = None,
+        hyperband_max_resource: int | None = None,
+        leaderboard_size: int = 5,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        task = self.task_id
+        for field, value, allowed in (
+            ("objective_type", objective_type, OBJECTIVE_TYPES),
+            ("strategy", strategy, STRATEGIES),
+            ("early_stopping", early_stopping, EARLY_STOPPING_TYPES),
+            ("warm_start_type", warm_start_type, WARM_START_TYPES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{task}: {field}: {value!r} is not one of {', '.join(allowed)}")
+        if self.metric_definitions and objective_metric not in self.metric_definitions:
+            raise ValueError(
+                f"{task}: objective_metric {objective_metric!r} is not in metric_definitions "
+                f"({', '.join(self.metric_definitions)}); add its regex there"
+            )
+        if max_parallel_jobs < 1 or (max_jobs is not None and max_jobs < 1):
+            raise ValueError(f"{task}: max_jobs and max_parallel_jobs must be >= 1")
+        if not 1 <= leaderboard_size <= 100:
+            raise ValueError(f"{task}: leaderboard_size must be 1 to 100, got {leaderboard_size}")
+        if warm_start_parents is not None and not 1 <= len(warm_start_parents) <= MAX_PARENTS:
+            raise ValueError(f"{task}: warm_start_parents takes 1 to {MAX_PARENTS} tuning job names")
+        self.objective_metric = objective_metric
+        self.objective_type = objective_type
+        self.strategy = strategy
+        self.parameter_ranges = dict(parameter_ranges)
+        self.warm_start_parents = list(warm_start_parents) if warm_start_parents else None
+        self.warm_start_type = warm_start_type
+        self.leaderboard_size = leaderboard_size
+        self.tuning_config = self._tuning_config(
+            max_jobs,
+            max_parallel_jobs,
+            max_tuning_runtime_seconds,
+            early_stopping,
+            completion_criteria,
+            random_seed,
+            (hyperband_min_resource, hyperband_max_resource),
+        )
+        errors = tuning_config_errors(self.tuning_config)
+        if errors:
+            raise ValueError(f"{task}: {errors[0]}")
+
+    def _tuning_config(
+        self,
+        max_jobs: int | None,
+        max_parallel_jobs: int,
+        max_runtime: int | None,
+        early_stopping: str,
+        completion: Mapping[str, Any] | None,
+        random_seed: int | None,
+        hyperband: tuple[int | None, int | None],
+    ) -> dict[str, Any]:
+        limits: dict[str, Any] = {"MaxParallelTrainingJobs": int(max_parallel_jobs)}
+        if max_jobs is not None:
+            limits["MaxNumberOfTrainingJobs"] = int(max_jobs)
+        if max_runtime is not None:
+            limits["MaxRuntimeInSeconds"] = int(max_runtime)
+        config: dict[str, Any] = {
+            "Strategy": self.strategy,
+            "HyperParameterTuningJobObjective": {
+                "Type": self.objective_type,
+                "MetricName": self.objective_metric,
+            },
+            "ResourceLimits": limits,
+            "ParameterRanges": parameter_ranges_request(self.task_id, self.parameter_ranges),
+            "TrainingJobEarlyStoppingType": early_stopping,
+        }
+        criteria = self._completion_criteria(completion or {})
+        if criteria:
+            config["TuningJobCompletionCriteria"] = criteria
+        if random_seed is not None:
+            config["RandomSeed"] = int(random_seed)
+        low, high = hyperband
+        if low is not None or high is not None:
+            band = {k: int(v) for k, v in (("MinResource", low), ("MaxResource", high)) if v is not None}
+            config["StrategyConfig"] = {"HyperbandStrategyConfig": band}
+        return config
+
+    def _completion_criteria(self, completion: Mapping[str, Any]) -> dict[str, Any]:
+        task = self.task_id
+        unknown = set(completion) - COMPLETION_KEYS
+        if unknown:
+            raise ValueError(
+                f"{task}: completion_criteria has unknown key(s) {sorted(unknown)}; allowed: {sorted(COMPLETION_KEYS)}"
+            )
+        criteria: dict[str, Any] = {}
+        if completion.get("target_objective_value") is not None:
+            target = completion["target_objective_value"]
+            criteria["TargetObjectiveMetricValue"] = _number(
+                task, "completion_criteria.target_objective_value", target, integer=False
+            )
+        if completion.get("max_jobs_not_improving") is not None:
+            patience = int(
+                _number(
+                    task,
+                    "completion_criteria.max_jobs_not_improving",
+                    completion["max_jobs_not_improving"],
+                    integer=True,
+                )
+            )
+            if patience < 3:
+                raise ValueError(
+                    f"{task}: completion_criteria.max_jobs_not_improving must be >= 3, got {patience}"
+                )
+            criteria["BestObjectiveNotImproving"] = {"MaxNumberOfTrainingJobsNotImproving": patience}
+        if completion.get("complete_on_convergence") is not None:
+            enabled = "Enabled" if completion["complete_on_convergence"] else "Disabled"
+            criteria["ConvergenceDetected"] = {"CompleteOnConvergence": enabled}
+        return criteria
+
+    # -- the request -------------------------------------------------------------------------------------
+
+    def build_request(self, context: Any) -> dict[str, Any]:
+        definition = super().build_request(context)
+        tags = definition.pop("Tags", None)
+        tuned = set(self.parameter_ranges)
+        definition["StaticHyperParameters"] = {
+            k: v for k, v in definition.pop("HyperParameters", {}).items() if k not in tuned
+        }
+        request: dict[str, Any] = {
+            "HyperParameterTuningJobConfig": json.loads(json.dumps(self.tuning_config)),
+            "TrainingJobDefinition": definition,
+        }
+        if self.warm_start_parents:
+            request["WarmStartConfig"] = {
+                "ParentHyperParameterTuningJobs": [
+                    {"HyperParameterTuningJobName": str(p)} for p in self.warm_start_parents
+                ],
+                "WarmStartType": self.warm_start_type,
+            }
+        if tags:
+            request["Tags"] = tags
+        return request
+
+    def render_request(self, context: Any) -> dict[str, Any]:
+        name_field = self.job_kind.name_field
+        if name_field in self.overrides:
+            # The name comes from job_name_prefix and the task's ids so a retry finds its job; an
+            # invalid one is reported as the service would, a valid one is refused all the same.
+            request = deep_merge(self.build_request(context), self.overrides)
+            validate_request(self.job_kind.create_operation, request)
+            raise ValueError(
+                f"{self.task_id}: overrides: {name_field} is set by the operator (deterministic, so a retry "
+                "reattaches); use job_name_prefix instead"
+            )
+        name = deterministic_job_name(
+            **_context_ids(context), max_length=self.job_kind.max_name_length, prefix=self.job_name_prefix
+        )
+        if self.job_name_prefix and not name.startswith(self.job_name_prefix):
+            self.log.info(
+                "job_name_prefix %r becomes %s: tuning job names are at most %d characters of [a-zA-Z0-9-]",
+                self.job_name_prefix,
+                name,
+                self.job_kind.max_name_length,
+            )
+        return super().render_request(context)
+
+    def total_jobs(self, request: Mapping[str, Any]) -> int:
+        config = request["HyperParameterTuningJobConfig"]
+        jobs = config["ResourceLimits"].get("MaxNumberOfTrainingJobs")
+        return int(jobs) if jobs else grid_size(config.get("ParameterRanges") or {})
+
+    def preflight(self, request: Mapping[str, Any], context: Any) -> None:
+        errors = tuning_config_errors(request["HyperParameterTuningJobConfig"])
+        if errors:
+            raise PreflightError(errors[0])
+        definition = request["TrainingJobDefinition"]
+        # EFA, spot, FSx and input checks of one training job hold for every trial.
+        super().preflight(definition, context)
+        jobs = self.total_jobs(request)
+        per_job = check_cost(definition, None, self.price_per_hour)
+        if self.max_cost_usd is not None and per_job is not None and per_job * jobs > self.max_cost_usd:
+            raise PreflightError(
+                f"max_cost_usd: up to ${per_job * jobs:,.2f} ({jobs} training jobs x ${per_job:,.2f}) exceeds "
+                f"${self.max_cost_usd:,.2f}; lower max_jobs or max_runtime_seconds, or raise max_cost_usd"
+            )
+        for parent in (request.get("WarmStartConfig") or {}).get("ParentHyperParameterTuningJobs") or []:
+            parent_name = parent["HyperParameterTuningJobName"]
+            if self.engine().describe(parent_name) is None:
+                raise PreflightError(f"warm_start_parents: tuning job {parent_name!r} does not exist")
+
+    def stage(self, request: Mapping[str, Any], context: Any) -> None:
+        definition = request["TrainingJobDefinition"]
+        super().stage({"HyperParameters": definition.get("StaticHyperParameters") or {}}, context)
+
+    # -- the result --------------------------------------------------------------------------------------
+
+    def result(self, engine: Any, description: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        """The XCom value.
+
+        :return: ``job_name``, ``job_arn``, ``status``, ``best_training_job``, ``best_hyperparameters``
+            (decoded from JSON), ``objective``, ``objective_type``, ``objective_value``,
+            ``model_artifacts`` (the best job's ``model.tar.gz`` URI), ``training_job_counts`` and
+            ``leaderboard`` (the best ``leaderboard_size`` trials: ``training_job``,
+            ``hyperparameters``, ``objective_value``, ``status``); JSON-safe.
+        """
+        out = engine.result(description)
+        out["best_hyperparameters"] = _decoded(out.get("best_hyperparameters") or {})
+        out["objective_type"] = self.objective_type
+        out["model_artifacts"] = None
+        conn = self.hook.conn
+        if out.get("best_training_job"):
+            best = conn.describe_training_job(TrainingJobName=out["best_training_job"])
+            out["model_artifacts"] = (best.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+        listed = conn.list_training_jobs_for_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName=out["job_name"],
+            SortBy="FinalObjectiveMetricValue",
+            SortOrder="Descending" if self.objective_type == "Maximize" else "Ascending",
+            MaxResults=self.leaderboard_size,
+        )
+        out["leaderboard"] = [
+            {
+                "training_job": s["TrainingJobName"],
+                "hyperparameters": _decoded(s.get("TunedHyperParameters") or {}),
+                "objective_value": (s.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value"),
+                "status": s["TrainingJobStatus"],
+            }
+            for s in listed.get("TrainingJobSummaries") or []
+        ]
+        return out
