@@ -7,14 +7,18 @@ import os
 import tempfile
 import types
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 # Before anything imports Airflow: never touch the user's ~/airflow.
-_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-dl-tests-"))
+# `from tests.conftest import ...` runs this module a second time: reuse the first run's home.
+_AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_DL_TESTS_HOME") or tempfile.mkdtemp(prefix="airflow-dl-tests-"))
+os.environ["AIRFLOW_DL_TESTS_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).parents[1] / "dags")
@@ -53,7 +57,12 @@ def local_backend(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     import boto3
 
     home = tmp_path / "local-home"
-    extra = {"backend": "local", "endpoint_url": s3_endpoint, "region_name": "us-east-1", "local_home": str(home)}
+    extra = {
+        "backend": "local",
+        "endpoint_url": s3_endpoint,
+        "region_name": "us-east-1",
+        "local_home": str(home),
+    }
     conn = {"conn_type": "aws", "login": "local", "password": "local", "extra": extra}
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
     s3 = boto3.client(
@@ -79,7 +88,9 @@ def local_backend(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def task_context() -> Any:
     """Build the parts of an Airflow context the job runner reads: ids, run_id and xcom_push."""
 
-    def make(run_id: str = "manual__1", *, dag_id: str = "dl_test", task_id: str = "train", map_index: int = -1):
+    def make(
+        run_id: str = "manual__1", *, dag_id: str = "dl_test", task_id: str = "train", map_index: int = -1
+    ):
         pushed: dict[str, Any] = {}
         ti = types.SimpleNamespace(
             dag_id=dag_id,
@@ -106,3 +117,36 @@ def airflow_db() -> Path:
         env=os.environ.copy(),
     )
     return _AIRFLOW_HOME
+
+
+class TaskLog:
+    """What operators logged during a test: stdlib records (Airflow 2) and structlog events (Airflow 3)."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
+        self.caplog = caplog
+        self.events: list[dict[str, Any]] = []
+
+    @property
+    def messages(self) -> list[str]:
+        return [r.getMessage() for r in self.caplog.records] + [str(e.get("event", "")) for e in self.events]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.messages)
+
+
+@pytest.fixture
+def task_log(caplog: pytest.LogCaptureFixture) -> Iterator[TaskLog]:
+    """Capture the task log: ``op.log`` is structlog on Airflow 3 (which caplog cannot see), stdlib on 2."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    log = TaskLog(caplog)
+    try:
+        from structlog.testing import capture_logs
+    except ImportError:  # pragma: no cover - Airflow 2 without structlog
+        yield log
+        return
+    with capture_logs() as events:
+        log.events = events
+        yield log

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -15,6 +14,9 @@ from airflow_dl_provider.exceptions import SageMakerJobError
 from airflow_dl_provider.jobs.engine import JobEngine
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
 from airflow_dl_provider.jobs.naming import deterministic_job_name
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 TRAINING = JOB_KINDS["training"]
 IDS = {"dag_id": "dl", "task_id": "train", "run_id": "manual__1", "map_index": -1}
@@ -158,7 +160,9 @@ def test_ensure_walks_past_several_failed_attempts_to_a_running_one(engine: JobE
 
 
 @pytest.mark.parametrize("status", ["InProgress", "Completed", "Failed"])
-def test_ensure_if_exists_fail_refuses_any_existing_job(engine: JobEngine, stub: Stubber, status: str) -> None:
+def test_ensure_if_exists_fail_refuses_any_existing_job(
+    engine: JobEngine, stub: Stubber, status: str
+) -> None:
     expect_describe(stub, NAME, status)
     with pytest.raises(SageMakerJobError, match="already exists") as caught:
         engine.ensure(REQUEST, **IDS, if_exists="fail")
@@ -247,20 +251,21 @@ def test_wait_on_a_vanished_job_raises(engine: JobEngine, stub: Stubber) -> None
         engine.wait(NAME)
 
 
-def test_wait_past_max_wait_stops_the_job(engine: JobEngine, stub: Stubber, clock: FakeClock) -> None:
-    expect_describe(stub, NAME, "InProgress")  # t=0: poll
-    expect_describe(stub, NAME, "InProgress")  # after sleeping past the deadline: poll
-    expect_describe(stub, NAME, "InProgress")  # stop(): still running?
+def test_wait_past_max_wait_stops_the_job(client: Any, stub: Stubber, clock: FakeClock) -> None:
+    expect_describe(stub, NAME, "InProgress")  # t=0: poll, not yet past the deadline
+    expect_describe(stub, NAME, "InProgress")  # t=100+: poll, past it
+    expect_describe(stub, NAME, "InProgress")  # stop(): is it still running?
     stub.add_response("stop_training_job", {}, {"TrainingJobName": NAME})
-    clock_sleep = clock.sleep
 
-    def long_sleep(seconds: float) -> None:
-        clock_sleep(seconds + 100)
+    def slow_sleep(seconds: float) -> None:
+        clock.sleep(seconds + 100)  # each pause takes far longer than asked, as under heavy load
 
-    engine._sleep = long_sleep
+    engine = JobEngine(TRAINING, client, sleep=slow_sleep, clock=clock)
     with pytest.raises(SageMakerJobError, match="max_wait=60s; stopped it") as caught:
         engine.wait(NAME, poll_interval=30, max_wait=60)
     assert caught.value.status == "InProgress"
+    assert caught.value.job_name == NAME
+    assert len(clock.sleeps) == 1
 
 
 def test_default_max_wait_is_the_job_limit_plus_slack(engine: JobEngine) -> None:
@@ -313,7 +318,9 @@ def test_wait_copies_each_log_line_once_across_polls(
     streams = {"logStreams": [{"logStreamName": stream}]}
     with Stubber(logs) as log_stub:
         expect_describe(stub, NAME, "InProgress")
-        log_stub.add_response("describe_log_streams", streams, {"logGroupName": group, "logStreamNamePrefix": f"{NAME}/"})
+        log_stub.add_response(
+            "describe_log_streams", streams, {"logGroupName": group, "logStreamNamePrefix": f"{NAME}/"}
+        )
         log_stub.add_response(
             "get_log_events",
             {"events": [{"timestamp": 1, "message": "epoch=1\n"}], "nextForwardToken": "f/1"},
@@ -325,7 +332,9 @@ def test_wait_copies_each_log_line_once_across_polls(
             {"logGroupName": group, "logStreamName": stream, "startFromHead": True, "nextToken": "f/1"},
         )
         expect_describe(stub, NAME, "Completed")
-        log_stub.add_response("describe_log_streams", streams, {"logGroupName": group, "logStreamNamePrefix": f"{NAME}/"})
+        log_stub.add_response(
+            "describe_log_streams", streams, {"logGroupName": group, "logStreamNamePrefix": f"{NAME}/"}
+        )
         log_stub.add_response(
             "get_log_events",
             {"events": [{"timestamp": 2, "message": "test_accuracy=0.97"}], "nextForwardToken": "f/2"},

@@ -34,7 +34,10 @@ def test_row_methods_exist_on_a_real_boto3_client(client, key: str) -> None:
     kind = JOB_KINDS[key]
     for method in (kind.create_method, kind.describe_method, kind.stop_method):
         assert callable(getattr(client, method, None)), f"boto3 sagemaker has no {method}"
-    assert client.meta.method_to_api_mapping[kind.create_method] == kind.create_operation
+    mapping = client.meta.method_to_api_mapping
+    assert mapping[kind.create_method] == kind.create_operation
+    assert mapping[kind.describe_method] == f"Describe{kind.noun}"
+    assert mapping[kind.stop_method] == f"Stop{kind.noun}"
 
 
 @pytest.mark.parametrize("key", KINDS)

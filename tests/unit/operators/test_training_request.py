@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -19,8 +17,14 @@ from botocore.stub import Stubber
 
 from airflow_dl_provider.jobs.naming import deterministic_job_name
 from airflow_dl_provider.operators.training import DistributedTrainingOperator, source_archive
-from tests.conftest import ROLE_ARN
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+# Not imported from tests.conftest: importing conftest.py a second time, as a module of that name,
+# would run its module code again and point AIRFLOW_HOME at a new, unmigrated directory.
+ROLE_ARN = "arn:aws:iam::123456789012:role/SageMakerExecution"
 KMS = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5.1-gpu-py311-cu124-ubuntu22.04-sagemaker"
 METRIC = r"test_accuracy=([0-9.]+)"
@@ -232,7 +236,9 @@ def test_hyperparameters_decode_back_to_the_arguments(
     assert json.loads(sent["sagemaker_submit_directory"]).startswith(local_backend.uri("output/source/"))
     assert json.loads(sent["sagemaker_submit_directory"]).endswith("/sourcedir.tar.gz")
     # A CPU type gets the CPU container and no distribution flags.
-    assert request["AlgorithmSpecification"]["TrainingImage"].endswith(":2.5.1-cpu-py311-ubuntu22.04-sagemaker")
+    assert request["AlgorithmSpecification"]["TrainingImage"].endswith(
+        ":2.5.1-cpu-py311-ubuntu22.04-sagemaker"
+    )
     assert not any(k.startswith("sagemaker_torch") for k in sent)
 
 
@@ -329,20 +335,19 @@ def test_image_uri_mode_sends_no_script_mode_hyperparameters(local_backend: Any,
         hyperparameters={"epochs": 2},
     )
     request = op.render_request(task_context())
-    assert request["AlgorithmSpecification"]["TrainingImage"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1"
+    assert (
+        request["AlgorithmSpecification"]["TrainingImage"]
+        == "123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1"
+    )
     assert request["HyperParameters"] == {"epochs": "2"}
 
 
 def test_retried_stage_does_not_upload_again(
-    local_backend: Any, source_dir: Path, data: dict[str, str], task_context: Any, caplog: pytest.LogCaptureFixture
+    local_backend: Any, source_dir: Path, data: dict[str, str], task_context: Any, task_log: Any
 ) -> None:
-    import logging
-
     context = task_context()
     for _ in range(2):
         op = _operator(local_backend, source_dir, instance_type="ml.m5.large")
-        request = op.render_request(context)
-        with caplog.at_level(logging.INFO):
-            op.stage(request, context)
-    assert caplog.text.count("Uploaded source_dir") == 1
-    assert caplog.text.count("already uploaded") == 1
+        op.stage(op.render_request(context), context)
+    assert task_log.text.count("Uploaded source_dir") == 1
+    assert task_log.text.count("already uploaded") == 1
