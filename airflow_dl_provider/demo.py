@@ -9,31 +9,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import struct
-import zlib
+import json
 from typing import Any
 
-
-def png_bytes(pixels: list[list[int]]) -> bytes:
-    """A grayscale 8-bit PNG of ``pixels`` (rows of 0..255), with the standard library alone."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    height, width = len(pixels), len(pixels[0])
-    raw = b"".join(b"\x00" + bytes(row) for row in pixels)
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
+from airflow_dl_provider.manifests.images import encode_png_gray
 
 
 def digits_csv() -> tuple[bytes, list[tuple[int, list[list[int]]]]]:
@@ -61,7 +40,7 @@ def seed_digits(s3: Any, bucket: str, prefix: str, *, with_images: bool = True) 
     s3.put_object(Bucket=bucket, Key=csv_key, Body=data)
     if with_images:
         for i, (_label, pixels) in enumerate(images):
-            s3.put_object(Bucket=bucket, Key=f"{prefix}/images/{i:04d}.png", Body=png_bytes(pixels))
+            s3.put_object(Bucket=bucket, Key=f"{prefix}/images/{i:04d}.png", Body=encode_png_gray(pixels))
     return {
         "csv": f"s3://{bucket}/{csv_key}",
         "rows": len(images),
@@ -96,3 +75,29 @@ def format_table(rows: list[dict[str, str]], columns: list[str]) -> str:
     lines = ["  ".join(c.ljust(widths[c]) for c in columns), "  ".join("-" * widths[c] for c in columns)]
     lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
     return "\n".join(lines)
+
+
+def digits_truth(bucket: str, prefix: str, *, count: int | None = None) -> dict[str, str]:
+    """The hidden truth of the seeded PNGs: ``s3://<bucket>/<prefix>/images/NNNN.png`` -> digit name.
+
+    This is what the local backend's simulated workforce answers from (never shown to the model).
+
+    :param count: only the first ``count`` images; all of them by default.
+    """
+    _data, images = digits_csv()
+    chosen = images if count is None else images[:count]
+    return {
+        f"s3://{bucket}/{prefix}/images/{i:04d}.png": str(label) for i, (label, _pixels) in enumerate(chosen)
+    }
+
+
+def seed_digits_truth(s3: Any, bucket: str, prefix: str, *, count: int | None = None) -> str:
+    """Upload :func:`digits_truth` as JSON; return its URI, the value of the job's truth tag.
+
+    Tag the labeling task ``{"airflow-dl:simulated-truth": <this URI>}`` to declare the simulated
+    workforce on the local backend.
+    """
+    key = f"{prefix}/truth/digits-truth.json"
+    body = json.dumps(digits_truth(bucket, prefix, count=count), sort_keys=True)
+    s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+    return f"s3://{bucket}/{key}"

@@ -1,0 +1,395 @@
+"""Ground Truth labeling: typed arguments -> one CreateLabelingJob request."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_dl_provider.exceptions import PreflightError
+from airflow_dl_provider.jobs.kinds import JOB_KINDS
+from airflow_dl_provider.manifests.input import (
+    build_manifest_from_prefix,
+    build_manifest_from_text_lines,
+    content_digest,
+    count_manifest_objects,
+    duplicate_labels,
+    manifest_bytes,
+    write_label_category_config,
+)
+from airflow_dl_provider.operators.base import SageMakerJobOperator
+from airflow_dl_provider.presets.labeling import (
+    AUTO_LABELING_MIN_OBJECTS,
+    ResolvedTask,
+    check_label_attribute_name,
+    default_label_attribute_name,
+    resolve,
+    task_preset,
+)
+from airflow_dl_provider.presets.labeling_ui import ui_template
+from airflow_dl_provider.validation.preflight import split_s3_uri
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+INPUT_ARGUMENTS = ("input_manifest_uri", "input_prefix", "input_text_uri")
+# PublicWorkforceTaskPrice.AmountInUsd: Dollars 0-2, Cents 0-99, TenthFractionsOfACent 0-9.
+MAX_TASK_PRICE_USD = 2.999
+
+
+def _templated(value: Any) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+def task_price(usd: float) -> dict[str, int]:
+    """``AmountInUsd`` for a price per task in dollars, to a tenth of a cent."""
+    if not 0 < usd <= MAX_TASK_PRICE_USD:
+        raise ValueError(f"task_price_usd: {usd} must be > 0 and <= {MAX_TASK_PRICE_USD} dollars per task")
+    tenths = round(usd * 1000)
+    return {"Dollars": tenths // 1000, "Cents": tenths % 1000 // 10, "TenthFractionsOfACent": tenths % 10}
+
+
+class GroundTruthLabelingOperator(SageMakerJobOperator):
+    """Label a data set with SageMaker Ground Truth, with a built-in task type.
+
+    The input is an existing manifest, a manifest built from the images under an S3 prefix, or one
+    built from a text file (one object per line). The label category config (and, for types without
+    a task UI ARN, the worker template) are uploaded next to the built manifest under
+    ``<output_path>/labeling-inputs/<sha256>/``: identical inputs have one address, so a retry
+    uploads nothing new.
+
+    :param task_type: one of ``image_classification``, ``image_multilabel_classification``,
+        ``bounding_box``, ``semantic_segmentation``, ``text_classification``,
+        ``text_multilabel_classification``, ``named_entity_recognition``.
+    :param labels: the label names; their order is the class index. (templated)
+    :param output_path: ``s3://`` prefix; the output manifest lands at
+        ``<output_path>/<job>/manifests/output/output.manifest``. (templated)
+    :param role_arn: the execution role Ground Truth assumes. (templated)
+    :param input_manifest_uri: an existing input manifest. (templated)
+    :param input_prefix: ``s3://`` prefix of the objects to label (images); one ``source-ref`` line
+        each. (templated)
+    :param input_text_uri: ``s3://`` URI of a text file; one ``source`` line per non-blank line. (templated)
+    :param label_attribute_name: the label's key in the output manifest; ``label`` (``label-ref`` for
+        semantic segmentation). (templated)
+    :param workteam_arn: a private or vendor work team. (templated)
+    :param task_price_usd: use the public workforce (Mechanical Turk) at this price per task.
+    :param workers_per_object: ``NumberOfHumanWorkersPerDataObject`` (1-9).
+    :param task_time_limit_seconds: how long a worker has for one task.
+    :param task_availability_lifetime_seconds: how long a task waits for a worker.
+    :param max_concurrent_tasks: ``MaxConcurrentTaskCount`` (batch size).
+    :param max_human_labeled_objects: stop after this many human-labeled objects.
+    :param max_percentage_objects_labeled: stop after this share of the data set is labeled.
+    :param auto_labeling: automated data labeling (active learning); needs at least 1,250 objects
+        and a type that has it (image and text classification, bounding box, semantic segmentation).
+    :param task_title: shown to workers. (templated)
+    :param task_description: shown to workers. (templated)
+    :param task_keywords: up to 5, for public workforce discovery.
+    :param instructions: short instructions, written into the label category config. (templated)
+    :param ui_template: your own Liquid worker template (its text), for types without a task UI
+        ARN; defaults to a built-in one per type. (templated)
+    :param content_classifiers: ``FreeOfPersonallyIdentifiableInformation``, ``FreeOfAdultContent``.
+    :param output_kms_key_id: KMS key for the output. (templated)
+    :param volume_kms_key_id: KMS key for the automated labeling instances' volumes. (templated)
+    :param tags: job tags; the local backend's simulated workforce is declared here. (templated)
+    """
+
+    job_kind = JOB_KINDS["labeling"]
+    template_fields: Sequence[str] = (
+        *SageMakerJobOperator.template_fields,
+        "labels",
+        "output_path",
+        "role_arn",
+        "input_manifest_uri",
+        "input_prefix",
+        "input_text_uri",
+        "label_attribute_name",
+        "workteam_arn",
+        "task_title",
+        "task_description",
+        "instructions",
+        "ui_template",
+        "output_kms_key_id",
+        "volume_kms_key_id",
+        "tags",
+    )
+    template_fields_renderers = {**SageMakerJobOperator.template_fields_renderers, "tags": "json"}
+
+    def __init__(
+        self,
+        *,
+        task_type: str,
+        labels: Sequence[str] | str,
+        output_path: str,
+        role_arn: str,
+        input_manifest_uri: str | None = None,
+        input_prefix: str | None = None,
+        input_text_uri: str | None = None,
+        label_attribute_name: str | None = None,
+        workteam_arn: str | None = None,
+        task_price_usd: float | None = None,
+        workers_per_object: int = 3,
+        task_time_limit_seconds: int = 300,
+        task_availability_lifetime_seconds: int | None = None,
+        max_concurrent_tasks: int | None = None,
+        max_human_labeled_objects: int | None = None,
+        max_percentage_objects_labeled: int | None = None,
+        auto_labeling: bool = False,
+        task_title: str | None = None,
+        task_description: str | None = None,
+        task_keywords: Sequence[str] | None = None,
+        instructions: str | None = None,
+        ui_template: str | None = None,
+        content_classifiers: Sequence[str] | None = None,
+        output_kms_key_id: str | None = None,
+        volume_kms_key_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        task = self.task_id
+        try:
+            preset = task_preset(task_type)
+            attribute = label_attribute_name or default_label_attribute_name(task_type)
+            if not _templated(attribute):
+                check_label_attribute_name(attribute, task_type)
+            if auto_labeling and preset.algorithm is None:
+                resolve(task_type, "us-east-1", auto_labeling=True)  # raises the one-line error
+            price = task_price(task_price_usd) if task_price_usd is not None else None
+        except ValueError as err:
+            raise ValueError(f"{task}: {err}") from None
+        inputs = {
+            "input_manifest_uri": input_manifest_uri,
+            "input_prefix": input_prefix,
+            "input_text_uri": input_text_uri,
+        }
+        given = [name for name, value in inputs.items() if value]
+        if len(given) != 1:
+            raise ValueError(
+                f"{task}: give exactly one of {', '.join(INPUT_ARGUMENTS)}; got {given or 'none'}"
+            )
+        if input_text_uri and preset.data_key != "source":
+            raise ValueError(f"{task}: input_text_uri: {task_type} labels S3 objects; use input_prefix")
+        if input_prefix and preset.data_key != "source-ref":
+            raise ValueError(f"{task}: input_prefix: {task_type} labels text; use input_text_uri")
+        if (workteam_arn is None) == (task_price_usd is None):
+            raise ValueError(
+                f"{task}: workteam_arn or task_price_usd: give a private/vendor work team, or a price per "
+                "task for the public workforce, not both"
+            )
+        if not 1 <= workers_per_object <= 9:
+            raise ValueError(f"{task}: workers_per_object must be 1-9, got {workers_per_object}")
+        if not _templated(labels):
+            self._check_labels(labels)
+        # BaseOperator.task_type is the class name; the preset key needs a name of its own.
+        self.labeling_task_type = task_type
+        self.preset = preset
+        self.labels = labels if isinstance(labels, str) else list(labels)
+        self.output_path = output_path
+        self.role_arn = role_arn
+        self.input_manifest_uri = input_manifest_uri
+        self.input_prefix = input_prefix
+        self.input_text_uri = input_text_uri
+        self.label_attribute_name = attribute
+        self.workteam_arn = workteam_arn
+        self.task_price_usd = task_price_usd
+        self._price = price
+        self.workers_per_object = workers_per_object
+        self.task_time_limit_seconds = task_time_limit_seconds
+        self.task_availability_lifetime_seconds = task_availability_lifetime_seconds
+        self.max_concurrent_tasks = max_concurrent_tasks
+        self.max_human_labeled_objects = max_human_labeled_objects
+        self.max_percentage_objects_labeled = max_percentage_objects_labeled
+        self.auto_labeling = auto_labeling
+        self.task_title = task_title or f"Label {task_type.replace('_', ' ')}"
+        self.task_description = task_description or f"Choose the right label ({task_type.replace('_', ' ')})"
+        self.task_keywords = list(task_keywords or [])
+        self.instructions = instructions
+        self.ui_template = ui_template
+        self.content_classifiers = list(content_classifiers or [])
+        self.output_kms_key_id = output_kms_key_id
+        self.volume_kms_key_id = volume_kms_key_id
+        self.tags = dict(tags or {})
+        self._uploads: dict[str, bytes] = {}
+        self._object_count: int | None = None
+
+    def _check_labels(self, labels: Sequence[str] | str) -> None:
+        if isinstance(labels, str) or not labels:
+            raise ValueError(f"{self.task_id}: labels: give a non-empty list of label names")
+        duplicates = duplicate_labels([str(label) for label in labels])
+        if duplicates:
+            raise ValueError(
+                f"{self.task_id}: labels: {', '.join(map(repr, duplicates))} appear more than once; list each label once"
+            )
+
+    # -- inputs -------------------------------------------------------------------------------------------
+
+    def _input_lines(self) -> list[str] | None:
+        """The manifest lines to build, or None when an existing manifest is used."""
+        s3 = self.hook.s3
+        if self.input_prefix:
+            bucket, prefix = split_s3_uri(self.input_prefix, "input_prefix")
+            keys = [
+                obj["Key"]
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                for obj in page.get("Contents", [])
+            ]
+            return build_manifest_from_prefix(keys, bucket)
+        if self.input_text_uri:
+            bucket, key = split_s3_uri(self.input_text_uri, "input_text_uri")
+            try:
+                text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+            except Exception as err:
+                raise PreflightError(f"input_text_uri: cannot read {self.input_text_uri}: {err}") from None
+            return build_manifest_from_text_lines(text)
+        return None
+
+    def _inputs_uri(self, name: str, digest: str) -> str:
+        return f"{self.output_path.rstrip('/')}/labeling-inputs/{digest}/{name}"
+
+    def _human_task_config(self, resolved: ResolvedTask, ui: dict[str, str]) -> dict[str, Any]:
+        human: dict[str, Any] = {
+            "WorkteamArn": self.workteam_arn or resolved.public_workteam_arn,
+            "UiConfig": ui,
+            "PreHumanTaskLambdaArn": resolved.pre_lambda_arn,
+            "TaskTitle": self.task_title,
+            "TaskDescription": self.task_description,
+            "NumberOfHumanWorkersPerDataObject": int(self.workers_per_object),
+            "TaskTimeLimitInSeconds": int(self.task_time_limit_seconds),
+            "AnnotationConsolidationConfig": {
+                "AnnotationConsolidationLambdaArn": resolved.consolidation_lambda_arn
+            },
+        }
+        if self.task_keywords:
+            human["TaskKeywords"] = [str(k) for k in self.task_keywords]
+        if self.task_availability_lifetime_seconds is not None:
+            human["TaskAvailabilityLifetimeInSeconds"] = int(self.task_availability_lifetime_seconds)
+        if self.max_concurrent_tasks is not None:
+            human["MaxConcurrentTaskCount"] = int(self.max_concurrent_tasks)
+        if self._price is not None:
+            human["PublicWorkforceTaskPrice"] = {"AmountInUsd": dict(self._price)}
+        return human
+
+    def build_request(self, context: Any) -> dict[str, Any]:
+        self._check_labels(self.labels)
+        resolved = resolve(
+            self.labeling_task_type,
+            self.hook.region,
+            partition=self.hook.partition,
+            auto_labeling=self.auto_labeling,
+        )
+        check_label_attribute_name(self.label_attribute_name, self.labeling_task_type)
+        config = write_label_category_config(
+            [str(label) for label in self.labels], instructions=self.instructions
+        )
+        lines = self._input_lines()
+        self._uploads = {}
+        self._object_count = None if lines is None else len(lines)
+        manifest = manifest_bytes(lines) if lines is not None else b""
+        template = None
+        if resolved.human_task_ui_arn is None:
+            template = (self.ui_template or ui_template(self.labeling_task_type)).encode()
+        digest = content_digest(manifest, config, template or b"")
+        config_uri = self._inputs_uri("label-categories.json", digest)
+        self._uploads[config_uri] = config
+        if lines is not None:
+            manifest_uri = self._inputs_uri("dataset.manifest", digest)
+            self._uploads[manifest_uri] = manifest
+        else:
+            manifest_uri = str(self.input_manifest_uri)
+        ui: dict[str, str]
+        if template is not None:
+            ui = {"UiTemplateS3Uri": self._inputs_uri("template.liquid.html", digest)}
+            self._uploads[ui["UiTemplateS3Uri"]] = template
+        else:
+            ui = {"HumanTaskUiArn": str(resolved.human_task_ui_arn)}
+        human = self._human_task_config(resolved, ui)
+        input_config: dict[str, Any] = {"DataSource": {"S3DataSource": {"ManifestS3Uri": manifest_uri}}}
+        if self.content_classifiers:
+            input_config["DataAttributes"] = {"ContentClassifiers": list(self.content_classifiers)}
+        request: dict[str, Any] = {
+            "LabelAttributeName": self.label_attribute_name,
+            "InputConfig": input_config,
+            "OutputConfig": {"S3OutputPath": self.output_path},
+            "RoleArn": self.role_arn,
+            "LabelCategoryConfigS3Uri": config_uri,
+            "HumanTaskConfig": human,
+        }
+        if self.output_kms_key_id:
+            request["OutputConfig"]["KmsKeyId"] = self.output_kms_key_id
+        stopping = {
+            "MaxHumanLabeledObjectCount": self.max_human_labeled_objects,
+            "MaxPercentageOfInputDatasetLabeled": self.max_percentage_objects_labeled,
+        }
+        if any(v is not None for v in stopping.values()):
+            request["StoppingConditions"] = {k: int(v) for k, v in stopping.items() if v is not None}
+        if resolved.algorithm_arn:
+            algorithms: dict[str, Any] = {"LabelingJobAlgorithmSpecificationArn": resolved.algorithm_arn}
+            if self.volume_kms_key_id:
+                algorithms["LabelingJobResourceConfig"] = {"VolumeKmsKeyId": self.volume_kms_key_id}
+            request["LabelingJobAlgorithmsConfig"] = algorithms
+        if self.tags:
+            request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in self.tags.items()]
+        return request
+
+    # -- before and after the job ---------------------------------------------------------------------------
+
+    def _existing_manifest_objects(self, uri: str) -> int:
+        bucket, key = split_s3_uri(uri, "input_manifest_uri")
+        try:
+            body = self.hook.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except Exception as err:
+            raise PreflightError(f"input_manifest_uri: cannot read {uri}: {err}") from None
+        return count_manifest_objects(body)
+
+    def preflight(self, request: Mapping[str, Any], context: Any) -> None:
+        manifest_uri = request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]
+        count = self._object_count
+        if count is None:
+            count = self._existing_manifest_objects(manifest_uri)
+        if count == 0:
+            source = self.input_prefix or self.input_text_uri or self.input_manifest_uri
+            field = next(name for name in INPUT_ARGUMENTS if getattr(self, name))
+            raise PreflightError(f"{field}: no data objects to label in {source}; check the S3 path")
+        if request.get("LabelingJobAlgorithmsConfig") and count < AUTO_LABELING_MIN_OBJECTS:
+            raise PreflightError(
+                f"auto_labeling: Ground Truth needs at least {AUTO_LABELING_MIN_OBJECTS} objects for automated "
+                f"data labeling; this data set has {count}; label it without auto_labeling"
+            )
+        limit = (request.get("StoppingConditions") or {}).get("MaxHumanLabeledObjectCount")
+        if limit is not None and not request.get("LabelingJobAlgorithmsConfig") and limit < count:
+            self.log.info(
+                "max_human_labeled_objects=%d < %d objects: %d will stay unlabeled",
+                limit,
+                count,
+                count - limit,
+            )
+        workers = int(request["HumanTaskConfig"]["NumberOfHumanWorkersPerDataObject"])
+        self.log.info(
+            "Labeling %d object(s) (%s), %d worker(s) each%s",
+            count,
+            self.labeling_task_type,
+            workers,
+            ", automated labeling on" if request.get("LabelingJobAlgorithmsConfig") else "",
+        )
+        self._object_count = count
+
+    def stage(self, request: Mapping[str, Any], context: Any) -> None:
+        for uri, data in self._uploads.items():
+            bucket, key = split_s3_uri(uri, "output_path")
+            try:
+                self.hook.s3.head_object(Bucket=bucket, Key=key)
+                self.log.info("Labeling input %s already uploaded", uri)
+            except Exception:
+                self.hook.s3.put_object(Bucket=bucket, Key=key, Body=data)
+                self.log.info("Uploaded labeling input %s (%d bytes)", uri, len(data))
+
+    def result(self, engine: Any, description: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        """The engine's fields plus the label attribute and the task type.
+
+        :return: ``job_name``, ``job_arn``, ``status``, ``output_manifest`` (S3 URI),
+            ``label_counters`` (``TotalLabeled``, ``HumanLabeled``, ``MachineLabeled``,
+            ``FailedNonRetryableError``, ``Unlabeled``), ``label_attribute_name``, ``task_type``.
+        """
+        return {
+            **engine.result(description),
+            "label_attribute_name": self.label_attribute_name,
+            "task_type": self.labeling_task_type,
+        }
