@@ -36,3 +36,20 @@ class SageMakerJobError(DLProviderError):
         self.job_name = job_name
         self.status = status
         self.failure_reason = failure_reason
+
+
+class DriftInputError(DLProviderError, ValueError):
+    """A drift baseline, data set or threshold cannot be used; the message names it and the fix."""
+
+
+class DataValidationError(DLProviderError, ValueError):
+    """Data failed its expectations, or a suite or data set cannot be used.
+
+    ``summary`` is the validation summary (JSON-safe, as pushed to XCom) when the data was
+    validated and failed; it is ``None`` when the inputs could not be used (a malformed suite, an
+    unreadable file), which the message names with the fix.
+    """
+
+    def __init__(self, message: str, *, summary: dict | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary

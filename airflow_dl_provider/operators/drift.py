@@ -1,0 +1,273 @@
+"""Compare a data set with the model's baseline; on drift emit an Asset event, otherwise short-circuit."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.common.compat.assets import Asset
+
+from airflow_dl_provider.exceptions import DriftInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+
+    from airflow_dl_provider.drift.check import DriftResult
+
+try:
+    from airflow.sdk.exceptions import AirflowSkipException
+except ImportError:  # Airflow 2.x
+    from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef]
+
+DATA_FORMATS = ("auto", "csv", "parquet", "jsonl", "data_capture")
+#: Keys under a prefix that are bookkeeping, not data (Spark/EMR markers, manifests, dotfiles).
+_SKIP_NAME = re.compile(r"(^[_.])|(\.(manifest|crc|out)$)")
+
+
+class DriftDetectionOperator(AwsBaseOperator[S3Hook]):
+    """Check a data set in S3 for drift against the model's baseline profile.
+
+    The data (batch transform input, endpoint data capture, any prefix) is streamed in chunks
+    through :class:`~airflow_dl_provider.drift.check.DriftCheck`, so memory stays at one chunk
+    whatever its size. A JSON report with every score and an HTML page with a chart per feature
+    are written under ``report_prefix``. On drift the task succeeds and the drift Asset gets an
+    event whose ``extra`` is the evidence, so a retraining DAG scheduled on it starts; without
+    drift the task is skipped: downstream tasks are skipped and no Asset event is emitted.
+
+    :param baseline_uri: ``s3://`` URI of the baseline JSON built at training time. (templated)
+    :param data_uri: ``s3://`` URI of one object, or a prefix whose objects are read in key order.
+        (templated)
+    :param data_format: ``csv``, ``parquet``, ``jsonl``, ``data_capture`` or ``auto`` (by name;
+        JSON Lines holding ``captureData`` are data capture).
+    :param features: check only these features (default: every feature of the baseline, and a
+        data column the baseline lacks is an error). (templated)
+    :param columns: names for headerless data (data capture CSV); default the baseline's features.
+    :param capture: for data capture, ``input`` (requests) or ``output`` (responses).
+    :param thresholds: a dict of :class:`~airflow_dl_provider.drift.check.DriftThresholds` fields
+        (``psi``, ``ks_statistic``, ``ks_pvalue``, ``js_distance``, ``chi2_pvalue``,
+        ``min_features_drifted``, ``max_invalid_fraction``); checked when the DAG is parsed.
+    :param report_prefix: where reports go, under ``<run id>/``; default ``drift-reports/`` beside
+        the baseline. (templated)
+    :param model_version: recorded in the report and the evidence; default the baseline's. (templated)
+    :param model_name: names the default Asset, ``s3://<baseline bucket>/drift/<model_name>``
+        (default: the task id).
+    :param asset_uri: the drift Asset's URI, fixed at parse time so DAGs can be scheduled on it.
+    :param soft_fail: skip instead of failing when the inputs are unusable (no data yet, say).
+    :param chunk_rows: rows per chunk.
+    :return: ``{"drifted", "model_version", "features_drifted", "rows", "scores": {feature:
+        {score: value}}, "report_json", "report_html", "data_uri", "files", "asset_uri"}``; pushed
+        as the return value on drift, and as XCom ``drift_summary`` in both cases.
+    """
+
+    aws_hook_class = S3Hook
+    template_fields: Sequence[str] = aws_template_fields(
+        "baseline_uri", "data_uri", "features", "report_prefix", "model_version"
+    )
+    ui_color = "#fdf1d6"
+
+    def __init__(
+        self,
+        *,
+        baseline_uri: str,
+        data_uri: str,
+        data_format: str = "auto",
+        features: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        capture: str = "input",
+        thresholds: Mapping[str, Any] | None = None,
+        report_prefix: str | None = None,
+        model_version: str | None = None,
+        model_name: str | None = None,
+        asset_uri: str | None = None,
+        soft_fail: bool = False,
+        chunk_rows: int = 50_000,
+        **kwargs: Any,
+    ) -> None:
+        from airflow_dl_provider.drift.check import DriftThresholds
+
+        task_id = kwargs.get("task_id", "drift")
+        if data_format not in DATA_FORMATS:
+            raise DriftInputError(
+                f"{task_id}: data_format: {data_format!r} is not one of {', '.join(DATA_FORMATS)}"
+            )
+        if capture not in ("input", "output"):
+            raise DriftInputError(f"{task_id}: capture: must be 'input' or 'output', got {capture!r}")
+        if chunk_rows < 1:
+            raise DriftInputError(f"{task_id}: chunk_rows: must be >= 1, got {chunk_rows}")
+        try:
+            self.drift_thresholds = DriftThresholds.from_mapping(thresholds)
+        except DriftInputError as err:
+            raise DriftInputError(f"{task_id}: {err}") from None
+        if asset_uri is None:
+            if "{{" in baseline_uri or not baseline_uri.startswith("s3://"):
+                raise DriftInputError(
+                    f"{task_id}: asset_uri: required when baseline_uri is templated or not an s3:// URI"
+                )
+            bucket = baseline_uri.removeprefix("s3://").partition("/")[0]
+            asset_uri = f"s3://{bucket}/drift/{model_name or task_id}"
+        self.asset = Asset(asset_uri)
+        kwargs["outlets"] = [*(kwargs.get("outlets") or []), self.asset]
+        super().__init__(**kwargs)
+        self.baseline_uri = baseline_uri
+        self.data_uri = data_uri
+        self.data_format = data_format
+        self.features = features
+        self.columns = columns
+        self.capture = capture
+        self.thresholds = thresholds
+        self.report_prefix = report_prefix
+        self.model_version = model_version
+        self.asset_uri = asset_uri
+        self.soft_fail = soft_fail
+        self.chunk_rows = chunk_rows
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        try:
+            result, files = self._check(context)
+        except DriftInputError as err:
+            if self.soft_fail:
+                raise AirflowSkipException(f"soft_fail: {err}") from None
+            raise
+        summary = self._publish(context, result, files)
+        context["ti"].xcom_push(key="drift_summary", value=summary)
+        if not result.drifted:
+            self.log.info("No drift in %s (%d rows); skipping downstream tasks", self.data_uri, result.rows)
+            raise AirflowSkipException(f"no drift in {result.rows} rows of {self.data_uri}")
+        evidence = {
+            "model_version": summary["model_version"],
+            "features_drifted": summary["features_drifted"],
+            "scores": {f: summary["scores"][f] for f in summary["features_drifted"]},
+            "rows": summary["rows"],
+            "data_uri": self.data_uri,
+            "report_json": summary["report_json"],
+            "report_html": summary["report_html"],
+        }
+        context["outlet_events"][self.asset].extra = evidence
+        self.log.info(
+            "Drift in %s: %s; Asset event on %s", self.data_uri, summary["features_drifted"], self.asset_uri
+        )
+        return summary
+
+    def _check(self, context: Any) -> tuple[DriftResult, list[str]]:
+        from airflow_dl_provider.drift.check import DriftCheck
+        from airflow_dl_provider.drift.profile import load_baseline
+
+        s3 = self.hook.conn
+        profile = load_baseline(s3, self.baseline_uri)
+        if self.model_version:
+            profile.model_version = str(self.model_version)
+        check = DriftCheck(profile, self.drift_thresholds, self.features, where=f"data_uri {self.data_uri}")
+        keys = self._data_keys(s3)
+        columns = list(self.columns) if self.columns else list(profile.features)
+        for bucket, key in keys:
+            for chunk in self._chunks(s3, bucket, key, columns):
+                check.update(chunk)
+                del chunk  # before the reader builds the next one
+        self.log.info("Read %d rows from %d object(s) under %s", check.rows, len(keys), self.data_uri)
+        return check.result(), [f"s3://{b}/{k}" for b, k in keys]
+
+    def _data_keys(self, s3: Any) -> list[tuple[str, str]]:
+        from airflow_dl_provider.validation.preflight import split_s3_uri
+
+        try:
+            bucket, key = split_s3_uri(self.data_uri, "data_uri")
+        except ValueError as err:
+            raise DriftInputError(str(err)) from None
+        keys: list[str] = []
+        try:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+                for item in page.get("Contents", []):
+                    name = posixpath.basename(item["Key"])
+                    exact = item["Key"] == key
+                    under = key.endswith("/") or not key or item["Key"].startswith(key.rstrip("/") + "/")
+                    if item["Size"] > 0 and name and (exact or under) and not _SKIP_NAME.search(name):
+                        keys.append(item["Key"])
+        except DriftInputError:
+            raise
+        except Exception as err:
+            code = getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
+            raise DriftInputError(f"data_uri: cannot list {self.data_uri} ({code})") from None
+        if key in keys:
+            keys = [key]
+        if not keys:
+            raise DriftInputError(
+                f"data_uri: {self.data_uri} holds no data objects; is the upstream job done?"
+            )
+        return [(bucket, k) for k in sorted(keys)]
+
+    def _chunks(self, s3: Any, bucket: str, key: str, columns: list[str]) -> Iterator[Mapping[str, Any]]:
+        from airflow_dl_provider.drift.readers import guess_format, read_chunks
+
+        name = f"s3://{bucket}/{key}"
+        data_format = self.data_format
+        if data_format == "auto":
+            head = b""
+            if key.lower().removesuffix(".gz").endswith((".json", ".jsonl", ".ndjson")) and not key.endswith(
+                ".gz"
+            ):
+                head = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-4095")["Body"].read()
+            data_format = guess_format(key, head)
+        if data_format == "parquet":
+            # Parquet's footer is at the end: spool the object to disk, not to memory.
+            with tempfile.TemporaryFile() as spool:
+                s3.download_fileobj(bucket, key, spool)
+                spool.seek(0)
+                yield from read_chunks(
+                    spool, "parquet", name=name, chunk_rows=self.chunk_rows, columns=self.features
+                )
+            return
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            yield from read_chunks(
+                body,
+                data_format,
+                name=name,
+                chunk_rows=self.chunk_rows,
+                columns=columns,
+                capture=self.capture,
+            )
+        finally:
+            body.close()
+
+    def _publish(self, context: Any, result: DriftResult, files: list[str]) -> dict[str, Any]:
+        from airflow_dl_provider.drift.report import report_html, report_json
+        from airflow_dl_provider.validation.preflight import split_s3_uri
+
+        prefix = self.report_prefix or f"{posixpath.dirname(self.baseline_uri.rstrip('/'))}/drift-reports"
+        run = re.sub(r"[^A-Za-z0-9_.=-]", "-", str(context.get("run_id", "manual")))
+        bucket, key = split_s3_uri(f"{prefix.rstrip('/')}/{run}", "report_prefix")
+        json_uri = f"s3://{bucket}/{key}/drift-report.json"
+        html_uri = f"s3://{bucket}/{key}/drift-report.html"
+        extra = {
+            "data_uri": self.data_uri,
+            "baseline_uri": self.baseline_uri,
+            "asset_uri": self.asset_uri,
+            "files": len(files),
+        }
+        s3 = self.hook.conn
+        # One put per object is atomic: a reader sees the whole report or none of it.
+        s3.put_object(
+            Bucket=bucket,
+            Key=f"{key}/drift-report.json",
+            Body=report_json(result, extra).encode(),
+            ContentType="application/json",
+        )
+        s3.put_object(
+            Bucket=bucket,
+            Key=f"{key}/drift-report.html",
+            Body=report_html(result, title=f"Drift: {self.data_uri}", extra=extra).encode(),
+            ContentType="text/html; charset=utf-8",
+        )
+        return {
+            **result.summary(),
+            "report_json": json_uri,
+            "report_html": html_uri,
+            "data_uri": self.data_uri,
+            "files": len(files),
+            "asset_uri": self.asset_uri,
+        }
