@@ -25,7 +25,14 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Amazon SageMaker (deep learning)",
                 "python-modules": [
                     "airflow_dl_provider.operators.datasets",
+                    "airflow_dl_provider.operators.labeling",
+                    "airflow_dl_provider.operators.validation",
                     "airflow_dl_provider.operators.training",
+                    "airflow_dl_provider.operators.tuning",
+                    "airflow_dl_provider.operators.compilation",
+                    "airflow_dl_provider.operators.transform",
+                    "airflow_dl_provider.operators.endpoints",
+                    "airflow_dl_provider.operators.registry",
                 ],
             }
         ],

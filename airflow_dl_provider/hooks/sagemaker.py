@@ -71,6 +71,15 @@ class SageMakerJobHook(AwsBaseHook):
     def logs(self) -> Any:
         return self.client_for("logs")
 
+    @cached_property
+    def runtime(self) -> Any:
+        """The ``sagemaker-runtime`` client (``invoke_endpoint``): boto3's, or the local backend's."""
+        if self.backend == "local":
+            from airflow_dl_provider.backends.local.endpoint import LocalRuntimeClient
+
+            return LocalRuntimeClient(self.conn.store.home)
+        return self.client_for("sagemaker-runtime")
+
     @property
     def region(self) -> str:
         """The region jobs run in: the hook's, else the connection's, else boto3's default."""

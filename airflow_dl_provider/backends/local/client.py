@@ -21,8 +21,10 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
+from airflow_dl_provider.backends.local.endpoint import process_alive, start_server, stop_process
+from airflow_dl_provider.backends.local.resources import ResourceStore, public
 from airflow_dl_provider.backends.local.state import JobStore, LocalJob, now_iso
-from airflow_dl_provider.backends.local.workers import LOCAL_WORKERS, worker
+from airflow_dl_provider.backends.local.workers import LOCAL_WORKERS, public_status, worker
 from airflow_dl_provider.jobs.kinds import JOB_KINDS, JobKind
 from airflow_dl_provider.validation.requests import output_shape, validate_request, validate_response
 
@@ -167,15 +169,17 @@ class LocalSageMakerClient:
         operation = f"Describe{kind.noun}"
         job = self._job(kind, key, params[kind.name_field], operation)
         state = job.state()
-        if state[kind.status_field] in kind.running and not _process_alive(state.get("_pid", 0)):
+        if public_status(key, state[kind.status_field]) in kind.running and not _process_alive(
+            state.get("_pid", 0)
+        ):
             # Read again: the runner may have recorded the job's end just before it exited.
             state = job.state()
             if state[kind.status_field] == "Stopping":
                 # A stop reached the runner before it could handle SIGTERM (it was still starting).
                 _kill_job_processes(state.get("_pid", 0))
-                job.transition("Stopped", "Training job stopped", **{kind.status_field: "Stopped"})
+                job.transition("Stopped", f"{kind.noun} stopped", **{kind.status_field: "Stopped"})
                 state = job.state()
-            elif state[kind.status_field] in kind.running:
+            elif public_status(key, state[kind.status_field]) in kind.running:
                 _kill_job_processes(state.get("_pid", 0))
                 state = job.update(
                     **{
@@ -185,6 +189,7 @@ class LocalSageMakerClient:
                 )
         shape = output_shape(operation)
         merged = {**job.request(), **state}
+        merged[kind.status_field] = public_status(key, merged[kind.status_field])
         response = {k: _with_datetimes(shape.members[k], v) for k, v in merged.items() if k in shape.members}
         validate_response(operation, response)
         return response
@@ -213,7 +218,8 @@ class LocalSageMakerClient:
             state = job.state()
             if params.get("NameContains", "") not in job.name:
                 continue
-            if params.get("StatusEquals") and state[kind.status_field] != params["StatusEquals"]:
+            status = public_status(key, state[kind.status_field])
+            if params.get("StatusEquals") and status != params["StatusEquals"]:
                 continue
             summaries.append(
                 {
@@ -221,13 +227,309 @@ class LocalSageMakerClient:
                     kind.arn_field: state[kind.arn_field],
                     "CreationTime": dt.datetime.fromisoformat(state["CreationTime"]),
                     "LastModifiedTime": dt.datetime.fromisoformat(state["LastModifiedTime"]),
-                    kind.status_field: state[kind.status_field],
+                    kind.status_field: status,
                 }
             )
         summaries.sort(
             key=lambda s: s["CreationTime"], reverse=params.get("SortOrder", "Descending") == "Descending"
         )
         return {f"{kind.noun}Summaries": summaries[: params.get("MaxResults", 100)]}
+
+    # --- tuning ---
+
+    def list_training_jobs_for_hyper_parameter_tuning_job(self, **params: Any) -> dict[str, Any]:
+        """The trials of a tuning job, as the tuning runner last recorded them (it refreshes them while it runs).
+
+        Defaults as the API's: ``SortBy=Name``, ``SortOrder=Ascending``, ``MaxResults=10``; sorting by
+        ``FinalObjectiveMetricValue`` leaves out the trials that have no objective value.
+        """
+        operation = "ListTrainingJobsForHyperParameterTuningJob"
+        validate_request(operation, params)
+        job = self._job(JOB_KINDS["tuning"], "tuning", params["HyperParameterTuningJobName"], operation)
+        summaries = [
+            s
+            for s in job.state().get("_trials") or []
+            if not params.get("StatusEquals") or s["TrainingJobStatus"] == params["StatusEquals"]
+        ]
+        sort_by = params.get("SortBy", "Name")
+        if sort_by == "FinalObjectiveMetricValue":
+            summaries = [s for s in summaries if "FinalHyperParameterTuningJobObjectiveMetric" in s]
+        field = {"Name": "TrainingJobName", "CreationTime": "CreationTime", "Status": "TrainingJobStatus"}
+        summaries.sort(
+            key=lambda s: (
+                s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+                if sort_by == "FinalObjectiveMetricValue"
+                else s[field[sort_by]]
+            ),
+            reverse=params.get("SortOrder", "Ascending") == "Descending",
+        )
+        start = int(params.get("NextToken") or 0)
+        end = start + int(params.get("MaxResults", 10))
+        shape = output_shape(operation)
+        response: dict[str, Any] = {
+            "TrainingJobSummaries": _with_datetimes(
+                shape.members["TrainingJobSummaries"], summaries[start:end]
+            )
+        }
+        if end < len(summaries):
+            response["NextToken"] = str(end)
+        validate_response(operation, response)
+        return response
+
+    # --- models, endpoints, registry ---
+    # Not jobs: JSON records under <home>/resources (see resources.py), validated like the job calls.
+
+    @property
+    def resources(self) -> ResourceStore:
+        return ResourceStore(self.store.home)
+
+    def _arn(self, noun: str, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{ACCOUNT_ID}:{noun}/{name.lower()}"
+
+    @staticmethod
+    def _respond(operation: str, record: dict[str, Any]) -> dict[str, Any]:
+        shape = output_shape(operation)
+        response = {
+            k: _with_datetimes(shape.members[k], v)
+            for k, v in public(record).items()
+            if k in shape.members and v is not None
+        }
+        validate_response(operation, response)
+        return response
+
+    def _add(self, operation: str, kind: str, name: str, record: dict[str, Any], arn: str) -> None:
+        if not self.resources.create(kind, name, record):
+            raise _client_error(
+                "ValidationException", f'Cannot create already existing {kind} "{arn}".', operation
+            )
+
+    def _get(self, operation: str, kind: str, name: str) -> dict[str, Any]:
+        record = self.resources.get(kind, name)
+        if record is None:
+            raise _client_error("ValidationException", f'Could not find {kind} "{name}".', operation)
+        return record
+
+    def create_model(self, **request: Any) -> dict[str, Any]:
+        validate_request("CreateModel", request)
+        arn = self._arn("model", request["ModelName"])
+        self._add("CreateModel", "model", request["ModelName"], {**request, "ModelArn": arn}, arn)
+        return {"ModelArn": arn}
+
+    def describe_model(self, **params: Any) -> dict[str, Any]:
+        validate_request("DescribeModel", params)
+        return self._respond("DescribeModel", self._get("DescribeModel", "model", params["ModelName"]))
+
+    def create_endpoint_config(self, **request: Any) -> dict[str, Any]:
+        validate_request("CreateEndpointConfig", request)
+        name = request["EndpointConfigName"]
+        arn = self._arn("endpoint-config", name)
+        self._add("CreateEndpointConfig", "endpoint-config", name, {**request, "EndpointConfigArn": arn}, arn)
+        return {"EndpointConfigArn": arn}
+
+    def describe_endpoint_config(self, **params: Any) -> dict[str, Any]:
+        validate_request("DescribeEndpointConfig", params)
+        record = self._get("DescribeEndpointConfig", "endpoint-config", params["EndpointConfigName"])
+        return self._respond("DescribeEndpointConfig", record)
+
+    def create_endpoint(self, **request: Any) -> dict[str, Any]:
+        validate_request("CreateEndpoint", request)
+        name, config = request["EndpointName"], request["EndpointConfigName"]
+        self._get("CreateEndpoint", "endpoint-config", config)
+        arn = self._arn("endpoint", name)
+        record = {**request, "EndpointArn": arn, "EndpointStatus": "Creating"}
+        self._add("CreateEndpoint", "endpoint", name, record, arn)
+        pid = start_server(self.store.home, name, config, self.runner_env)
+        self.resources.update("endpoint", name, _pending_pid=pid)
+        return {"EndpointArn": arn}
+
+    def update_endpoint(self, **request: Any) -> dict[str, Any]:
+        validate_request("UpdateEndpoint", request)
+        name, config = request["EndpointName"], request["EndpointConfigName"]
+        record = self._get("UpdateEndpoint", "endpoint", name)
+        self._get("UpdateEndpoint", "endpoint-config", config)
+        if record["EndpointStatus"] != "InService":
+            raise _client_error(
+                "ValidationException",
+                f'Cannot update in-progress endpoint "{record["EndpointArn"]}" ({record["EndpointStatus"]}).',
+                "UpdateEndpoint",
+            )
+        self.resources.update("endpoint", name, EndpointStatus="Updating", FailureReason=None)
+        pid = start_server(self.store.home, name, config, self.runner_env)
+        self.resources.update("endpoint", name, _pending_pid=pid)
+        return {"EndpointArn": record["EndpointArn"]}
+
+    def describe_endpoint(self, **params: Any) -> dict[str, Any]:
+        validate_request("DescribeEndpoint", params)
+        name = params["EndpointName"]
+        record = self._get("DescribeEndpoint", "endpoint", name)
+        status = record["EndpointStatus"]
+        pending_dead = status in ("Creating", "Updating") and not process_alive(record.get("_pending_pid"))
+        if (
+            pending_dead
+            and (record := self._get("DescribeEndpoint", "endpoint", name))["EndpointStatus"] == status
+        ):
+            # The server died before it could record why (killed, out of memory): say so, as the service does.
+            reason = (
+                "InternalServerError: the local endpoint server exited while starting; see its server.log"
+            )
+            changes = {
+                "EndpointStatus": "Failed" if status == "Creating" else "InService",
+                "FailureReason": reason,
+            }
+            record = self.resources.update("endpoint", name, **changes) or record
+        elif status == "InService" and not process_alive(record.get("_pid")):
+            reason = "InternalServerError: the local endpoint server process exited"
+            record = (
+                self.resources.update("endpoint", name, EndpointStatus="Failed", FailureReason=reason)
+                or record
+            )
+        config = self.resources.get("endpoint-config", record["EndpointConfigName"]) or {}
+        serving = record["EndpointStatus"] in ("InService", "Updating")
+        variants = [
+            {"VariantName": v["VariantName"], "CurrentInstanceCount": int(serving), "DesiredInstanceCount": 1}
+            for v in config.get("ProductionVariants", [])
+        ]
+        capture = config.get("DataCaptureConfig")
+        summary = capture and {
+            "EnableCapture": capture.get("EnableCapture", True),
+            "CaptureStatus": "Started" if capture.get("EnableCapture", True) else "Stopped",
+            "CurrentSamplingPercentage": capture["InitialSamplingPercentage"],
+            "DestinationS3Uri": capture["DestinationS3Uri"],
+            "KmsKeyId": capture.get("KmsKeyId", ""),
+        }
+        return self._respond(
+            "DescribeEndpoint", {**record, "ProductionVariants": variants, "DataCaptureConfig": summary}
+        )
+
+    def delete_endpoint(self, **params: Any) -> dict[str, Any]:
+        validate_request("DeleteEndpoint", params)
+        record = self._get("DeleteEndpoint", "endpoint", params["EndpointName"])
+        stop_process(record.get("_pending_pid"))
+        stop_process(record.get("_pid"))
+        self.resources.delete("endpoint", params["EndpointName"])
+        return {}
+
+    def create_model_package_group(self, **request: Any) -> dict[str, Any]:
+        validate_request("CreateModelPackageGroup", request)
+        name = request["ModelPackageGroupName"]
+        arn = self._arn("model-package-group", name)
+        record = {
+            **{k: v for k, v in request.items() if k != "Tags"},
+            "ModelPackageGroupArn": arn,
+            "CreatedBy": {},
+            "ModelPackageGroupStatus": "Completed",
+        }
+        self._add("CreateModelPackageGroup", "model-package-group", name, record, arn)
+        return {"ModelPackageGroupArn": arn}
+
+    def describe_model_package_group(self, **params: Any) -> dict[str, Any]:
+        validate_request("DescribeModelPackageGroup", params)
+        record = self._get(
+            "DescribeModelPackageGroup", "model-package-group", params["ModelPackageGroupName"]
+        )
+        return self._respond("DescribeModelPackageGroup", record)
+
+    def _packages(self, group: str) -> list[dict[str, Any]]:
+        return [p for p in self.resources.all("model-package") if p["ModelPackageGroupName"] == group]
+
+    def create_model_package(self, **request: Any) -> dict[str, Any]:
+        validate_request("CreateModelPackage", request)
+        group = request.get("ModelPackageGroupName")
+        if not group:
+            raise _client_error(
+                "ValidationException",
+                "the local backend registers versioned model packages only; set ModelPackageGroupName",
+                "CreateModelPackage",
+            )
+        self._get("CreateModelPackage", "model-package-group", group)
+        token = request.get("ClientToken")
+        for package in self._packages(group) if token else []:
+            if package.get("_client_token") == token:  # the same call again: the same version
+                return {"ModelPackageArn": package["ModelPackageArn"]}
+        fields = {k: v for k, v in request.items() if k not in ("ClientToken", "Tags")}
+        version = len(self._packages(group))
+        while True:
+            version += 1
+            record = {
+                **fields,
+                "ModelPackageName": group,
+                "ModelPackageVersion": version,
+                "ModelPackageArn": self._arn("model-package", f"{group}/{version}"),
+                "ModelPackageStatus": "Completed",
+                "ModelPackageStatusDetails": {"ValidationStatuses": []},
+                "ModelApprovalStatus": request.get("ModelApprovalStatus", "PendingManualApproval"),
+                "CreatedBy": {},
+                "_client_token": token,
+            }
+            if self.resources.create("model-package", f"{group}/{version}", record):
+                return {"ModelPackageArn": record["ModelPackageArn"]}
+
+    def _package(self, operation: str, name_or_arn: str) -> dict[str, Any]:
+        for package in self.resources.all("model-package"):
+            if name_or_arn in (
+                package["ModelPackageArn"],
+                f"{package['ModelPackageName']}/{package['ModelPackageVersion']}",
+            ):
+                return package
+        raise _client_error(
+            "ValidationException", f'Could not find model package "{name_or_arn}".', operation
+        )
+
+    def describe_model_package(self, **params: Any) -> dict[str, Any]:
+        validate_request("DescribeModelPackage", params)
+        return self._respond(
+            "DescribeModelPackage", self._package("DescribeModelPackage", params["ModelPackageName"])
+        )
+
+    def list_model_packages(self, **params: Any) -> dict[str, Any]:
+        validate_request("ListModelPackages", params)
+        packages = [
+            p
+            for p in self.resources.all("model-package")
+            if p["ModelPackageGroupName"] == params.get("ModelPackageGroupName", p["ModelPackageGroupName"])
+            and p["ModelApprovalStatus"] == params.get("ModelApprovalStatus", p["ModelApprovalStatus"])
+        ]
+        packages.sort(
+            key=lambda p: p["ModelPackageVersion"],
+            reverse=params.get("SortOrder", "Ascending") == "Descending",
+        )
+        keys = (
+            "ModelPackageName",
+            "ModelPackageGroupName",
+            "ModelPackageVersion",
+            "ModelPackageArn",
+            "ModelPackageDescription",
+            "ModelPackageStatus",
+            "ModelApprovalStatus",
+        )
+        summaries = [
+            {
+                **{k: p[k] for k in keys if k in p},
+                "CreationTime": dt.datetime.fromisoformat(p["CreationTime"]),
+            }
+            for p in packages[: params.get("MaxResults", 100)]
+        ]
+        response = {"ModelPackageSummaryList": summaries}
+        validate_response("ListModelPackages", response)
+        return response
+
+    def update_model_package(self, **request: Any) -> dict[str, Any]:
+        validate_request("UpdateModelPackage", request)
+        package = self._package("UpdateModelPackage", request["ModelPackageArn"])
+        changes: dict[str, Any] = {
+            k: request[k] for k in ("ModelApprovalStatus", "ApprovalDescription") if k in request
+        }
+        metadata = {
+            **package.get("CustomerMetadataProperties", {}),
+            **request.get("CustomerMetadataProperties", {}),
+        }
+        for key in request.get("CustomerMetadataPropertiesToRemove", []):
+            metadata.pop(key, None)
+        if metadata:
+            changes["CustomerMetadataProperties"] = metadata
+        key = f"{package['ModelPackageGroupName']}/{package['ModelPackageVersion']}"
+        self.resources.update("model-package", key, **changes)
+        return {"ModelPackageArn": package["ModelPackageArn"]}
 
 
 # create_*/describe_*/stop_*/list_* for every kind the local backend runs, named as boto3 names them.

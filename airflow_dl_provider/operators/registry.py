@@ -1,0 +1,245 @@
+"""Model registry: a versioned model package that names its training job, data and metrics.
+
+This is the traceability link: a prediction file's transform job names its Model, the Model its
+artifact, and the package registered for that artifact names the training job, the data URIs and the
+metrics (``CustomerMetadataProperties``, and a metrics JSON that ``ModelMetrics`` points at).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from botocore.exceptions import ClientError
+
+from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
+from airflow_dl_provider.jobs.engine import is_not_found
+from airflow_dl_provider.jobs.naming import deterministic_job_name
+from airflow_dl_provider.operators.base import _context_ids
+from airflow_dl_provider.operators.transform import SUBMIT_DIRECTORY, pytorch_inference_image
+from airflow_dl_provider.validation.preflight import split_s3_uri
+from airflow_dl_provider.validation.requests import validate_request
+
+APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
+TASK_KEY = "airflow:task-instance"
+# A retry comes soon after its first try: its package is among the group's newest versions.
+RETRY_LOOKBACK = 20
+
+
+class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
+    """Register a model artifact as a new version in a model package group.
+
+    :param model_package_group_name: the group; created when missing. (templated)
+    :param model_artifacts: ``s3://.../model.tar.gz`` (a training or compilation output). (templated)
+    :param image_uri: the inference image; defaults to the PyTorch container for ``framework_version``. (templated)
+    :param entry_point: ``SAGEMAKER_PROGRAM`` in the artifact's ``code/``.
+    :param training_job_name: the training job that made the artifact. (templated)
+    :param data_uris: name -> ``s3://`` URI of the data it was trained and tested on. (templated)
+    :param metrics: name -> value; when None, the training job's final metrics are used. (templated)
+    :param metrics_s3_uri: where to write the metrics JSON; defaults to
+        ``<artifact dir>/model-metrics-<task key>.json``. (templated)
+    :param approval_status: ``PendingManualApproval`` (default), ``Approved`` or ``Rejected``.
+    :param description: the package description. (templated)
+    :param group_description: the group description, used when the group is created.
+    :param content_types: request MIME types the model accepts.
+    :param response_types: response MIME types it returns.
+    :param instance_types: instance types for real-time inference and batch transform.
+    :param problem_type: prefix of the metrics section, as in model quality reports.
+    """
+
+    aws_hook_class = SageMakerJobHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "model_package_group_name",
+        "model_artifacts",
+        "image_uri",
+        "training_job_name",
+        "data_uris",
+        "metrics",
+        "metrics_s3_uri",
+        "description",
+    )
+    template_fields_renderers = {"data_uris": "json", "metrics": "json"}
+    ui_color = "#e6f3e1"
+
+    def __init__(
+        self,
+        *,
+        model_package_group_name: str,
+        model_artifacts: str,
+        image_uri: str | None = None,
+        framework_version: str = "2.5.1",
+        py_version: str = "py311",
+        entry_point: str = "inference.py",
+        training_job_name: str | None = None,
+        data_uris: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        metrics_s3_uri: str | None = None,
+        approval_status: str = "PendingManualApproval",
+        description: str | None = None,
+        group_description: str | None = None,
+        content_types: Sequence[str] = ("text/csv",),
+        response_types: Sequence[str] = ("text/csv",),
+        instance_types: Sequence[str] = ("ml.m5.large",),
+        problem_type: str = "multiclass_classification",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if approval_status not in APPROVAL_STATUSES:
+            raise ValueError(
+                f"{self.task_id}: approval_status: {approval_status!r} is not one of {', '.join(APPROVAL_STATUSES)}"
+            )
+        if isinstance(data_uris, Mapping):
+            bad = [k for k, v in data_uris.items() if not str(v).startswith(("s3://", "{{"))]
+            if bad:
+                raise ValueError(f"{self.task_id}: data_uris: {bad} are not s3:// URIs")
+        self.model_package_group_name = model_package_group_name
+        self.model_artifacts = model_artifacts
+        self.image_uri = image_uri
+        self.framework_version = framework_version
+        self.py_version = py_version
+        self.entry_point = entry_point
+        self.training_job_name = training_job_name
+        self.data_uris = data_uris
+        self.metrics = metrics
+        self.metrics_s3_uri = metrics_s3_uri
+        self.approval_status = approval_status
+        self.description = description
+        self.group_description = group_description
+        self.content_types = list(content_types)
+        self.response_types = list(response_types)
+        self.instance_types = list(instance_types)
+        self.problem_type = problem_type
+
+    def task_key(self, context: Any) -> str:
+        """The task instance's stable key: the same on every try of it."""
+        return deterministic_job_name(**_context_ids(context), prefix="ti")
+
+    def resolved_metrics(self) -> dict[str, float]:
+        if self.metrics is not None:
+            return {str(k): float(v) for k, v in dict(self.metrics).items()}
+        if not self.training_job_name:
+            return {}
+        described = self.hook.conn.describe_training_job(TrainingJobName=self.training_job_name)
+        return {m["MetricName"]: float(m["Value"]) for m in described.get("FinalMetricDataList") or []}
+
+    def metadata(self, key: str, metrics: Mapping[str, float]) -> dict[str, str]:
+        """CustomerMetadataProperties: the task key, training job, data and metrics (at most 50 entries)."""
+        properties = {TASK_KEY: key}
+        if self.training_job_name:
+            properties["training-job"] = str(self.training_job_name)
+        properties.update({f"data:{name}": str(uri) for name, uri in dict(self.data_uris or {}).items()})
+        properties.update({f"metric:{name}": repr(value) for name, value in metrics.items()})
+        return properties
+
+    def build_request(self, key: str, metrics: Mapping[str, float], metrics_uri: str) -> dict[str, Any]:
+        image = self.image_uri or pytorch_inference_image(
+            self.hook.region, self.framework_version, self.py_version, self.instance_types[0]
+        )
+        container = {
+            "Image": image,
+            "ModelDataUrl": self.model_artifacts,
+            "Environment": {
+                "SAGEMAKER_PROGRAM": self.entry_point,
+                "SAGEMAKER_SUBMIT_DIRECTORY": SUBMIT_DIRECTORY,
+            },
+        }
+        request: dict[str, Any] = {
+            "ModelPackageGroupName": self.model_package_group_name,
+            "InferenceSpecification": {
+                "Containers": [container],
+                "SupportedContentTypes": self.content_types,
+                "SupportedResponseMIMETypes": self.response_types,
+                "SupportedRealtimeInferenceInstanceTypes": self.instance_types,
+                "SupportedTransformInstanceTypes": self.instance_types,
+            },
+            "ModelApprovalStatus": self.approval_status,
+            "ModelMetrics": {
+                "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}}
+            },
+            "CustomerMetadataProperties": self.metadata(key, metrics),
+            # The service's own idempotency token; the metadata scan covers retries after it expires.
+            "ClientToken": key,
+        }
+        if self.description:
+            request["ModelPackageDescription"] = self.description
+        return request
+
+    def _ensure_group(self) -> None:
+        conn = self.hook.conn
+        try:
+            conn.describe_model_package_group(ModelPackageGroupName=self.model_package_group_name)
+            return
+        except ClientError as err:
+            if not (
+                is_not_found(err)
+                or "could not find" in str(err).lower()
+                or "does not exist" in str(err).lower()
+            ):
+                raise
+        request = {"ModelPackageGroupName": self.model_package_group_name}
+        if self.group_description:
+            request["ModelPackageGroupDescription"] = self.group_description
+        conn.create_model_package_group(**request)
+        self.log.info("Created model package group %s", self.model_package_group_name)
+
+    def _registered(self, key: str) -> dict[str, Any] | None:
+        """The package an earlier try of this task registered, if any."""
+        conn = self.hook.conn
+        listed = conn.list_model_packages(
+            ModelPackageGroupName=self.model_package_group_name,
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=RETRY_LOOKBACK,
+        )
+        for summary in listed.get("ModelPackageSummaryList", []):
+            described = conn.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+            if (described.get("CustomerMetadataProperties") or {}).get(TASK_KEY) == key:
+                return dict(described)
+        return None
+
+    def _result(self, described: Mapping[str, Any], metrics_uri: str) -> dict[str, Any]:
+        return {
+            "model_package_arn": described["ModelPackageArn"],
+            "model_package_version": described.get("ModelPackageVersion"),
+            "model_package_group": self.model_package_group_name,
+            "approval_status": described.get("ModelApprovalStatus"),
+            "model_artifacts": self.model_artifacts,
+            "training_job_name": self.training_job_name,
+            "metrics_s3_uri": metrics_uri,
+        }
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        """Register the model version, or return the one an earlier try of this task registered.
+
+        :return: ``model_package_arn`` (the version ARN), ``model_package_version``, ``model_package_group``,
+            ``approval_status``, ``model_artifacts``, ``training_job_name`` and ``metrics_s3_uri``, JSON-safe.
+        """
+        key = self.task_key(context)
+        metrics = self.resolved_metrics()
+        artifact_dir = str(self.model_artifacts).rsplit("/", 1)[0]
+        metrics_uri = self.metrics_s3_uri or f"{artifact_dir}/model-metrics-{key}.json"
+        request = self.build_request(key, metrics, metrics_uri)
+        validate_request("CreateModelPackage", request)
+        split_s3_uri(metrics_uri, "metrics_s3_uri")
+        self._ensure_group()
+        existing = self._registered(key)
+        if existing is not None:
+            self.log.info(
+                "Reattached: model package %s was registered by an earlier try", existing["ModelPackageArn"]
+            )
+            return self._result(existing, metrics_uri)
+        report = {
+            "version": 0.0,
+            f"{self.problem_type}_metrics": {name: {"value": value} for name, value in metrics.items()},
+        }
+        bucket, object_key = split_s3_uri(metrics_uri, "metrics_s3_uri")
+        self.hook.s3.put_object(
+            Bucket=bucket, Key=object_key, Body=json.dumps(report, sort_keys=True).encode()
+        )
+        arn = self.hook.conn.create_model_package(**request)["ModelPackageArn"]
+        described = self.hook.conn.describe_model_package(ModelPackageName=arn)
+        self.log.info("Registered %s (%s)", arn, described.get("ModelApprovalStatus"))
+        return self._result(described, metrics_uri)

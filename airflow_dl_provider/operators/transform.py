@@ -1,0 +1,357 @@
+"""Batch transform: a Model (created idempotently from an artifact, or named) -> one CreateTransformJob.
+
+The Model helpers here are shared with endpoints and the registry. A Model is named by what it holds
+(image, artifact, environment, role), so creating it is idempotent: a retried task finds the Model its
+earlier try created, and a new artifact gets a new Model.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from airflow_dl_provider.exceptions import PreflightError
+from airflow_dl_provider.jobs.engine import is_not_found
+from airflow_dl_provider.jobs.kinds import JOB_KINDS
+from airflow_dl_provider.jobs.naming import deterministic_job_name
+from airflow_dl_provider.operators.base import SageMakerJobOperator, _context_ids
+from airflow_dl_provider.operators.training import PYTORCH_DLC_TAGS
+from airflow_dl_provider.presets.instances import is_gpu
+from airflow_dl_provider.validation.preflight import check_s3_prefix
+from airflow_dl_provider.validation.requests import validate_request
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+SPLIT_TYPES = ("None", "Line", "RecordIO", "TFRecord")
+BATCH_STRATEGIES = ("SingleRecord", "MultiRecord")
+ASSEMBLE_WITH = ("None", "Line")
+JOIN_SOURCES = ("None", "Input")
+COMPRESSION = ("None", "Gzip")
+# Filters and joins work on records the service can parse: CSV and JSON (Lines).
+FILTERABLE_TYPES = ("text/csv", "application/json", "application/jsonlines", "application/x-jsonlines")
+# The service's cap on MaxPayloadInMB, alone and times MaxConcurrentTransforms.
+MAX_PAYLOAD_TOTAL_MB = 100
+
+
+# Where the SageMaker Python SDK puts the inference code it repacks into model.tar.gz.
+SUBMIT_DIRECTORY = "/opt/ml/model/code"
+
+
+def pytorch_inference_image(region: str, framework_version: str, py_version: str, instance_type: str) -> str:
+    """The AWS Deep Learning Container for PyTorch inference in ``region``."""
+    if framework_version not in PYTORCH_DLC_TAGS:
+        raise ValueError(
+            f"framework_version: no PyTorch inference container known for {framework_version!r}; use one of "
+            f"{', '.join(PYTORCH_DLC_TAGS)} or pass image_uri"
+        )
+    cuda, os_tag = PYTORCH_DLC_TAGS[framework_version]
+    device = f"gpu-{py_version}-{cuda}" if is_gpu(instance_type) else f"cpu-{py_version}"
+    return f"763104351884.dkr.ecr.{region}.amazonaws.com/pytorch-inference:{framework_version}-{device}-{os_tag}-sagemaker"
+
+
+def model_request(
+    *,
+    prefix: str,
+    image: str,
+    model_data_url: str,
+    role_arn: str,
+    region: str,
+    entry_point: str = "inference.py",
+    environment: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The CreateModel request, with the environment the SDK sets for script-mode inference."""
+    env = {
+        "SAGEMAKER_PROGRAM": entry_point,
+        "SAGEMAKER_SUBMIT_DIRECTORY": SUBMIT_DIRECTORY,
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+        "SAGEMAKER_REGION": region,
+        **{str(k): str(v) for k, v in (environment or {}).items()},
+    }
+    spec = json.dumps([image, model_data_url, env, role_arn], sort_keys=True)
+    # Content-addressed: the name's hash covers everything the Model holds.
+    name = deterministic_job_name("model", spec, "", prefix=f"{prefix}-model")
+    return {
+        "ModelName": name,
+        "PrimaryContainer": {"Image": image, "ModelDataUrl": model_data_url, "Environment": env},
+        "ExecutionRoleArn": role_arn,
+    }
+
+
+def ensure_model(client: Any, request: Mapping[str, Any], log: Any) -> str:
+    """Create the Model unless one of that name exists (it then holds the same things); return its name."""
+    name = str(request["ModelName"])
+    try:
+        client.describe_model(ModelName=name)
+        log.info("Model %s exists; reusing it", name)
+        return name
+    except ClientError as err:
+        if not is_not_found(err) and "could not find" not in str(err).lower():
+            raise
+    try:
+        client.create_model(**request)
+        log.info("Created Model %s from %s", name, request["PrimaryContainer"]["ModelDataUrl"])
+    except ClientError as err:
+        # Another try created it between describe and create: same name, same contents.
+        if "already exist" not in str(err).lower():
+            raise
+    return name
+
+
+def _media(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def check_transform(request: Mapping[str, Any]) -> None:
+    """The service's rules that the service model does not encode; one line each."""
+    source = request["TransformInput"]
+    output = request.get("TransformOutput") or {}
+    split = source.get("SplitType", "None")
+    payload = request.get("MaxPayloadInMB")
+    concurrent = request.get("MaxConcurrentTransforms")
+    if payload is not None and payload > MAX_PAYLOAD_TOTAL_MB:
+        raise PreflightError(f"max_payload_mb: {payload} is over the service's {MAX_PAYLOAD_TOTAL_MB} MB")
+    if payload is not None and concurrent and concurrent * payload > MAX_PAYLOAD_TOTAL_MB:
+        raise PreflightError(
+            f"max_concurrent_transforms x max_payload_mb = {concurrent} x {payload} = {concurrent * payload} MB, "
+            f"over the service's {MAX_PAYLOAD_TOTAL_MB} MB; lower either"
+        )
+    if request.get("BatchStrategy") and split == "None":
+        raise PreflightError(
+            f"split_type: batch_strategy={request['BatchStrategy']!r} needs split_type Line, RecordIO or "
+            "TFRecord (with None each object is one request)"
+        )
+    processing = request.get("DataProcessing") or {}
+    filtered = processing.get("InputFilter", "$") != "$" or processing.get("JoinSource", "None") == "Input"
+    if filtered and _media(source.get("ContentType")) not in FILTERABLE_TYPES:
+        raise PreflightError(
+            f"content_type: input_filter and join_source need CSV or JSON input ({', '.join(FILTERABLE_TYPES)}), "
+            f"got {source.get('ContentType')!r}"
+        )
+    if processing.get("OutputFilter", "$") != "$" and _media(output.get("Accept")) not in FILTERABLE_TYPES:
+        raise PreflightError(f"accept: output_filter needs CSV or JSON output, got {output.get('Accept')!r}")
+
+
+class BatchTransformOperator(SageMakerJobOperator):
+    """Run a SageMaker batch transform over every object under an S3 prefix.
+
+    The Model is ``model_name`` (an existing one), or is created first, idempotently, from
+    ``model_artifacts`` (a training or compilation output) with ``entry_point`` (``inference.py``
+    inside the artifact's ``code/``) in ``image_uri`` or the PyTorch inference container.
+
+    :param input_s3_uri: ``s3://`` prefix (or object) to transform. (templated)
+    :param output_path: ``s3://`` prefix; ``<input_s3_uri>/<rel>`` becomes ``<output_path>/<rel>.out``. (templated)
+    :param model_name: an existing SageMaker Model; or give ``model_artifacts`` and ``role_arn``. (templated)
+    :param model_artifacts: ``s3://.../model.tar.gz`` to create the Model from. (templated)
+    :param role_arn: the Model's execution role. (templated)
+    :param image_uri: the inference image; defaults to the PyTorch container for ``framework_version``. (templated)
+    :param entry_point: ``SAGEMAKER_PROGRAM``, the handler script in the artifact's ``code/``.
+    :param content_type: MIME type of the input records. (templated)
+    :param accept: MIME type asked of the model. (templated)
+    :param split_type: ``None`` (each object is one request), ``Line``, ``RecordIO``, ``TFRecord``.
+    :param batch_strategy: ``SingleRecord`` or ``MultiRecord`` (needs a ``split_type``), or None.
+    :param assemble_with: ``Line`` (one output per line) or ``None`` (concatenated).
+    :param max_payload_mb: ``MaxPayloadInMB``, at most 100, and at most 100 x ``max_concurrent_transforms``.
+    :param max_concurrent_transforms: requests in flight per instance.
+    :param input_filter: JSONPath of what to send to the model, e.g. ``$[1:]``. (templated)
+    :param output_filter: JSONPath of what to keep of the (joined) record, e.g. ``$[0,-1]``. (templated)
+    :param join_source: ``Input`` joins each output to its input record.
+    :param instance_type: e.g. ``ml.m5.xlarge``. (templated)
+    :param instance_count: instances.
+    :param environment: extra environment for the container (and the Model when created). (templated)
+    :param tags: tags for the job. (templated)
+    """
+
+    job_kind = JOB_KINDS["transform"]
+    template_fields: Sequence[str] = (
+        *SageMakerJobOperator.template_fields,
+        "input_s3_uri",
+        "output_path",
+        "model_name",
+        "model_artifacts",
+        "role_arn",
+        "image_uri",
+        "content_type",
+        "accept",
+        "input_filter",
+        "output_filter",
+        "instance_type",
+        "environment",
+        "tags",
+    )
+
+    def __init__(
+        self,
+        *,
+        input_s3_uri: str,
+        output_path: str,
+        model_name: str | None = None,
+        model_artifacts: str | None = None,
+        role_arn: str | None = None,
+        image_uri: str | None = None,
+        framework_version: str = "2.5.1",
+        py_version: str = "py311",
+        entry_point: str = "inference.py",
+        content_type: str = "text/csv",
+        accept: str = "text/csv",
+        split_type: str = "Line",
+        batch_strategy: str | None = "MultiRecord",
+        assemble_with: str = "Line",
+        max_payload_mb: int | None = 6,
+        max_concurrent_transforms: int | None = None,
+        input_filter: str | None = None,
+        output_filter: str | None = None,
+        join_source: str = "None",
+        compression: str = "None",
+        instance_type: str = "ml.m5.xlarge",
+        instance_count: int = 1,
+        output_kms_key_id: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        task = self.task_id
+        if bool(model_name) == bool(model_artifacts):
+            raise ValueError(f"{task}: model_name / model_artifacts: set exactly one")
+        if model_artifacts and not role_arn:
+            raise ValueError(
+                f"{task}: role_arn: creating a Model from model_artifacts needs its execution role"
+            )
+        for field, value, allowed in (
+            ("split_type", split_type, SPLIT_TYPES),
+            ("batch_strategy", batch_strategy, (*BATCH_STRATEGIES, None)),
+            ("assemble_with", assemble_with, ASSEMBLE_WITH),
+            ("join_source", join_source, JOIN_SOURCES),
+            ("compression", compression, COMPRESSION),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{task}: {field}: {value!r} is not one of {', '.join(map(str, allowed))}")
+        if instance_count < 1:
+            raise ValueError(f"{task}: instance_count must be >= 1, got {instance_count}")
+        self.input_s3_uri = input_s3_uri
+        self.output_path = output_path
+        self.model_name = model_name
+        self.model_artifacts = model_artifacts
+        self.role_arn = role_arn
+        self.image_uri = image_uri
+        self.framework_version = framework_version
+        self.py_version = py_version
+        self.entry_point = entry_point
+        self.content_type = content_type
+        self.accept = accept
+        self.split_type = split_type
+        self.batch_strategy = batch_strategy
+        self.assemble_with = assemble_with
+        self.max_payload_mb = max_payload_mb
+        self.max_concurrent_transforms = max_concurrent_transforms
+        self.input_filter = input_filter
+        self.output_filter = output_filter
+        self.join_source = join_source
+        self.compression = compression
+        self.instance_type = instance_type
+        self.instance_count = instance_count
+        self.output_kms_key_id = output_kms_key_id
+        self.environment = dict(environment or {})
+        self.tags = dict(tags or {})
+        self._model_request: dict[str, Any] | None = None
+        try:
+            check_transform(self._shape_only())
+        except PreflightError as err:
+            raise ValueError(f"{task}: {err}") from None
+
+    def _shape_only(self) -> dict[str, Any]:
+        """The parts of the request the service's cross-field rules read (no hook, no context)."""
+        return self._transform_fields("-")
+
+    def _transform_fields(self, model_name: str) -> dict[str, Any]:
+        source: dict[str, Any] = {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": self.input_s3_uri}},
+            "ContentType": self.content_type,
+            "SplitType": self.split_type,
+            "CompressionType": self.compression,
+        }
+        output: dict[str, Any] = {
+            "S3OutputPath": self.output_path,
+            "Accept": self.accept,
+            "AssembleWith": self.assemble_with,
+        }
+        if self.output_kms_key_id:
+            output["KmsKeyId"] = self.output_kms_key_id
+        request: dict[str, Any] = {
+            "ModelName": model_name,
+            "TransformInput": source,
+            "TransformOutput": output,
+            "TransformResources": {
+                "InstanceType": self.instance_type,
+                "InstanceCount": int(self.instance_count),
+            },
+        }
+        if self.batch_strategy:
+            request["BatchStrategy"] = self.batch_strategy
+        if self.max_payload_mb is not None:
+            request["MaxPayloadInMB"] = int(self.max_payload_mb)
+        if self.max_concurrent_transforms is not None:
+            request["MaxConcurrentTransforms"] = int(self.max_concurrent_transforms)
+        processing = {
+            k: v
+            for k, v in (
+                ("InputFilter", self.input_filter),
+                ("OutputFilter", self.output_filter),
+                ("JoinSource", None if self.join_source == "None" else self.join_source),
+            )
+            if v
+        }
+        if processing:
+            request["DataProcessing"] = processing
+        if self.environment:
+            request["Environment"] = {str(k): str(v) for k, v in self.environment.items()}
+        if self.tags:
+            request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in self.tags.items()]
+        return request
+
+    def build_request(self, context: Any) -> dict[str, Any]:
+        if self.model_name:
+            return self._transform_fields(self.model_name)
+        region = self.hook.region
+        image = self.image_uri or pytorch_inference_image(
+            region, self.framework_version, self.py_version, self.instance_type
+        )
+        ids = _context_ids(context)
+        self._model_request = model_request(
+            prefix=self.job_name_prefix or f"{ids['dag_id']}-{ids['task_id']}",
+            image=image,
+            model_data_url=str(self.model_artifacts),
+            role_arn=str(self.role_arn),
+            region=region,
+            entry_point=self.entry_point,
+        )
+        return self._transform_fields(self._model_request["ModelName"])
+
+    def preflight(self, request: Mapping[str, Any], context: Any) -> None:
+        check_transform(request)
+        if self._model_request is not None:
+            validate_request("CreateModel", self._model_request)
+            check_s3_prefix(
+                self.hook.s3, self._model_request["PrimaryContainer"]["ModelDataUrl"], "model_artifacts"
+            )
+        check_s3_prefix(
+            self.hook.s3, request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"], "input_s3_uri"
+        )
+
+    def stage(self, request: Mapping[str, Any], context: Any) -> None:
+        if self._model_request is not None:
+            ensure_model(self.hook.conn, self._model_request, self.log)
+
+    def result(self, engine: Any, description: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        return {**engine.result(description), "model_name": description.get("ModelName")}
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        """Create the Model if needed, then run the transform.
+
+        :return: ``job_name``, ``job_arn``, ``status``, ``output_path`` (where the ``.out`` files are)
+            and ``model_name``, JSON-safe.
+        """
+        return super().execute(context)

@@ -1,0 +1,156 @@
+"""EndpointDeployOperator: CreateModel, CreateEndpointConfig with data capture, CreateEndpoint; exactly."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from botocore.stub import Stubber
+
+from airflow_dl_provider.operators.endpoints import EndpointDeployOperator
+from airflow_dl_provider.operators.transform import model_request
+from airflow_dl_provider.validation.requests import validate_request
+from tests.conftest import ROLE_ARN
+from tests.unit.operators.stubs import IMAGE, NOW, not_found, sagemaker_client, use
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+MODEL = "s3://bucket/models/job/output/model.tar.gz"
+ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/digits"
+
+
+@pytest.fixture
+def sagemaker() -> Iterator[tuple[Any, Stubber]]:
+    client = sagemaker_client()
+    with Stubber(client) as stub:
+        yield client, stub
+        stub.assert_no_pending_responses()
+
+
+def _operator(**kwargs: Any) -> EndpointDeployOperator:
+    args: dict[str, Any] = {
+        "task_id": "deploy",
+        "endpoint_name": "digits",
+        "model_artifacts": MODEL,
+        "role_arn": ROLE_ARN,
+        "image_uri": IMAGE,
+        "instance_type": "ml.c5.large",
+        "data_capture_s3_uri": "s3://bucket/capture",
+        "sampling_percentage": 20,
+        "region_name": "us-east-1",
+        "poll_interval": 0.01,
+    }
+    args.update(kwargs)
+    return EndpointDeployOperator(**args)
+
+
+def test_sends_exactly_these_requests(sagemaker: Any, task_context: Any) -> None:
+    client, stub = sagemaker
+    model = model_request(
+        prefix="dl_test-deploy", image=IMAGE, model_data_url=MODEL, role_arn=ROLE_ARN, region="us-east-1"
+    )
+    op = _operator()
+    config = op.config_request(model["ModelName"])
+    assert config == {
+        "EndpointConfigName": config["EndpointConfigName"],
+        "ProductionVariants": [
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": model["ModelName"],
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.c5.large",
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+        "DataCaptureConfig": {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 20,
+            "DestinationS3Uri": "s3://bucket/capture",
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {
+                "CsvContentTypes": ["text/csv"],
+                "JsonContentTypes": ["application/json"],
+            },
+        },
+    }
+    assert config["EndpointConfigName"].startswith("digits-")
+    validate_request("CreateModel", model)
+    validate_request("CreateEndpointConfig", config)
+    not_found(stub, "describe_model", 'Could not find model "x".', ModelName=model["ModelName"])
+    stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m"}, model)
+    name = config["EndpointConfigName"]
+    not_found(
+        stub,
+        "describe_endpoint_config",
+        'Could not find endpoint configuration "x".',
+        EndpointConfigName=name,
+    )
+    stub.add_response("create_endpoint_config", {"EndpointConfigArn": f"{ARN}-config"}, config)
+    not_found(stub, "describe_endpoint", 'Could not find endpoint "digits".', EndpointName="digits")
+    stub.add_response(
+        "create_endpoint", {"EndpointArn": ARN}, {"EndpointName": "digits", "EndpointConfigName": name}
+    )
+    described = {
+        "EndpointName": "digits",
+        "EndpointArn": ARN,
+        "EndpointConfigName": name,
+        "EndpointStatus": "InService",
+        "CreationTime": NOW,
+        "LastModifiedTime": NOW,
+    }
+    stub.add_response("describe_endpoint", described, {"EndpointName": "digits"})
+    use(op, client)
+    result = op.execute(task_context("manual__1", task_id="deploy"))
+    assert result == {
+        "endpoint_name": "digits",
+        "endpoint_arn": ARN,
+        "endpoint_config_name": name,
+        "model_name": model["ModelName"],
+        "status": "InService",
+        "action": "created",
+        "data_capture_s3_uri": "s3://bucket/capture",
+    }
+
+
+def test_same_config_is_not_updated(sagemaker: Any, task_context: Any) -> None:
+    client, stub = sagemaker
+    op = _operator(model_artifacts=None, role_arn=None, model_name="digits-v3")
+    name = op.config_request("digits-v3")["EndpointConfigName"]
+    described = {
+        "EndpointName": "digits",
+        "EndpointArn": ARN,
+        "EndpointConfigName": name,
+        "EndpointStatus": "InService",
+        "CreationTime": NOW,
+        "LastModifiedTime": NOW,
+    }
+    stub.add_response(
+        "describe_endpoint_config",
+        {
+            "EndpointConfigName": name,
+            "EndpointConfigArn": f"{ARN}-c",
+            "ProductionVariants": [{"VariantName": "AllTraffic"}],
+            "CreationTime": NOW,
+        },
+        {"EndpointConfigName": name},
+    )
+    stub.add_response("describe_endpoint", described, {"EndpointName": "digits"})
+    stub.add_response("describe_endpoint", described, {"EndpointName": "digits"})
+    use(op, client)
+    assert op.execute(task_context("manual__1", task_id="deploy"))["action"] == "unchanged"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model_name": "m"}, "set exactly one"),
+        ({"role_arn": None}, "needs its execution role"),
+        ({"sampling_percentage": 120}, "sampling_percentage must be 0-100"),
+        ({"capture_modes": ["Input", "Both"]}, "capture_modes must be"),
+    ],
+)
+def test_bad_inputs_fail_at_import_in_one_line(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        _operator(**kwargs)
+    assert "\n" not in str(caught.value)
