@@ -25,6 +25,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Amazon SageMaker (deep learning)",
                 "python-modules": [
                     "airflow_dl_provider.operators.datasets",
+                    "airflow_dl_provider.operators.drift",
                     "airflow_dl_provider.operators.labeling",
                     "airflow_dl_provider.operators.validation",
                     "airflow_dl_provider.operators.training",
