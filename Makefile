@@ -59,4 +59,27 @@ test-compat: $(foreach v,$(COMPAT_VERSIONS),.venv-compat-$(v)/.installed)
 	done
 
 clean:
-	rm -rf $(VENV) .venv-compat-* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-compat-* .venv-tools .pytest_cache .mypy_cache .ruff_cache
+
+# --- stacks ---
+# checkov pins versions Airflow conflicts with, so it gets its own venv; the stack tests find it there.
+TOOLS_VENV ?= .venv-tools
+CHECKOV_VERSION ?= 3.3.30
+export AIRFLOW_DL_CHECKOV ?= $(CURDIR)/$(TOOLS_VENV)/bin/checkov
+
+$(TOOLS_VENV)/.installed-$(CHECKOV_VERSION):
+	rm -rf $(TOOLS_VENV)
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install $(PIP_FLAGS) "checkov==$(CHECKOV_VERSION)"
+	touch $@
+
+.PHONY: tools test-package
+tools: $(TOOLS_VENV)/.installed-$(CHECKOV_VERSION)
+
+test: tools
+
+# The offline MWAA install of the packaged requirements.txt, on both MWAA Airflow versions (slow).
+test-package: venv $(foreach v,$(COMPAT_VERSIONS),.venv-compat-$(v)/.installed)
+	AIRFLOW_DL_PACKAGE_TEST=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider -m slow tests/integration/test_package_offline.py
+
+test-compat: test-package
