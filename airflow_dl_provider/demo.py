@@ -1,7 +1,14 @@
-"""The demo's data and its summary: scikit-learn's bundled 8x8 digits, no download.
+"""``airflow-dl demo``: the whole lifecycle on the local backend, as a new user runs it, and its data.
 
-Seeds ``<prefix>/raw/digits.csv`` (``label,p0..p63``) and one PNG per image under ``<prefix>/images/``
-(for the labeling step), and reads the finished jobs back from the local backend for the summary.
+1. the embedded S3 server and a throwaway Airflow home;
+2. scikit-learn's bundled 8x8 digits as PNG images (no download), and the hidden truth the declared
+   simulated labeling workforce answers from;
+3. ``dl_pipeline_digits`` with ``dag.test()``: label -> validate -> prepare -> train -> tune ->
+   compile, register, baseline, batch transform -> evaluate;
+4. a shifted batch arrives (noisier, brighter digits): ``dl_drift_monitor_digits`` finds the drift,
+   and ``dl_retrain_digits`` trains a challenger, scores both models on the same holdout, and
+   promotes the challenger only if it wins;
+5. a summary of all of it, read from each task's XCom value.
 """
 
 from __future__ import annotations
@@ -10,6 +17,13 @@ import contextlib
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from airflow_dl_provider.manifests.images import encode_png_gray
@@ -101,3 +115,301 @@ def seed_digits_truth(s3: Any, bucket: str, prefix: str, *, count: int | None = 
     body = json.dumps(digits_truth(bucket, prefix, count=count), sort_keys=True)
     s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
     return f"s3://{bucket}/{key}"
+
+
+ACCURACY_TARGET = 0.90
+# The shifted batch: Gaussian pixel noise and a brighter background, on the 0..16 pixel scale.
+NOISE_SIGMA = 3.0
+BRIGHTNESS_SHIFT = 2.0
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def _s3(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def _read(s3: Any, uri: str) -> bytes:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def watch_jobs(home: Path, done: threading.Event, started: float) -> None:
+    """Print each local job's status changes while a DAG runs (reads the job store, as Describe does)."""
+    from airflow_dl_provider.backends.local.state import JobStore
+    from airflow_dl_provider.backends.local.workers import LOCAL_WORKERS
+    from airflow_dl_provider.jobs.kinds import JOB_KINDS
+
+    store, seen = JobStore(home), dict[str, str]()
+    while not done.wait(1.0):
+        for key in LOCAL_WORKERS:
+            kind = JOB_KINDS[key]
+            for job in store.all(key):
+                try:
+                    state = job.state()
+                except (OSError, ValueError):
+                    continue
+                label = f"{state.get(kind.status_field)}" + (
+                    f"/{state['SecondaryStatus']}" if "SecondaryStatus" in state else ""
+                )
+                if seen.get(job.name) != label:
+                    seen[job.name] = label
+                    say(f"      {time.monotonic() - started:6.1f}s  {key} job {job.name}: {label}")
+
+
+def run_dag(
+    dag_id: str, dags_folder: Path, env: dict[str, str], home: Path, started: float
+) -> dict[str, Any]:
+    """``airflow-dl dag-test`` in a subprocess (its own Airflow process, as a worker would be)."""
+    results, log_path = home / f"{dag_id}.json", home / f"{dag_id}.log"
+    done = threading.Event()
+    watcher = threading.Thread(target=watch_jobs, args=(home / "local", done, started), daemon=True)
+    watcher.start()
+    with open(log_path, "w") as log:
+        code = subprocess.call(
+            [
+                sys.executable,
+                "-m",
+                "airflow_dl_provider.cli",
+                "dag-test",
+                dag_id,
+                "--dags-folder",
+                str(dags_folder),
+                "--results",
+                str(results),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    done.set()
+    watcher.join()
+    outcome = json.loads(results.read_text()) if results.exists() else {"state": "failed", "tasks": {}}
+    outcome["returncode"], outcome["log"] = code, str(log_path)
+    return outcome
+
+
+def _result(run: dict[str, Any], task_id: str) -> dict[str, Any]:
+    return (run["tasks"].get(task_id) or {}).get("result") or {}
+
+
+def shifted_batch(seed: int = 7) -> tuple[str, str]:
+    """The digits with noise and a brighter background: (features CSV with header, labeled CSV)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(seed)
+    shifted = np.clip(digits.data + BRIGHTNESS_SHIFT + rng.normal(0, NOISE_SIGMA, digits.data.shape), 0, 16)
+    header = [f"p{i}" for i in range(64)]
+    features, labeled = io.StringIO(), io.StringIO()
+    csv.writer(features, lineterminator="\n").writerows(
+        [header, *[[f"{v:.2f}" for v in row] for row in shifted]]
+    )
+    writer = csv.writer(labeled, lineterminator="\n")
+    writer.writerow(["label", *header])
+    writer.writerows(
+        [int(y), *[f"{v:.2f}" for v in row]] for y, row in zip(digits.target, shifted, strict=True)
+    )
+    return features.getvalue(), labeled.getvalue()
+
+
+def pipeline_summary(run: dict[str, Any], s3: Any, truth_uri: str) -> list[str]:
+    from airflow_dl_provider.manifests.output import label_accuracy, read_output_manifest
+
+    lines: list[str] = []
+    label = _result(run, "label")
+    if label:
+        counters = label.get("label_counters", {})
+        accuracy = label_accuracy(
+            read_output_manifest(_read(s3, label["output_manifest"])), json.loads(_read(s3, truth_uri))
+        )
+        lines += [
+            "Labeling (Ground Truth, simulated workforce, auto-labeling on)",
+            f"  {counters.get('TotalLabeled', 0)} labeled: HumanLabeled {counters.get('HumanLabeled', 0)}, "
+            f"MachineLabeled {counters.get('MachineLabeled', 0)}; label accuracy vs hidden truth {accuracy:.4f}",
+        ]
+    validation = _result(run, "validate_labels")
+    if validation:
+        verdict = "passed" if validation.get("success") else "FAILED"
+        lines += [
+            "Label validation (Great Expectations)",
+            f"  {verdict}: {validation.get('successful')}/{validation.get('evaluated')} expectations on "
+            f"{validation.get('rows')} rows; result {validation.get('result_json')}",
+        ]
+    train, tune = _result(run, "train"), _result(run, "tune")
+    if train:
+        metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted(train.get("metrics", {}).items()))
+        lines += ["Training (untuned)", f"  {train['job_name']}: {metrics}"]
+    if tune:
+        rows = [
+            {
+                "rank": i + 1,
+                "job": t.get("training_job"),
+                "objective": t.get("objective_value"),
+                "hyperparameters": json.dumps(t.get("hyperparameters"), sort_keys=True),
+            }
+            for i, t in enumerate(tune.get("leaderboard", []))
+        ]
+        untuned = train.get("metrics", {}).get(tune.get("objective", ""), float("nan"))
+        tuned = float(tune.get("objective_value") or 0.0)
+        lines += [f"Tuning leaderboard ({tune.get('objective')}, best first)"]
+        lines += [
+            "  " + line
+            for line in format_table(rows, ["rank", "job", "objective", "hyperparameters"]).splitlines()
+        ]
+        lines += [
+            f"  tuned {tuned:.4f} vs untuned {untuned:.4f}: tuned is {'at least as' if tuned >= untuned else 'LESS'} accurate"
+        ]
+    compiled = _result(run, "compile")
+    if compiled:
+        with tarfile.open(fileobj=io.BytesIO(_read(s3, compiled["compiled_artifacts"]))) as tar:
+            member = tar.extractfile("compilation-report.json")
+            report = json.loads(member.read()) if member else {}
+        lines += [
+            "Compilation (Neo; TorchScript on the local backend)",
+            f"  latency on this CPU: eager {report.get('eager_median_ms')} ms -> compiled {report.get('compiled_median_ms')} ms "
+            f"(x{report.get('speedup')}); {compiled['compiled_artifacts']}",
+        ]
+    registered = _result(run, "register")
+    if registered:
+        lines += ["Model registry", f"  {registered['model_package_arn']} ({registered['approval_status']})"]
+    transform, evaluation = _result(run, "batch_transform"), _result(run, "evaluate")
+    if transform:
+        lines += [
+            "Batch transform",
+            f"  {evaluation.get('records', '?')} records -> {transform['output_path']}; "
+            f"test accuracy of the served model {evaluation.get('value', float('nan')):.4f}",
+        ]
+    return lines
+
+
+def drift_summary(monitor: dict[str, Any], retrain: dict[str, Any]) -> list[str]:
+    check = _result(monitor, "check_drift")
+    lines = ["Drift loop"]
+    if not check:
+        return [
+            *lines,
+            f"  drift monitor: no drift result ({monitor['tasks'].get('check_drift', {}).get('state')})",
+        ]
+    drifted = check.get("features_drifted", [])
+    lines.append(
+        f"  drift monitor: {len(drifted)} of {len(check.get('scores', {}))} features drifted, e.g. {', '.join(drifted[:6])}"
+    )
+    challenger, champion = _result(retrain, "evaluate_challenger"), _result(retrain, "evaluate_champion")
+    decision = _result(retrain, "decide")
+    if challenger and champion:
+        lines.append(
+            f"  holdout accuracy: challenger {challenger['value']:.4f}, champion {champion['value']:.4f} ({challenger['records']} records)"
+        )
+    if decision:
+        lines.append(f"  decision: {decision['decision']}: {decision['reason']}")
+    return lines
+
+
+def run_demo(dags_folder: Path, home: Path) -> int:
+    """Run the whole demo; 0 when the model meets the accuracy target and the drift loop ran."""
+    from airflow_dl_provider.backends.local import server
+    from airflow_dl_provider.pipelines.config import load_config
+
+    config = load_config(dags_folder / "configs" / "digits.yaml")
+    local_home, airflow_home = home / "local", home / "airflow"
+    started = time.monotonic()
+    say(
+        f"airflow-dl demo: the {config.pipeline} lifecycle on the local backend (no AWS account used)\n  home: {home}"
+    )
+    record = None
+    try:
+        say("[1/5] starting the embedded S3 server on 127.0.0.1 and a throwaway Airflow home ...")
+        record = server.start(local_home)
+        endpoint = record["endpoint_url"]
+        env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW_CONN_AWS_DEFAULT": server.connection_uri_json(endpoint, local_home),
+            "PYTHONUNBUFFERED": "1",
+        }
+        airflow_home.mkdir(parents=True, exist_ok=True)
+        migrate = subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True, text=True
+        )
+        if migrate.returncode:
+            say(migrate.stdout[-3000:] + migrate.stderr[-3000:])
+            return 1
+        say(f"      {endpoint}; Airflow home {airflow_home}")
+
+        say("[2/5] seeding the digits (scikit-learn's bundled 8x8 images, no download) ...")
+        s3 = _s3(endpoint)
+        seeded = seed_digits(s3, config.bucket, config.prefix)
+        truth_uri = seed_digits_truth(s3, config.bucket, config.prefix)
+        say(f"      {seeded['images']} PNG images; hidden truth for the simulated workforce at {truth_uri}")
+
+        say(
+            f"[3/5] {config.dag_id}: label -> validate -> prepare -> train (2 x {config.training.instance_type}, "
+            "simulated) -> tune -> compile, register, transform ..."
+        )
+        pipeline = run_dag(config.dag_id, dags_folder, env, home, started)
+        if pipeline["returncode"]:
+            return _failed(pipeline, started)
+
+        say("[4/5] a shifted batch arrives (noisier, brighter digits): drift monitor, then retraining ...")
+        features, labeled = shifted_batch()
+        drift_uri = config.drift.data_uri if config.drift else config.s3_uri("incoming")
+        bucket, _, prefix = drift_uri.removeprefix("s3://").partition("/")
+        s3.put_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/batch-1.csv", Body=features.encode())
+        if config.retraining:
+            bucket, _, prefix = config.retraining.labeled_data_prefix.removeprefix("s3://").partition("/")
+            s3.put_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/batch-1.csv", Body=labeled.encode())
+        monitor = run_dag(f"dl_drift_monitor_{config.pipeline}", dags_folder, env, home, started)
+        drifted = bool(_result(monitor, "check_drift").get("drifted"))
+        retrain: dict[str, Any] = {"tasks": {}, "returncode": 0}
+        if drifted:
+            say(
+                "      drift found: the drift Asset got an event; running the retrain DAG scheduled on it ..."
+            )
+            retrain = run_dag(f"dl_retrain_{config.pipeline}", dags_folder, env, home, started)
+            if retrain["returncode"]:
+                return _failed(retrain, started)
+
+        say("[5/5] summary\n")
+        for line in pipeline_summary(pipeline, s3, truth_uri) + drift_summary(monitor, retrain):
+            say(line)
+        accuracy = _result(pipeline, "train").get("metrics", {}).get("test_accuracy")
+        served = _result(pipeline, "evaluate").get("value", accuracy)
+        if served is None:
+            return _failed(pipeline, started)
+        verdict = "meets" if served >= ACCURACY_TARGET else "MISSES"
+        say(f"\nTest accuracy on held-out digits: {served:.4f} ({verdict} the {ACCURACY_TARGET:.2f} target)")
+        say(f"Demo finished in {time.monotonic() - started:.0f}s. Task logs: {home}/*.log")
+        return 0 if served >= ACCURACY_TARGET and drifted else 1
+    finally:
+        if record:
+            server.stop(local_home)
+
+
+def _failed(run: dict[str, Any], started: float) -> int:
+    tail = Path(run["log"]).read_text().splitlines()[-40:]
+    failed = [t for t, v in run["tasks"].items() if v.get("state") not in ("success", "skipped")]
+    say(
+        "\n".join(
+            [
+                "",
+                f"{run.get('dag_id')} failed after {time.monotonic() - started:.0f}s (tasks: {failed}).",
+                f"Last lines of {run['log']}:",
+                *tail,
+            ]
+        )
+    )
+    return 1

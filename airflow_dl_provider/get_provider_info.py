@@ -34,6 +34,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_dl_provider.operators.transform",
                     "airflow_dl_provider.operators.endpoints",
                     "airflow_dl_provider.operators.registry",
+                    "airflow_dl_provider.operators.evaluation",
                 ],
             }
         ],

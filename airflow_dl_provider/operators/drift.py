@@ -271,3 +271,141 @@ class DriftDetectionOperator(AwsBaseOperator[S3Hook]):
             "files": len(files),
             "asset_uri": self.asset_uri,
         }
+
+
+BASELINE_FORMATS = ("auto", "csv", "parquet", "jsonl")
+
+
+class DriftBaselineOperator(AwsBaseOperator[S3Hook]):
+    """Profile a model's training data and save the baseline beside the model, versioned with it.
+
+    Run it right after training, on the data the model was trained on: every later
+    :class:`DriftDetectionOperator` for this model version compares with this profile. The label
+    column is left out, since drift checks look at the features a model is asked about.
+
+    :param data_uri: ``s3://`` URI of one object, or a prefix whose data objects (markers such as
+        ``_SUCCESS`` and ``.out`` files skipped) are read in key order. (templated)
+    :param model_artifacts: the model's ``s3://.../model.tar.gz``; the baseline is written to
+        ``baseline_uri_for(model_artifacts)``, its ``drift-baseline.json`` neighbour. (templated)
+    :param label_column: the column to leave out; ``None`` when the data has no label.
+    :param data_format: ``csv`` (with a header row), ``parquet``, ``jsonl`` or ``auto`` (by name).
+    :param features: profile only these columns (default: every column but the label).
+    :param bins: fine quantile bins per numeric feature (default 2,000; the KS error is about 1/bins).
+    :return: ``{"baseline_uri": uri, "features": [name, ...], "rows": n}``
+    """
+
+    aws_hook_class = S3Hook
+    template_fields: Sequence[str] = aws_template_fields("data_uri", "model_artifacts")
+    ui_color = "#fdf1d6"
+
+    def __init__(
+        self,
+        *,
+        data_uri: str,
+        model_artifacts: str,
+        label_column: str | None = "label",
+        data_format: str = "csv",
+        features: Sequence[str] | None = None,
+        bins: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if data_format not in BASELINE_FORMATS:
+            raise DriftInputError(
+                f"{self.task_id}: data_format: {data_format!r} is not one of {', '.join(BASELINE_FORMATS)}"
+            )
+        if bins is not None and bins < 10:
+            raise DriftInputError(f"{self.task_id}: bins: must be at least 10, got {bins}")
+        if features is not None and label_column is not None and label_column in features:
+            raise DriftInputError(
+                f"{self.task_id}: features: {label_column!r} is the label column; drift is checked on features"
+            )
+        self.data_uri = data_uri
+        self.model_artifacts = model_artifacts
+        self.label_column = label_column
+        self.data_format = data_format
+        self.features = list(features) if features is not None else None
+        self.bins = bins
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_dl_provider.drift.profile import (
+            DEFAULT_BINS,
+            baseline_uri_for,
+            build_baseline,
+            save_baseline,
+        )
+
+        s3 = self.hook.conn
+        keys = self._data_keys(s3)
+        # The build sorts each column, so it holds them all anyway: read every chunk up front.
+        chunks = [chunk for bucket, key in keys for chunk in self._chunks(s3, bucket, key)]
+        columns = list(dict.fromkeys(name for chunk in chunks for name in chunk))
+        if self.label_column is not None and self.label_column not in columns:
+            raise DriftInputError(
+                f"label_column: {self.label_column!r} is not a column of {self.data_uri} ({columns[:5]}...); "
+                "pass label_column=None when the data has no label"
+            )
+        features = self.features or [c for c in columns if c != self.label_column]
+        uri = baseline_uri_for(str(self.model_artifacts))
+        profile = build_baseline(
+            chunks,
+            features=features,
+            bins=self.bins or DEFAULT_BINS,
+            model_version=str(self.model_artifacts),
+            source=self.data_uri,
+        )
+        del chunks
+        save_baseline(profile, s3, uri)
+        self.log.info(
+            "Baseline of %d features over %d rows of %s -> %s",
+            len(features),
+            profile.rows,
+            self.data_uri,
+            uri,
+        )
+        return {"baseline_uri": uri, "features": list(profile.features), "rows": profile.rows}
+
+    def _data_keys(self, s3: Any) -> list[tuple[str, str]]:
+        from airflow_dl_provider.validation.preflight import split_s3_uri
+
+        try:
+            bucket, key = split_s3_uri(self.data_uri, "data_uri")
+        except ValueError as err:
+            raise DriftInputError(str(err)) from None
+        prefix = "" if not key or key.endswith("/") else key.rstrip("/") + "/"
+        keys: list[str] = []
+        try:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+                for item in page.get("Contents", []):
+                    if item["Key"] == key:
+                        return [(bucket, key)]
+                    name = posixpath.basename(item["Key"])
+                    under = item["Key"].startswith(prefix) if prefix else True
+                    if item["Size"] > 0 and name and under and not _SKIP_NAME.search(name):
+                        keys.append(item["Key"])
+        except Exception as err:
+            code = getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
+            raise DriftInputError(f"data_uri: cannot list {self.data_uri} ({code})") from None
+        if not keys:
+            raise DriftInputError(
+                f"data_uri: {self.data_uri} holds no data objects; is the training data there?"
+            )
+        return [(bucket, k) for k in sorted(keys)]
+
+    def _chunks(self, s3: Any, bucket: str, key: str) -> Iterator[Mapping[str, Any]]:
+        from airflow_dl_provider.drift.readers import guess_format, read_chunks
+
+        name = f"s3://{bucket}/{key}"
+        data_format = guess_format(key) if self.data_format == "auto" else self.data_format
+        if data_format == "parquet":
+            # Parquet's footer is at the end: spool the object to disk, not to memory.
+            with tempfile.TemporaryFile() as spool:
+                s3.download_fileobj(bucket, key, spool)
+                spool.seek(0)
+                yield from read_chunks(spool, "parquet", name=name)
+            return
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            yield from read_chunks(body, data_format, name=name)
+        finally:
+            body.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pendulum
 import yaml
@@ -24,7 +24,9 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """Where the raw data is and how ``prepare_data`` splits it into channels."""
 
-    source: str = Field(description="s3:// URI of a CSV file with a header row")
+    source: str | None = Field(
+        None, description="s3:// URI of a CSV file with a header row (none when labeling)"
+    )
     label_column: str = "label"
     validation_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
@@ -32,8 +34,8 @@ class DataConfig(_Strict):
 
     @field_validator("source")
     @classmethod
-    def _s3(cls, value: str) -> str:
-        if not value.startswith("s3://"):
+    def _s3(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("s3://"):
             raise ValueError("must be an s3:// URI")
         return value
 
@@ -70,6 +72,94 @@ class TrainingConfig(_Strict):
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
+class LabelingConfig(_Strict):
+    """Arguments of :class:`~airflow_dl_provider.operators.labeling.GroundTruthLabelingOperator`.
+
+    With this section the template labels first, and ``prepare_data`` reads the output manifest.
+    """
+
+    task_type: str = "image_classification"
+    input_prefix: str = Field(description="s3:// prefix of the objects to label")
+    labels: list[str] = Field(min_length=2)
+    workteam_arn: str | None = None
+    task_price_usd: float | None = None
+    workers_per_object: int = Field(3, ge=1)
+    auto_labeling: bool = False
+    max_human_labeled_objects: int | None = Field(None, ge=1)
+    task_title: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class LabelValidationConfig(_Strict):
+    """The built-in label-manifest suite of ``validate_labels``; bounds on confidence and class shares."""
+
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0)
+    min_class_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    max_class_fraction: float = Field(1.0, ge=0.0, le=1.0)
+    soft_fail: bool = False
+
+
+class TuningConfig(_Strict):
+    """Arguments of :class:`~airflow_dl_provider.operators.tuning.HyperparameterTuningOperator`."""
+
+    objective_metric: str
+    objective_type: Literal["Maximize", "Minimize"] = "Maximize"
+    strategy: Literal["Bayesian", "Random", "Grid", "Hyperband"] = "Bayesian"
+    parameter_ranges: dict[str, dict[str, Any]] = Field(min_length=1)
+    max_jobs: int | None = Field(None, ge=1)
+    max_parallel_jobs: int = Field(1, ge=1)
+    early_stopping: Literal["Off", "Auto"] = "Off"
+    random_seed: int | None = None
+    max_cost_usd: float | None = Field(None, gt=0)
+
+
+class CompilationConfig(_Strict):
+    """Arguments of :class:`~airflow_dl_provider.operators.compilation.NeoCompilationOperator`."""
+
+    framework: str = "PYTORCH"
+    framework_version: str | None = None
+    data_input_config: dict[str, Any] | list[Any] | str
+    target_device: str | None = None
+    target_platform: dict[str, str] | None = None
+    compiler_options: dict[str, Any] | str | None = None
+    max_runtime_seconds: int = Field(900, ge=1)
+
+
+class RegistryConfig(_Strict):
+    """Where :class:`~airflow_dl_provider.operators.registry.RegisterModelOperator` versions the model."""
+
+    model_package_group: str = Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+    approval_status: Literal["Approved", "PendingManualApproval", "Rejected"] = "PendingManualApproval"
+    description: str | None = None
+
+
+class TransformConfig(_Strict):
+    """Batch transform of the test split with the registered model."""
+
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = Field(1, ge=1)
+    max_payload_mb: int = Field(6, ge=1, le=100)
+
+
+class DriftConfig(_Strict):
+    """The ``drift_monitor`` DAG: compare incoming data with the champion model's baseline."""
+
+    schedule: str | None = "@hourly"
+    data_uri: str = Field(description="s3:// object or prefix of the data to watch")
+    data_format: Literal["auto", "csv", "parquet", "jsonl", "data_capture"] = "auto"
+    thresholds: dict[str, Any] = Field(default_factory=dict)
+
+
+class RetrainingConfig(_Strict):
+    """The ``retrain`` DAG, scheduled on the drift Asset: train a challenger, promote it if it wins."""
+
+    labeled_data_prefix: str = Field(
+        description="s3:// prefix of labeled CSVs (header with the label column)"
+    )
+    min_improvement: float = Field(0.0, ge=0.0)
+
+
 class PipelineConfig(_Strict):
     """One pipeline: one DAG ``dl_pipeline_<pipeline>``."""
 
@@ -87,7 +177,34 @@ class PipelineConfig(_Strict):
     deferrable: bool = False
     poll_interval: float = Field(30.0, gt=0)
     data: DataConfig
+    labeling: LabelingConfig | None = None
+    label_validation: LabelValidationConfig | None = None
     training: TrainingConfig
+    tuning: TuningConfig | None = None
+    compilation: CompilationConfig | None = None
+    registry: RegistryConfig | None = None
+    transform: TransformConfig | None = None
+    drift: DriftConfig | None = None
+    retraining: RetrainingConfig | None = None
+
+    @model_validator(mode="after")
+    def _data_source(self) -> PipelineConfig:
+        if self.labeling is None and self.data.source is None:
+            raise ValueError("data.source: set the CSV to train on, or add a labeling section")
+        if self.label_validation is not None and self.labeling is None:
+            raise ValueError("label_validation: validates the labeling output; add a labeling section")
+        if (self.drift or self.retraining) and not self.registry:
+            raise ValueError(
+                "registry: drift monitoring and retraining compare with the registered champion; add it"
+            )
+        if self.retraining and not self.drift:
+            raise ValueError("retraining: is triggered by the drift monitor's Asset; add a drift section")
+        return self
+
+    @property
+    def drift_asset_uri(self) -> str:
+        """The Asset the drift monitor updates and the retrain DAG is scheduled on."""
+        return self.s3_uri("drift", self.pipeline)
 
     @field_validator("start_date", mode="before")
     @classmethod
@@ -118,8 +235,11 @@ def _model_for(loc: tuple[Any, ...]) -> type[BaseModel]:
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
+        # An optional section is ``Section | None``: look through the union for the model.
+        for candidate in (annotation, *get_args(annotation)):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                model = candidate
+                break
     return model
 
 

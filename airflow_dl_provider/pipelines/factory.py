@@ -1,4 +1,10 @@
-"""Pipeline config -> DAG. The first template: prepare data -> train."""
+"""Pipeline config -> DAGs.
+
+The pipeline template, each stage present when its config section is: label -> validate labels ->
+prepare data -> train -> tune -> compile, register, baseline, batch transform -> evaluate. Stages
+hand each other S3 URIs through XCom, never data. A config with ``drift`` and ``retraining`` also
+gets the drift monitor and retrain DAGs (:mod:`.monitoring`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 
 from airflow_dl_provider.operators.datasets import SplitDatasetOperator
+from airflow_dl_provider.operators.labeling import GroundTruthLabelingOperator
 from airflow_dl_provider.operators.training import DistributedTrainingOperator
+from airflow_dl_provider.operators.tuning import HyperparameterTuningOperator
 from airflow_dl_provider.pipelines.config import PipelineConfig, load_config
 
 try:  # Airflow 3
@@ -21,8 +29,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 
-def _channel(name: str) -> str:
-    return "{{ ti.xcom_pull(task_ids='prepare_data')['" + name + "'] }}"
+def xcom(task_id: str, key: str) -> str:
+    """A template that renders one field of a task's returned dict."""
+    return "{{ ti.xcom_pull(task_ids='" + task_id + "')['" + key + "'] }}"
 
 
 def _source_dir(config: PipelineConfig, config_path: Path) -> str | None:
@@ -32,66 +41,241 @@ def _source_dir(config: PipelineConfig, config_path: Path) -> str | None:
     return str((config_path.parent / source).resolve())
 
 
-def build_dag(config: PipelineConfig, config_path: Path) -> Any:
-    """One DAG for one pipeline config."""
+def _training_arguments(config: PipelineConfig, config_path: Path) -> dict[str, Any]:
+    """The training arguments shared by ``train`` and ``tune`` (tuning reuses the training request)."""
     training = config.training
-    with DAG(
-        dag_id=config.dag_id,
-        description=config.description or f"Deep-learning pipeline {config.pipeline}: prepare data -> train",
-        schedule=config.schedule,
-        start_date=pendulum.instance(datetime.fromisoformat(config.start_date), tz="UTC"),
-        catchup=False,
-        tags=["deep-learning", *config.tags],
-        default_args={
+    channels = {"train": xcom("prepare_data", "train")}
+    if config.data.validation_fraction:
+        channels["validation"] = xcom("prepare_data", "validation")
+    if config.data.test_fraction:
+        channels["test"] = xcom("prepare_data", "test")
+    return {
+        "role_arn": config.role_arn,
+        "output_path": config.s3_uri("models"),
+        "channels": channels,
+        "entry_point": training.entry_point,
+        "source_dir": _source_dir(config, config_path),
+        "image_uri": training.image_uri,
+        "framework_version": training.framework_version,
+        "instance_type": training.instance_type,
+        "instance_count": training.instance_count,
+        "distribution": training.distribution,
+        "hyperparameters": training.hyperparameters,
+        "metric_definitions": training.metric_definitions,
+        "max_runtime_seconds": training.max_runtime_seconds,
+        "use_spot": training.use_spot,
+        "spot_max_wait_seconds": training.spot_max_wait_seconds,
+        "allow_no_efa": training.allow_no_efa,
+        "volume_size_gb": training.volume_size_gb,
+        "subnets": training.subnets or None,
+        "security_group_ids": training.security_group_ids or None,
+        "tags": {"pipeline": config.pipeline, **training.tags},
+        "deferrable": config.deferrable,
+        "poll_interval": config.poll_interval,
+    }
+
+
+def _labeling(config: PipelineConfig) -> Any:
+    labeling = config.labeling
+    assert labeling is not None
+    return GroundTruthLabelingOperator(
+        task_id="label",
+        job_name_prefix=f"{config.pipeline}-label",
+        task_type=labeling.task_type,
+        labels=labeling.labels,
+        input_prefix=labeling.input_prefix,
+        output_path=config.s3_uri("labels"),
+        role_arn=config.role_arn,
+        workteam_arn=labeling.workteam_arn,
+        task_price_usd=labeling.task_price_usd,
+        workers_per_object=labeling.workers_per_object,
+        auto_labeling=labeling.auto_labeling,
+        max_human_labeled_objects=labeling.max_human_labeled_objects,
+        task_title=labeling.task_title,
+        tags={"pipeline": config.pipeline, **labeling.tags},
+        overrides=labeling.overrides,
+        deferrable=config.deferrable,
+        poll_interval=config.poll_interval,
+    )
+
+
+def _label_validation(config: PipelineConfig) -> Any:
+    from airflow_dl_provider.operators.validation import DataValidationOperator
+    from airflow_dl_provider.presets.labeling import default_label_attribute_name
+
+    checks = config.label_validation
+    assert checks is not None and config.labeling is not None
+    return DataValidationOperator(
+        task_id="validate_labels",
+        data_uri=xcom("label", "output_manifest"),
+        data_format="manifest",
+        label_manifest_checks={
+            "label_attribute": default_label_attribute_name(config.labeling.task_type),
+            "classes": config.labeling.labels,
+            "min_confidence": checks.min_confidence,
+            "min_class_fraction": checks.min_class_fraction,
+            "max_class_fraction": checks.max_class_fraction,
+        },
+        result_prefix=config.s3_uri("validation"),
+        soft_fail=checks.soft_fail,
+    )
+
+
+def dag_arguments(config: PipelineConfig, config_path: Path) -> dict[str, Any]:
+    """What every DAG of one config shares: start, tags, retries, connection."""
+    return {
+        "start_date": pendulum.instance(datetime.fromisoformat(config.start_date), tz="UTC"),
+        "catchup": False,
+        "tags": ["deep-learning", *config.tags],
+        "default_args": {
             "aws_conn_id": config.aws_conn_id,
             "retries": config.retries,
             "retry_delay": timedelta(seconds=config.retry_delay_seconds),
         },
-        doc_md=f"Generated from `{config_path.name}` by airflow_dl_provider.",
+        "doc_md": f"Generated from `{config_path.name}` by airflow_dl_provider.",
+    }
+
+
+def _after_training(config: PipelineConfig, best: str, upstream: Any) -> None:
+    """Compile, register, baseline and batch-transform the best model; score the transform."""
+    from airflow_dl_provider.operators.compilation import NeoCompilationOperator
+    from airflow_dl_provider.operators.drift import DriftBaselineOperator
+    from airflow_dl_provider.operators.evaluation import ModelEvaluationOperator
+    from airflow_dl_provider.operators.registry import RegisterModelOperator
+    from airflow_dl_provider.operators.transform import BatchTransformOperator
+
+    artifacts = xcom(best, "model_artifacts")
+    job = xcom(best, "best_training_job" if best == "tune" else "job_name")
+    if config.compilation:
+        compilation = config.compilation
+        upstream >> NeoCompilationOperator(
+            task_id="compile",
+            job_name_prefix=f"{config.pipeline}-compile",
+            role_arn=config.role_arn,
+            model_artifacts=artifacts,
+            output_path=config.s3_uri("compiled"),
+            framework=compilation.framework,
+            framework_version=compilation.framework_version,
+            data_input_config=compilation.data_input_config,
+            target_device=compilation.target_device,
+            target_platform=compilation.target_platform,
+            compiler_options=compilation.compiler_options,
+            max_runtime_seconds=compilation.max_runtime_seconds,
+            deferrable=config.deferrable,
+            poll_interval=config.poll_interval,
+        )
+    if config.registry:
+        upstream >> RegisterModelOperator(
+            task_id="register",
+            model_package_group_name=config.registry.model_package_group,
+            model_artifacts=artifacts,
+            training_job_name=job,
+            data_uris={c: xcom("prepare_data", c) for c in ("train", "validation", "test")},
+            approval_status=config.registry.approval_status,
+            description=config.registry.description,
+        )
+    if config.drift:
+        upstream >> DriftBaselineOperator(
+            task_id="baseline",
+            data_uri=xcom("prepare_data", "train"),
+            model_artifacts=artifacts,
+            label_column=config.data.label_column,
+        )
+    if config.transform and config.data.test_fraction:
+        transform = BatchTransformOperator(
+            task_id="batch_transform",
+            job_name_prefix=f"{config.pipeline}-transform",
+            model_artifacts=artifacts,
+            role_arn=config.role_arn,
+            input_s3_uri=xcom("prepare_data", "test_features"),
+            output_path=config.s3_uri("predictions", "{{ run_id | replace(':', '-') | replace('+', '-') }}"),
+            instance_type=config.transform.instance_type,
+            instance_count=config.transform.instance_count,
+            max_payload_mb=config.transform.max_payload_mb,
+            deferrable=config.deferrable,
+            poll_interval=config.poll_interval,
+        )
+        (
+            upstream
+            >> transform
+            >> ModelEvaluationOperator(
+                task_id="evaluate",
+                predictions_uri=xcom("batch_transform", "output_path"),
+                labels_uri=xcom("prepare_data", "test"),
+                label_column=config.data.label_column,
+            )
+        )
+
+
+def build_dag(config: PipelineConfig, config_path: Path) -> Any:
+    """The pipeline DAG of one config."""
+    stages = ["label", "validate labels"] if config.labeling else []
+    stages += ["prepare data", "train"] + (["tune"] if config.tuning else [])
+    stages += [s for s, on in (("compile", config.compilation), ("register", config.registry)) if on]
+    stages += ["batch transform"] if config.transform else []
+    arguments = dag_arguments(config, config_path)
+    arguments["doc_md"] += f" Stages: {' -> '.join(stages)}."
+    with DAG(
+        dag_id=config.dag_id,
+        description=config.description or f"Deep-learning pipeline {config.pipeline}: {' -> '.join(stages)}",
+        schedule=config.schedule,
+        **arguments,
     ) as dag:
+        upstream: list[Any] = []
+        source, source_format = config.data.source, "csv"
+        if config.labeling:
+            label = _labeling(config)
+            upstream = [label]
+            source, source_format = xcom("label", "output_manifest"), "manifest"
+            if config.label_validation:
+                validate = _label_validation(config)
+                label >> validate
+                upstream = [validate]
+        labeled_output = None
+        if config.retraining:
+            run_folder = "{{ run_id | replace(':', '-') | replace('+', '-') }}"
+            labeled_output = f"{config.retraining.labeled_data_prefix.rstrip('/')}/{run_folder}.csv"
         prepare = SplitDatasetOperator(
             task_id="prepare_data",
-            source=config.data.source,
+            source=str(source),
+            source_format=source_format,
+            labeled_output=labeled_output,
             output_prefix=config.s3_uri("datasets"),
             label_column=config.data.label_column,
             validation_fraction=config.data.validation_fraction,
             test_fraction=config.data.test_fraction,
             seed=config.data.seed,
         )
-        channels = {"train": _channel("train")}
-        if config.data.validation_fraction:
-            channels["validation"] = _channel("validation")
-        if config.data.test_fraction:
-            channels["test"] = _channel("test")
+        upstream >> prepare
+        training_arguments = _training_arguments(config, config_path)
         train = DistributedTrainingOperator(
             task_id="train",
             job_name_prefix=f"{config.pipeline}-train",
-            role_arn=config.role_arn,
-            output_path=config.s3_uri("models"),
-            channels=channels,
-            entry_point=training.entry_point,
-            source_dir=_source_dir(config, config_path),
-            image_uri=training.image_uri,
-            framework_version=training.framework_version,
-            instance_type=training.instance_type,
-            instance_count=training.instance_count,
-            distribution=training.distribution,
-            hyperparameters=training.hyperparameters,
-            metric_definitions=training.metric_definitions,
-            max_runtime_seconds=training.max_runtime_seconds,
-            max_cost_usd=training.max_cost_usd,
-            use_spot=training.use_spot,
-            spot_max_wait_seconds=training.spot_max_wait_seconds,
-            allow_no_efa=training.allow_no_efa,
-            volume_size_gb=training.volume_size_gb,
-            subnets=training.subnets or None,
-            security_group_ids=training.security_group_ids or None,
-            tags={"pipeline": config.pipeline, **training.tags},
-            overrides=training.overrides,
-            deferrable=config.deferrable,
-            poll_interval=config.poll_interval,
+            max_cost_usd=config.training.max_cost_usd,
+            overrides=config.training.overrides,
+            **training_arguments,
         )
         prepare >> train
+        best = train
+        if config.tuning:
+            tuning = config.tuning
+            tune = HyperparameterTuningOperator(
+                task_id="tune",
+                job_name_prefix=f"{config.pipeline}-tune",
+                objective_metric=tuning.objective_metric,
+                objective_type=tuning.objective_type,
+                strategy=tuning.strategy,
+                parameter_ranges=tuning.parameter_ranges,
+                max_jobs=tuning.max_jobs,
+                max_parallel_jobs=tuning.max_parallel_jobs,
+                early_stopping=tuning.early_stopping,
+                random_seed=tuning.random_seed,
+                max_cost_usd=tuning.max_cost_usd,
+                **training_arguments,
+            )
+            train >> tune
+            best = tune
+        _after_training(config, best.task_id, best)
     return dag
 
 
@@ -105,4 +289,10 @@ def dags_from_files(paths: Iterable[Path]) -> dict[str, Any]:
     for path in paths:
         config = load_config(path)
         dags[config.dag_id] = build_dag(config, path)
+        if config.drift or config.retraining:
+            from airflow_dl_provider.pipelines.monitoring import monitoring_dags
+
+            dags.update(
+                monitoring_dags(config, path, dag_arguments(config, path), _training_arguments(config, path))
+            )
     return dags

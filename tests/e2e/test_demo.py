@@ -87,9 +87,32 @@ def test_demo_trains_the_digits_model_and_cleans_up(tmp_path: Path) -> None:
 
     print(output)  # shown by pytest -rP, and on failure
     assert proc.returncode == 0, output[-5000:]
-    summary = output.split("[5/5] summary", 1)[-1]
-    assert "Completed" in summary, output[-5000:]
-    assert "2 x ml.p3dn.24xlarge" in summary, output[-5000:]
+    progress, summary = output.split("[5/5] summary", 1)
+    assert "2 x ml.p3dn.24xlarge" in progress, output[-5000:]
+    assert re.search(r"training job digits-train-\w+: Completed/Completed", progress), output[-5000:]
+    # Labeling: both the simulated workforce and the auto-labeling model labeled part, accurately.
+    labeled = re.search(
+        r"(\d+) labeled: HumanLabeled (\d+), MachineLabeled (\d+); label accuracy vs hidden truth (\d\.\d+)",
+        summary,
+    )
+    assert labeled, summary
+    total, human, machine, label_accuracy = (
+        int(labeled[1]),
+        int(labeled[2]),
+        int(labeled[3]),
+        float(labeled[4]),
+    )
+    assert total == human + machine == 1797 and human > 0 and machine > 0
+    assert label_accuracy >= 0.9
+    assert re.search(r"passed: (\d+)/\1 expectations on 1797 rows", summary), summary
+    assert "tuned is at least as accurate" in summary, summary
+    assert re.search(r"eager [\d.]+ ms -> compiled [\d.]+ ms", summary), summary
+    assert re.search(r"model-package/digits/\d+ \(Approved\)", summary), summary
+    assert re.search(r"\d+ records -> s3://", summary), summary
+    # The drift loop closed: drift found, both models scored on one holdout, a decision with a reason.
+    assert re.search(r"drift monitor: [1-9]\d* of \d+ features drifted", summary), summary
+    assert re.search(r"holdout accuracy: challenger \d\.\d+, champion \d\.\d+", summary), summary
+    assert re.search(r"decision: (promoted|kept_champion): .+", summary), summary
     match = ACCURACY.search(output)
     assert match, output[-5000:]
     assert float(match.group(1)) >= 0.90

@@ -7,8 +7,6 @@ import importlib.metadata
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import airflow_dl_provider
 from airflow_dl_provider.get_provider_info import get_provider_info
 

@@ -1,0 +1,177 @@
+"""The closed loop: a scheduled drift monitor, and a retrain DAG scheduled on its drift Asset.
+
+``dl_drift_monitor_<pipeline>``: find the champion (the newest Approved model package) -> compare the
+watched data with the champion's baseline; on drift the drift Asset gets an event with the evidence.
+
+``dl_retrain_<pipeline>`` (scheduled on that Asset): split the newest labeled data -> train a
+challenger -> batch-transform the same holdout with challenger and champion -> score both ->
+register the challenger -> promote it only if it wins; the decision and its reason are recorded.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.assets import Asset
+
+from airflow_dl_provider.operators.datasets import SplitDatasetOperator
+from airflow_dl_provider.operators.drift import DriftBaselineOperator, DriftDetectionOperator
+from airflow_dl_provider.operators.evaluation import (
+    ChampionChallengerOperator,
+    ChampionLookupOperator,
+    ModelEvaluationOperator,
+)
+from airflow_dl_provider.operators.registry import RegisterModelOperator
+from airflow_dl_provider.operators.training import DistributedTrainingOperator
+from airflow_dl_provider.operators.transform import BatchTransformOperator
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from airflow_dl_provider.pipelines.config import PipelineConfig
+
+# A run's own S3 folder: run ids carry ':' and '+', which are legal in keys but awkward in paths.
+RUN_FOLDER = "{{ run_id | replace(':', '-') | replace('+', '-') }}"
+
+
+def _xcom(task_id: str, key: str) -> str:
+    return "{{ ti.xcom_pull(task_ids='" + task_id + "')['" + key + "'] }}"
+
+
+def build_drift_monitor_dag(config: PipelineConfig, dag_arguments: dict[str, Any]) -> Any:
+    from airflow_dl_provider.pipelines.factory import DAG
+
+    drift, registry = config.drift, config.registry
+    assert drift is not None and registry is not None
+    with DAG(
+        dag_id=f"dl_drift_monitor_{config.pipeline}",
+        description=f"Watch {drift.data_uri} for drift from the {registry.model_package_group} champion",
+        schedule=drift.schedule,
+        **dag_arguments,
+    ) as dag:
+        champion = ChampionLookupOperator(
+            task_id="find_champion", model_package_group_name=registry.model_package_group
+        )
+        check = DriftDetectionOperator(
+            task_id="check_drift",
+            baseline_uri=_xcom("find_champion", "baseline_uri"),
+            data_uri=drift.data_uri,
+            data_format=drift.data_format,
+            columns=None,
+            thresholds=drift.thresholds or None,
+            report_prefix=config.s3_uri("drift", "reports", RUN_FOLDER),
+            model_version=_xcom("find_champion", "model_package_version"),
+            model_name=config.pipeline,
+            asset_uri=config.drift_asset_uri,
+        )
+        champion >> check
+    return dag
+
+
+def build_retrain_dag(
+    config: PipelineConfig, dag_arguments: dict[str, Any], training_arguments: dict[str, Any]
+) -> Any:
+    from airflow_dl_provider.pipelines.factory import DAG
+
+    retraining, registry = config.retraining, config.registry
+    assert retraining is not None and registry is not None
+    transform = config.transform
+    transform_arguments: dict[str, Any] = {
+        "instance_type": transform.instance_type if transform else "ml.m5.xlarge",
+        "instance_count": transform.instance_count if transform else 1,
+        "role_arn": config.role_arn,
+        "input_s3_uri": _xcom("prepare_data", "test_features"),
+    }
+    with DAG(
+        dag_id=f"dl_retrain_{config.pipeline}",
+        description=f"Retrain {config.pipeline} on drift; promote the challenger only if it beats the champion",
+        schedule=[Asset(config.drift_asset_uri)],
+        **dag_arguments,
+    ) as dag:
+        prepare = SplitDatasetOperator(
+            task_id="prepare_data",
+            source=retraining.labeled_data_prefix.rstrip("/") + "/",
+            output_prefix=config.s3_uri("datasets"),
+            label_column=config.data.label_column,
+            validation_fraction=config.data.validation_fraction,
+            test_fraction=config.data.test_fraction or 0.2,
+            seed=config.data.seed,
+        )
+        champion = ChampionLookupOperator(
+            task_id="find_champion", model_package_group_name=registry.model_package_group
+        )
+        train = DistributedTrainingOperator(
+            task_id="train_challenger",
+            job_name_prefix=f"{config.pipeline}-challenger",
+            max_cost_usd=config.training.max_cost_usd,
+            overrides=config.training.overrides,
+            **training_arguments,
+        )
+        scores: dict[str, tuple[Any, Any]] = {}
+        for role, artifacts in (
+            ("challenger", _xcom("train_challenger", "model_artifacts")),
+            ("champion", _xcom("find_champion", "model_artifacts")),
+        ):
+            predict = BatchTransformOperator(
+                task_id=f"transform_{role}",
+                job_name_prefix=f"{config.pipeline}-eval-{role}",
+                model_artifacts=artifacts,
+                output_path=config.s3_uri("evaluation", RUN_FOLDER, role),
+                **transform_arguments,
+            )
+            score = ModelEvaluationOperator(
+                task_id=f"evaluate_{role}",
+                predictions_uri=_xcom(f"transform_{role}", "output_path"),
+                labels_uri=_xcom("prepare_data", "test"),
+                label_column=config.data.label_column,
+            )
+            predict >> score
+            scores[role] = (predict, score)
+        register = RegisterModelOperator(
+            task_id="register_challenger",
+            model_package_group_name=registry.model_package_group,
+            model_artifacts=_xcom("train_challenger", "model_artifacts"),
+            training_job_name=_xcom("train_challenger", "job_name"),
+            data_uris={c: _xcom("prepare_data", c) for c in ("train", "validation", "test")},
+            approval_status="PendingManualApproval",
+            description=f"Challenger retrained on drift ({config.pipeline})",
+        )
+        baseline = DriftBaselineOperator(
+            task_id="baseline_challenger",
+            data_uri=_xcom("prepare_data", "train"),
+            model_artifacts=_xcom("train_challenger", "model_artifacts"),
+            label_column=config.data.label_column,
+        )
+        decide = ChampionChallengerOperator(
+            task_id="decide",
+            challenger_package_arn=_xcom("register_challenger", "model_package_arn"),
+            challenger_score=_xcom("evaluate_challenger", "value"),
+            champion_score=_xcom("evaluate_champion", "value"),
+            champion_package_arn=_xcom("find_champion", "model_package_arn"),
+            metric="accuracy",
+            min_improvement=retraining.min_improvement,
+            decision_prefix=config.s3_uri("decisions"),
+        )
+        prepare >> train >> [scores["challenger"][0], register, baseline]
+        upstream: list[Any] = [prepare, champion]
+        upstream >> scores["champion"][0]
+        inputs: list[Any] = [scores["challenger"][1], scores["champion"][1], register, baseline]
+        inputs >> decide
+    return dag
+
+
+def monitoring_dags(
+    config: PipelineConfig,
+    config_path: Path,
+    dag_arguments: dict[str, Any],
+    training_arguments: dict[str, Any],
+) -> dict[str, Any]:
+    """The drift monitor and retrain DAGs of a config that asks for them."""
+    dags: dict[str, Any] = {}
+    if config.drift:
+        dag = build_drift_monitor_dag(config, dag_arguments)
+        dags[dag.dag_id] = dag
+    if config.retraining:
+        dag = build_retrain_dag(config, dag_arguments, training_arguments)
+        dags[dag.dag_id] = dag
+    return dags
