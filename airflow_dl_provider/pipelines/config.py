@@ -255,6 +255,8 @@ def _one_line(path: Path, error: Any) -> str:
         return f"{path}: {field}: unknown key; {fix}"
     if error["type"] == "missing":
         return f"{path}: {field}: required key is missing"
+    if not loc:  # a rule across sections: its message names the fields itself
+        return f"{path}: {str(error['msg']).removeprefix('Value error, ')}"
     value = error.get("input")
     shown = f" (got {value!r})" if not isinstance(value, dict | list) else ""
     return f"{path}: {field}: {error['msg']}{shown}"

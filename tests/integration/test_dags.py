@@ -6,7 +6,11 @@ Airflow version MWAA offers, so it touches only the DagBag API common to 2.11, 3
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +44,32 @@ def test_dag_files_import() -> None:
     assert sorted(Path(f).name for f in dagbag.file_last_changed) == dag_files
     assert DAG_ID in dagbag.dags
 
+    assert {"dl_drift_monitor_digits", "dl_retrain_digits"} <= set(dagbag.dags)
+
     dag = dagbag.dags[DAG_ID]
-    assert {t.task_id for t in dag.tasks} == {"prepare_data", "train"}
-    assert dag.get_task("prepare_data").downstream_task_ids == {"train"}
-    assert dag.get_task("train").upstream_task_ids == {"prepare_data"}
+    downstream = {t.task_id: t.downstream_task_ids for t in dag.tasks}
+    assert downstream == {
+        "label": {"validate_labels"},
+        "validate_labels": {"prepare_data"},
+        "prepare_data": {"train"},
+        "train": {"tune"},
+        "tune": {"compile", "register", "baseline", "batch_transform"},
+        "compile": set(),
+        "register": set(),
+        "baseline": set(),
+        "batch_transform": {"evaluate"},
+        "evaluate": set(),
+    }
     assert {"deep-learning", "demo"} <= set(dag.tags)  # a list on 2.x, a set on 3.x
+
+    retrain = dagbag.dags["dl_retrain_digits"]
+    assert retrain.get_task("decide").upstream_task_ids == {
+        "evaluate_challenger",
+        "evaluate_champion",
+        "register_challenger",
+        "baseline_challenger",
+    }
+    assert dagbag.dags["dl_drift_monitor_digits"].get_task("check_drift").outlets
 
     from airflow_dl_provider.operators.training import DistributedTrainingOperator
 
@@ -68,7 +93,8 @@ def _write_dags_folder(folder: Path, config_text: str) -> Path:
 def test_misspelled_key_fails_import_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = DIGITS_YAML.read_text()
     assert "  instance_type:" in text
-    config = _write_dags_folder(tmp_path, text.replace("  instance_type:", "  instnce_type:"))
+    # The first instance_type is the training section's.
+    config = _write_dags_folder(tmp_path, text.replace("  instance_type:", "  instnce_type:", 1))
     dag_file = str(tmp_path / "dl_pipeline.py")
     expected = f"{config}: training.instnce_type: unknown key; did you mean 'instance_type'?"
 
@@ -84,36 +110,65 @@ def test_misspelled_key_fails_import_with_one_line(tmp_path: Path, monkeypatch: 
     assert errors == {dag_file: expected}
 
 
-def _seed_config_bucket(backend: Any) -> str:
-    """Seed the digits into the bucket the shipped config names (the session's S3 may hold it already)."""
-    from airflow_dl_provider.demo import seed_digits
-    from airflow_dl_provider.pipelines.config import load_config
-
-    config = load_config(DIGITS_YAML)
-    bucket, key = config.data.source.removeprefix("s3://").split("/", 1)
-    assert key.endswith("/raw/digits.csv")
-    # seed_digits tolerates BucketAlreadyOwnedByYou; the PNGs are not read by this DAG.
-    seed_digits(backend.s3, bucket, key.removesuffix("/raw/digits.csv"), with_images=False)
-    return bucket
+# A pipeline of its own, from a CSV, training only: the full template runs in tests/e2e (the demo).
+CSV_PIPELINE = """
+pipeline: digits_csv
+role_arn: arn:aws:iam::123456789012:role/SageMakerExecution
+bucket: {bucket}
+prefix: digits
+retries: 0
+poll_interval: 2
+data:
+  source: s3://{bucket}/digits/raw/digits.csv
+training:
+  entry_point: train.py
+  source_dir: {source_dir}
+  instance_count: 2
+  distribution: torch_distributed
+  hyperparameters: {{epochs: 15}}
+  metric_definitions: {{test_accuracy: "test_accuracy=([0-9.]+)"}}
+  max_runtime_seconds: 600
+"""
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_digits_pipeline_runs_on_local_backend(local_backend: Any, airflow_db: Path) -> None:
-    # The shipped DAG file from the shipped folder: on 3.3, dag.test() only runs DAGs that live inside
-    # [core] dags_folder, which conftest points at the repository's dags/.
-    bucket = _seed_config_bucket(local_backend)
-    dagbag = _dagbag(DAGS)
+def test_csv_pipeline_runs_on_local_backend(
+    local_backend: Any, airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_dl_provider.demo import seed_digits
+
+    seed_digits(local_backend.s3, local_backend.bucket, "digits", with_images=False)
+    folder = tmp_path / "dags"
+    (folder / "configs").mkdir(parents=True)
+    shutil.copy(DAGS / "dl_pipeline.py", folder / "dl_pipeline.py")
+    (folder / "configs" / "digits_csv.yaml").write_text(
+        CSV_PIPELINE.format(bucket=local_backend.bucket, source_dir=REPO / "docker" / "training")
+    )
+    dagbag = _dagbag(folder)
     assert dagbag.import_errors == {}
-    dag = dagbag.dags[DAG_ID]
+    assert {t.task_id for t in dagbag.dags["dl_pipeline_digits_csv"].tasks} == {"prepare_data", "train"}
 
-    dag_run = dag.test()
+    # dag.test() in its own process, as `airflow-dl dag-test` runs it: on 3.3 it only runs DAGs inside
+    # [core] dags_folder, which a process fixes at its first parse.
+    results = tmp_path / "results.json"
+    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(folder)}
+    command = [sys.executable, "-m", "airflow_dl_provider.cli", "dag-test", "dl_pipeline_digits_csv"]
+    proc = subprocess.run(
+        [*command, "--dags-folder", str(folder), "--results", str(results)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=840,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    run = json.loads(results.read_text())
 
-    assert str(dag_run.state).endswith("success"), f"dag run state: {dag_run.state}"
-    split = dag_run.get_task_instance("prepare_data").xcom_pull(task_ids="prepare_data")
+    assert run["state"].endswith("success"), run
+    split = run["tasks"]["prepare_data"]["result"]
     assert split["rows"]["train"] + split["rows"]["validation"] + split["rows"]["test"] == 1797
-    assert split["train"].startswith(f"s3://{bucket}/digits/datasets/")
-    result = dag_run.get_task_instance("train").xcom_pull(task_ids="train")
+    assert split["train"].startswith(f"s3://{local_backend.bucket}/digits/datasets/")
+    result = run["tasks"]["train"]["result"]
     assert result["status"] == "Completed", result
     assert result["metrics"]["test_accuracy"] >= 0.90, result["metrics"]
-    assert result["model_artifacts"].startswith(f"s3://{bucket}/digits/models/")
+    assert result["model_artifacts"].startswith(f"s3://{local_backend.bucket}/digits/models/")

@@ -40,7 +40,11 @@ def test_shipped_digits_config_loads() -> None:
     assert config.dag_id == "dl_pipeline_digits"
     assert config.bucket == "airflow-dl-demo"
     assert config.s3_uri("datasets") == "s3://airflow-dl-demo/digits/datasets"
-    assert config.data.source == "s3://airflow-dl-demo/digits/raw/digits.csv"
+    assert config.data.source is None  # the labeling output is the data
+    assert config.labeling is not None and config.labeling.auto_labeling
+    assert config.labeling.input_prefix == "s3://airflow-dl-demo/digits/images/"
+    assert config.tuning is not None and config.registry is not None and config.retraining is not None
+    assert config.drift_asset_uri == "s3://airflow-dl-demo/digits/drift/digits"
     assert config.training.instance_type == "ml.p3dn.24xlarge"
     assert config.training.instance_count == 2
     assert config.training.distribution == "torch_distributed"
@@ -77,7 +81,11 @@ def test_unknown_key_without_close_match_lists_allowed_keys(tmp_path: Path, digi
 
 @pytest.mark.parametrize(
     ("section", "key", "field"),
-    [(None, "role_arn", "role_arn"), (None, "training", "training"), ("data", "source", "data.source")],
+    [
+        (None, "role_arn", "role_arn"),
+        (None, "training", "training"),
+        ("labeling", "labels", "labeling.labels"),
+    ],
 )
 def test_missing_required_key(
     tmp_path: Path, digits: dict[str, Any], section: str | None, key: str, field: str
@@ -87,6 +95,23 @@ def test_missing_required_key(
     path, message = _error(tmp_path, digits)
 
     assert message == f"{path}: {field}: required key is missing"
+
+
+def test_no_data_source_and_no_labeling(tmp_path: Path, digits: dict[str, Any]) -> None:
+    for section in ("labeling", "label_validation", "drift", "retraining"):
+        digits.pop(section)
+
+    path, message = _error(tmp_path, digits)
+
+    assert message == f"{path}: data.source: set the CSV to train on, or add a labeling section"
+
+
+def test_retraining_needs_the_drift_monitor(tmp_path: Path, digits: dict[str, Any]) -> None:
+    digits.pop("drift")
+
+    path, message = _error(tmp_path, digits)
+
+    assert message == f"{path}: retraining: is triggered by the drift monitor's Asset; add a drift section"
 
 
 @pytest.mark.parametrize(
