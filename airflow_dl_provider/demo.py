@@ -62,28 +62,6 @@ def seed_digits(s3: Any, bucket: str, prefix: str, *, with_images: bool = True) 
     }
 
 
-def training_summary(client: Any) -> list[dict[str, Any]]:
-    """One row per training job of the local backend: status, size, time, metrics, artifacts."""
-    rows = []
-    for summary in client.list_training_jobs(SortOrder="Ascending")["TrainingJobSummaries"]:
-        job = client.describe_training_job(TrainingJobName=summary["TrainingJobName"])
-        metrics = {m["MetricName"]: m["Value"] for m in job.get("FinalMetricDataList", [])}
-        rows.append(
-            {
-                "job": job["TrainingJobName"],
-                "status": job["TrainingJobStatus"],
-                "instances": f"{job['ResourceConfig']['InstanceCount']} x {job['ResourceConfig']['InstanceType']}",
-                "seconds": job.get("TrainingTimeInSeconds", 0),
-                "metrics": metrics,
-                "artifacts": job["ModelArtifacts"]["S3ModelArtifacts"]
-                if job["TrainingJobStatus"] == "Completed"
-                else "-",
-                "failure": job.get("FailureReason", ""),
-            }
-        )
-    return rows
-
-
 def format_table(rows: list[dict[str, str]], columns: list[str]) -> str:
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
     lines = ["  ".join(c.ljust(widths[c]) for c in columns), "  ".join("-" * widths[c] for c in columns)]
