@@ -49,18 +49,6 @@ def _local_client(home: Path, endpoint: str) -> Any:
     return LocalSageMakerClient(home=home, endpoint_url=endpoint, region="us-east-1", runner_env={})
 
 
-def _s3(endpoint: str) -> Any:
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-
-
 def demo(args: argparse.Namespace) -> int:
     from airflow_dl_provider.demo import run_demo
 
@@ -132,8 +120,8 @@ def local(args: argparse.Namespace) -> int:
 
     dags_folder = _dags_folder(args.dags_folder)
     config = load_config(dags_folder / "configs" / "digits.yaml")
-    seed_digits(_s3(record["endpoint_url"]), config.bucket, config.prefix)
-    seed_digits_truth(_s3(record["endpoint_url"]), config.bucket, config.prefix)
+    seed_digits(server.s3_client(record["endpoint_url"]), config.bucket, config.prefix)
+    seed_digits_truth(server.s3_client(record["endpoint_url"]), config.bucket, config.prefix)
     env = _airflow_env(home / "airflow", dags_folder, conn)
     _say(
         "Airflow UI on http://localhost:8080 (user and password printed by 'airflow standalone'); Ctrl-C stops it"

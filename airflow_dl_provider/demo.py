@@ -105,18 +105,6 @@ def say(message: str = "") -> None:
     print(message, flush=True)
 
 
-def _s3(endpoint: str) -> Any:
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-
-
 def _read(s3: Any, uri: str) -> bytes:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
@@ -329,7 +317,7 @@ def run_demo(dags_folder: Path, home: Path) -> int:
         say(f"      {endpoint}; Airflow home {airflow_home}")
 
         say("[2/5] seeding the digits (scikit-learn's bundled 8x8 images, no download) ...")
-        s3 = _s3(endpoint)
+        s3 = server.s3_client(endpoint)
         seeded = seed_digits(s3, config.bucket, config.prefix)
         truth_uri = seed_digits_truth(s3, config.bucket, config.prefix)
         say(f"      {seeded['images']} PNG images; hidden truth for the simulated workforce at {truth_uri}")

@@ -22,7 +22,12 @@ from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.jobs.engine import is_not_found
 from airflow_dl_provider.jobs.naming import deterministic_job_name
 from airflow_dl_provider.operators.base import _context_ids
-from airflow_dl_provider.operators.transform import ensure_model, model_request, pytorch_inference_image
+from airflow_dl_provider.operators.transform import (
+    check_model_source,
+    ensure_model,
+    model_request,
+    pytorch_inference_image,
+)
 from airflow_dl_provider.validation.requests import validate_request
 
 if TYPE_CHECKING:
@@ -100,12 +105,7 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
     ) -> None:
         super().__init__(**kwargs)
         task = self.task_id
-        if bool(model_name) == bool(model_artifacts):
-            raise ValueError(f"{task}: model_name / model_artifacts: set exactly one")
-        if model_artifacts and not role_arn:
-            raise ValueError(
-                f"{task}: role_arn: creating a Model from model_artifacts needs its execution role"
-            )
+        check_model_source(task, model_name, model_artifacts, role_arn)
         if not 0 <= sampling_percentage <= 100:
             raise ValueError(f"{task}: sampling_percentage must be 0-100, got {sampling_percentage}")
         if not capture_modes or set(capture_modes) - set(CAPTURE_MODES):

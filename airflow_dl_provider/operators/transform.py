@@ -134,6 +134,16 @@ def check_transform(request: Mapping[str, Any]) -> None:
         raise PreflightError(f"accept: output_filter needs CSV or JSON output, got {output.get('Accept')!r}")
 
 
+def check_model_source(
+    task: str, model_name: str | None, model_artifacts: str | None, role_arn: str | None
+) -> None:
+    """Exactly one of an existing Model or artifacts to create one from, and a role for the latter."""
+    if bool(model_name) == bool(model_artifacts):
+        raise ValueError(f"{task}: model_name / model_artifacts: set exactly one")
+    if model_artifacts and not role_arn:
+        raise ValueError(f"{task}: role_arn: creating a Model from model_artifacts needs its execution role")
+
+
 class BatchTransformOperator(SageMakerJobOperator):
     """Run a SageMaker batch transform over every object under an S3 prefix.
 
@@ -214,12 +224,7 @@ class BatchTransformOperator(SageMakerJobOperator):
     ) -> None:
         super().__init__(**kwargs)
         task = self.task_id
-        if bool(model_name) == bool(model_artifacts):
-            raise ValueError(f"{task}: model_name / model_artifacts: set exactly one")
-        if model_artifacts and not role_arn:
-            raise ValueError(
-                f"{task}: role_arn: creating a Model from model_artifacts needs its execution role"
-            )
+        check_model_source(task, model_name, model_artifacts, role_arn)
         for field, value, allowed in (
             ("split_type", split_type, SPLIT_TYPES),
             ("batch_strategy", batch_strategy, (*BATCH_STRATEGIES, None)),

@@ -43,6 +43,19 @@ def _ready(url: str, timeout: float) -> bool:
     return False
 
 
+def s3_client(endpoint_url: str) -> Any:
+    """A boto3 S3 client for the embedded server, with the placeholder credentials."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=LOCAL_CREDENTIALS["login"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["password"],
+    )
+
+
 def connection_uri_json(endpoint_url: str, home: Path) -> str:
     """The ``AIRFLOW_CONN_AWS_DEFAULT`` value that points every DAG at the local backend."""
     extra = {"backend": "local", "endpoint_url": endpoint_url, "region_name": REGION, "local_home": str(home)}
