@@ -8,56 +8,41 @@ Model Monitor's output.
 
 from __future__ import annotations
 
-from airflow_dl_provider.drift.check import (
-    DriftCheck,
-    DriftResult,
-    DriftThresholds,
-    FeatureDrift,
-    check_drift,
-)
-from airflow_dl_provider.drift.monitor import parse_constraint_violations, read_constraint_violations
-from airflow_dl_provider.drift.profile import (
-    FORMAT_VERSION,
-    BaselineProfile,
-    CategoricalProfile,
-    NumericProfile,
-    baseline_uri_for,
-    build_baseline,
-    load_baseline,
-    save_baseline,
-)
-from airflow_dl_provider.drift.readers import (
-    guess_format,
-    read_chunks,
-    read_csv,
-    read_data_capture,
-    read_jsonl,
-    read_parquet,
-)
-from airflow_dl_provider.drift.report import report_html, report_json
+import importlib
+from typing import Any
 
-__all__ = [
-    "FORMAT_VERSION",
-    "BaselineProfile",
-    "CategoricalProfile",
-    "DriftCheck",
-    "DriftResult",
-    "DriftThresholds",
-    "FeatureDrift",
-    "NumericProfile",
-    "baseline_uri_for",
-    "build_baseline",
-    "check_drift",
-    "guess_format",
-    "load_baseline",
-    "parse_constraint_violations",
-    "read_chunks",
-    "read_constraint_violations",
-    "read_csv",
-    "read_data_capture",
-    "read_jsonl",
-    "read_parquet",
-    "report_html",
-    "report_json",
-    "save_baseline",
-]
+# Names re-exported from the submodules, imported on first use: the operators import this package
+# while a DAG file is parsed, and numpy has no business loading then.
+_EXPORTS = {
+    "BaselineProfile": "profile",
+    "CategoricalProfile": "profile",
+    "DriftCheck": "check",
+    "DriftResult": "check",
+    "DriftThresholds": "thresholds",
+    "FORMAT_VERSION": "profile",
+    "FeatureDrift": "check",
+    "NumericProfile": "profile",
+    "baseline_uri_for": "profile",
+    "build_baseline": "profile",
+    "check_drift": "check",
+    "guess_format": "readers",
+    "load_baseline": "profile",
+    "parse_constraint_violations": "monitor",
+    "read_chunks": "readers",
+    "read_constraint_violations": "monitor",
+    "read_csv": "readers",
+    "read_data_capture": "readers",
+    "read_jsonl": "readers",
+    "read_parquet": "readers",
+    "report_html": "report",
+    "report_json": "report",
+    "save_baseline": "profile",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

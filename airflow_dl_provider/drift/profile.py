@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from airflow_dl_provider.drift.thresholds import DEFAULT_MAX_INVALID_FRACTION
 from airflow_dl_provider.exceptions import DriftInputError
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ MAX_CATEGORIES = 1000
 OTHER = "__other__"
 #: Tokens read as a missing value rather than as a bad number.
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
-DEFAULT_MAX_INVALID_FRACTION = 0.01
 
 Chunk = Mapping[str, Any]
 

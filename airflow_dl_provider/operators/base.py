@@ -3,7 +3,8 @@
 build request -> apply ``overrides`` -> validate against the service model -> pre-flight checks ->
 stage inputs -> create or reattach -> persist the console link -> wait or defer -> result.
 A job family writes ``build_request`` (and, where it has them, ``preflight`` and ``stage``); it
-never writes the create, wait, defer, stop or log code again.
+never writes the create, wait, defer, stop or log code again. :class:`S3Operator` is the base of the
+operators that start no job and only read and write S3.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.configuration import conf
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
@@ -211,3 +213,17 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
         """Stop the job this task started or attached to: a killed task leaves no cluster running."""
         if self.job_name:
             self.engine().stop(self.job_name)
+
+
+class S3Operator(AwsBaseOperator[AwsBaseHook]):
+    """``self.hook.conn`` is a boto3 S3 client from the task's AWS connection, region and config.
+
+    The generic hook with ``client_type="s3"`` rather than ``S3Hook``: these operators need only the
+    client, and not importing the S3 hook's module keeps DAG parsing light.
+    """
+
+    aws_hook_class = AwsBaseHook
+
+    @property
+    def _hook_parameters(self) -> dict[str, Any]:
+        return {**super()._hook_parameters, "client_type": "s3"}

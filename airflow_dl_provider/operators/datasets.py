@@ -13,10 +13,9 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
+from airflow_dl_provider.operators.base import S3Operator
 from airflow_dl_provider.validation.preflight import split_s3_uri
 
 if TYPE_CHECKING:
@@ -69,7 +68,7 @@ def rows_from_manifest(s3: Any, manifest: bytes, label_column: str) -> tuple[lis
     return header, [[r.class_name, *f] for r, f in zip(records, features, strict=True)]
 
 
-class SplitDatasetOperator(AwsBaseOperator[AwsBaseHook]):
+class SplitDatasetOperator(S3Operator):
     """Split labeled rows into ``train``/``validation``/``test`` channels.
 
     Each channel is written as one object under ``<output_prefix>/<run>/<channel>/data.csv``; the
@@ -88,9 +87,6 @@ class SplitDatasetOperator(AwsBaseOperator[AwsBaseHook]):
         "rows": {channel: count}, "source": uri}``
     """
 
-    # The generic hook with client_type="s3": S3Hook's helpers are not needed, and not importing its
-    # module keeps DAG parsing light.
-    aws_hook_class = AwsBaseHook
     template_fields: Sequence[str] = aws_template_fields("source", "output_prefix", "labeled_output")
     ui_color = "#f0ede4"
 
@@ -122,10 +118,6 @@ class SplitDatasetOperator(AwsBaseOperator[AwsBaseHook]):
         self.validation_fraction = validation_fraction
         self.test_fraction = test_fraction
         self.seed = seed
-
-    @property
-    def _hook_parameters(self) -> dict[str, Any]:
-        return {**super()._hook_parameters, "client_type": "s3"}
 
     def _csv_rows(self, s3: Any, bucket: str, key: str) -> tuple[list[str], list[list[str]]]:
         """One CSV object, or every ``.csv`` under a prefix (``source`` ending in ``/``), concatenated."""

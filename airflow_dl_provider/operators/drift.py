@@ -7,12 +7,11 @@ import re
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.assets import Asset
 
 from airflow_dl_provider.exceptions import DriftInputError
+from airflow_dl_provider.operators.base import S3Operator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -29,7 +28,7 @@ DATA_FORMATS = ("auto", "csv", "parquet", "jsonl", "data_capture")
 _SKIP_NAME = re.compile(r"(^[_.])|(\.(manifest|crc|out)$)")
 
 
-class DriftDetectionOperator(AwsBaseOperator[S3Hook]):
+class DriftDetectionOperator(S3Operator):
     """Check a data set in S3 for drift against the model's baseline profile.
 
     The data (batch transform input, endpoint data capture, any prefix) is streamed in chunks
@@ -64,7 +63,6 @@ class DriftDetectionOperator(AwsBaseOperator[S3Hook]):
         as the return value on drift, and as XCom ``drift_summary`` in both cases.
     """
 
-    aws_hook_class = S3Hook
     template_fields: Sequence[str] = aws_template_fields(
         "baseline_uri", "data_uri", "features", "report_prefix", "model_version"
     )
@@ -88,7 +86,7 @@ class DriftDetectionOperator(AwsBaseOperator[S3Hook]):
         chunk_rows: int = 50_000,
         **kwargs: Any,
     ) -> None:
-        from airflow_dl_provider.drift.check import DriftThresholds
+        from airflow_dl_provider.drift.thresholds import DriftThresholds
 
         task_id = kwargs.get("task_id", "drift")
         if data_format not in DATA_FORMATS:
@@ -276,7 +274,7 @@ class DriftDetectionOperator(AwsBaseOperator[S3Hook]):
 BASELINE_FORMATS = ("auto", "csv", "parquet", "jsonl")
 
 
-class DriftBaselineOperator(AwsBaseOperator[S3Hook]):
+class DriftBaselineOperator(S3Operator):
     """Profile a model's training data and save the baseline beside the model, versioned with it.
 
     Run it right after training, on the data the model was trained on: every later
@@ -294,7 +292,6 @@ class DriftBaselineOperator(AwsBaseOperator[S3Hook]):
     :return: ``{"baseline_uri": uri, "features": [name, ...], "rows": n}``
     """
 
-    aws_hook_class = S3Hook
     template_fields: Sequence[str] = aws_template_fields("data_uri", "model_artifacts")
     ui_color = "#fdf1d6"
 

@@ -17,11 +17,11 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
+from airflow_dl_provider.operators.base import S3Operator
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -106,7 +106,7 @@ def score(metric: str, predicted: Sequence[str], actual: Sequence[str]) -> float
     return sum(f1s) / len(f1s)
 
 
-class ModelEvaluationOperator(AwsBaseOperator[AwsBaseHook]):
+class ModelEvaluationOperator(S3Operator):
     """Score batch-transform predictions against the holdout's labels.
 
     Run the champion and the challenger over the same holdout and score both with this operator: the
@@ -122,8 +122,6 @@ class ModelEvaluationOperator(AwsBaseOperator[AwsBaseHook]):
         "labels_uri": uri}``
     """
 
-    # The generic hook with client_type="s3", as SplitDatasetOperator: no S3Hook module at parse time.
-    aws_hook_class = AwsBaseHook
     template_fields: Sequence[str] = aws_template_fields("predictions_uri", "labels_uri")
     ui_color = "#f0ede4"
 
@@ -143,10 +141,6 @@ class ModelEvaluationOperator(AwsBaseOperator[AwsBaseHook]):
         self.labels_uri = labels_uri
         self.label_column = label_column
         self.metric = metric
-
-    @property
-    def _hook_parameters(self) -> dict[str, Any]:
-        return {**super()._hook_parameters, "client_type": "s3"}
 
     def _text(self, s3: Any, bucket: str, key: str) -> str:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")

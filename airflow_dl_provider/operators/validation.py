@@ -7,11 +7,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from airflow_dl_provider.exceptions import DataValidationError
+from airflow_dl_provider.operators.base import S3Operator
 from airflow_dl_provider.validation.data import (
     DEFAULT_MAX_FAILING,
     FORMATS,
@@ -37,7 +36,7 @@ DATA_DOCS = "data_docs/index.html"
 _SKIP_NAME = re.compile(r"(^[_.])|(\.crc$)")
 
 
-class DataValidationOperator(AwsBaseOperator[S3Hook]):
+class DataValidationOperator(S3Operator):
     """Validate a data set in S3 against Great Expectations expectations.
 
     The data (one object, or every object under a prefix, concatenated in key order) is read into
@@ -79,7 +78,6 @@ class DataValidationOperator(AwsBaseOperator[S3Hook]):
         whether the validation passed or not.
     """
 
-    aws_hook_class = S3Hook
     template_fields: Sequence[str] = aws_template_fields(
         "data_uri", "suite_uri", "suite_path", "result_prefix"
     )
