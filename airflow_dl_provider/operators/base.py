@@ -162,6 +162,7 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
         )
         description = handle.description or engine.describe(handle.name) or {}
         if not self.wait_for_completion:
+            # The job has just started: only the engine's fields (name, ARN, status) exist yet.
             return engine.result(description)
         max_wait = self.max_wait if self.max_wait is not None else engine.default_max_wait(request)
         cursor: LogCursor = {}

@@ -384,9 +384,8 @@ class DistributedTrainingOperator(SageMakerJobOperator):
         check_channels(request)
         estimate = check_cost(request, self.max_cost_usd, self.price_per_hour)
         if estimate is not None:
-            self.log.info(
-                "Cost ceiling: up to $%.2f on demand (max_cost_usd=%s)", estimate, self.max_cost_usd
-            )
+            ceiling = "" if self.max_cost_usd is None else f" (within max_cost_usd={self.max_cost_usd})"
+            self.log.info("Worst-case cost: up to $%.2f at on-demand prices%s", estimate, ceiling)
         for channel in request.get("InputDataConfig") or []:
             s3_source = channel["DataSource"].get("S3DataSource")
             if s3_source:
