@@ -10,6 +10,7 @@ operators that start no job and only read and write S3.
 from __future__ import annotations
 
 import copy
+import posixpath
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,6 +26,8 @@ from airflow_dl_provider.jobs.naming import IF_EXISTS_CHOICES, IfExists, determi
 from airflow_dl_provider.links.console import SageMakerJobLink
 
 if TYPE_CHECKING:
+    import re
+
     from airflow_dl_provider.jobs.engine import JobEngine
     from airflow_dl_provider.jobs.kinds import JobKind
     from airflow_dl_provider.jobs.logs import LogCursor
@@ -228,3 +231,44 @@ class S3Operator(AwsBaseOperator[AwsBaseHook]):
     @property
     def _hook_parameters(self) -> dict[str, Any]:
         return {**super()._hook_parameters, "client_type": "s3"}
+
+    def data_keys(
+        self,
+        uri: str,
+        *,
+        skip_name: re.Pattern[str],
+        error: type[Exception],
+        exclude_prefix: str | None = None,
+        hint: str = "is the upstream task done?",
+    ) -> tuple[str, list[str]]:
+        """The data objects a URI names: itself when it is an object, else the non-empty objects under it.
+
+        :param skip_name: object names that are not data (markers, checksums, our own outputs).
+        :param error: the exception type raised, with one line naming ``uri``.
+        :param exclude_prefix: a key prefix to leave out, e.g. where an earlier run wrote results.
+        :return: the bucket and the keys, sorted.
+        """
+        from airflow_dl_provider.validation.preflight import split_s3_uri
+
+        try:
+            bucket, key = split_s3_uri(uri, "data_uri")
+        except ValueError as err:
+            raise error(str(err)) from None
+        under = "" if not key or key.endswith("/") else key + "/"
+        keys: list[str] = []
+        try:
+            for page in self.hook.conn.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+                for item in page.get("Contents", []):
+                    if item["Key"] == key:
+                        return bucket, [key]
+                    name = posixpath.basename(item["Key"])
+                    inside = item["Key"].startswith(under) if under else True
+                    excluded = exclude_prefix is not None and item["Key"].startswith(exclude_prefix)
+                    if item["Size"] > 0 and name and inside and not excluded and not skip_name.search(name):
+                        keys.append(item["Key"])
+        except Exception as err:
+            code = getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
+            raise error(f"data_uri: cannot list {uri} ({code})") from None
+        if not keys:
+            raise error(f"data_uri: {uri} holds no data objects; {hint}")
+        return bucket, sorted(keys)

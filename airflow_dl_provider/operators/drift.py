@@ -160,7 +160,8 @@ class DriftDetectionOperator(S3Operator):
         if self.model_version:
             profile.model_version = str(self.model_version)
         check = DriftCheck(profile, self.drift_thresholds, self.features, where=f"data_uri {self.data_uri}")
-        keys = self._data_keys(s3)
+        bucket, names = self.data_keys(self.data_uri, skip_name=_SKIP_NAME, error=DriftInputError)
+        keys = [(bucket, name) for name in names]
         columns = list(self.columns) if self.columns else list(profile.features)
         for bucket, key in keys:
             for chunk in self._chunks(s3, bucket, key, columns):
@@ -168,35 +169,6 @@ class DriftDetectionOperator(S3Operator):
                 del chunk  # before the reader builds the next one
         self.log.info("Read %d rows from %d object(s) under %s", check.rows, len(keys), self.data_uri)
         return check.result(), [f"s3://{b}/{k}" for b, k in keys]
-
-    def _data_keys(self, s3: Any) -> list[tuple[str, str]]:
-        from airflow_dl_provider.validation.preflight import split_s3_uri
-
-        try:
-            bucket, key = split_s3_uri(self.data_uri, "data_uri")
-        except ValueError as err:
-            raise DriftInputError(str(err)) from None
-        keys: list[str] = []
-        try:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
-                for item in page.get("Contents", []):
-                    name = posixpath.basename(item["Key"])
-                    exact = item["Key"] == key
-                    under = key.endswith("/") or not key or item["Key"].startswith(key.rstrip("/") + "/")
-                    if item["Size"] > 0 and name and (exact or under) and not _SKIP_NAME.search(name):
-                        keys.append(item["Key"])
-        except DriftInputError:
-            raise
-        except Exception as err:
-            code = getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
-            raise DriftInputError(f"data_uri: cannot list {self.data_uri} ({code})") from None
-        if key in keys:
-            keys = [key]
-        if not keys:
-            raise DriftInputError(
-                f"data_uri: {self.data_uri} holds no data objects; is the upstream job done?"
-            )
-        return [(bucket, k) for k in sorted(keys)]
 
     def _chunks(self, s3: Any, bucket: str, key: str, columns: list[str]) -> Iterator[Mapping[str, Any]]:
         from airflow_dl_provider.drift.readers import guess_format, read_chunks
@@ -333,7 +305,10 @@ class DriftBaselineOperator(S3Operator):
         )
 
         s3 = self.hook.conn
-        keys = self._data_keys(s3)
+        bucket, names = self.data_keys(
+            self.data_uri, skip_name=_SKIP_NAME, error=DriftInputError, hint="is the training data there?"
+        )
+        keys = [(bucket, name) for name in names]
         # The build sorts each column, so it holds them all anyway: read every chunk up front.
         chunks = [chunk for bucket, key in keys for chunk in self._chunks(s3, bucket, key)]
         columns = list(dict.fromkeys(name for chunk in chunks for name in chunk))
@@ -361,33 +336,6 @@ class DriftBaselineOperator(S3Operator):
             uri,
         )
         return {"baseline_uri": uri, "features": list(profile.features), "rows": profile.rows}
-
-    def _data_keys(self, s3: Any) -> list[tuple[str, str]]:
-        from airflow_dl_provider.validation.preflight import split_s3_uri
-
-        try:
-            bucket, key = split_s3_uri(self.data_uri, "data_uri")
-        except ValueError as err:
-            raise DriftInputError(str(err)) from None
-        prefix = "" if not key or key.endswith("/") else key.rstrip("/") + "/"
-        keys: list[str] = []
-        try:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
-                for item in page.get("Contents", []):
-                    if item["Key"] == key:
-                        return [(bucket, key)]
-                    name = posixpath.basename(item["Key"])
-                    under = item["Key"].startswith(prefix) if prefix else True
-                    if item["Size"] > 0 and name and under and not _SKIP_NAME.search(name):
-                        keys.append(item["Key"])
-        except Exception as err:
-            code = getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
-            raise DriftInputError(f"data_uri: cannot list {self.data_uri} ({code})") from None
-        if not keys:
-            raise DriftInputError(
-                f"data_uri: {self.data_uri} holds no data objects; is the training data there?"
-            )
-        return [(bucket, k) for k in sorted(keys)]
 
     def _chunks(self, s3: Any, bucket: str, key: str) -> Iterator[Mapping[str, Any]]:
         from airflow_dl_provider.drift.readers import guess_format, read_chunks

@@ -183,42 +183,16 @@ class DataValidationOperator(S3Operator):
             raise DataValidationError(f"suite_uri: cannot read {self.suite_uri} ({code})") from None
         return body
 
-    def _data_keys(self, s3: Any, skip_prefix: tuple[str, str]) -> tuple[str, list[str]]:
-        bucket, key = _split(self.data_uri, "data_uri")
-        keys: list[str] = []
-        try:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
-                for item in page.get("Contents", []):
-                    name = posixpath.basename(item["Key"])
-                    exact = item["Key"] == key
-                    under = key.endswith("/") or not key or item["Key"].startswith(key.rstrip("/") + "/")
-                    # Results of an earlier run written under the data prefix are not data.
-                    ours = bucket == skip_prefix[0] and item["Key"].startswith(skip_prefix[1] + "/")
-                    if (
-                        item["Size"] > 0
-                        and name
-                        and (exact or under)
-                        and not ours
-                        and not _SKIP_NAME.search(name)
-                    ):
-                        keys.append(item["Key"])
-        except Exception as err:
-            code = getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
-            raise DataValidationError(f"data_uri: cannot list {self.data_uri} ({code})") from None
-        if key in keys:
-            keys = [key]
-        if not keys:
-            raise DataValidationError(
-                f"data_uri: {self.data_uri} holds no data objects; is the upstream task done?"
-            )
-        return bucket, sorted(keys)
-
     def _read(self, s3: Any, skip_prefix: tuple[str, str]) -> tuple[Any, list[str]]:
         import pandas as pd
 
         from airflow_dl_provider.validation.data import guess_format, read_frame
 
-        bucket, keys = self._data_keys(s3, skip_prefix)
+        # Results of an earlier run written under the data prefix are not data.
+        exclude = skip_prefix[1] + "/" if skip_prefix[0] == _split(self.data_uri, "data_uri")[0] else None
+        bucket, keys = self.data_keys(
+            self.data_uri, skip_name=_SKIP_NAME, error=DataValidationError, exclude_prefix=exclude
+        )
         attributes = [self.label_manifest_checks["label_attribute"]] if self.label_manifest_checks else None
         frames = []
         for key in keys:
