@@ -34,6 +34,18 @@ class ManifestFormatError(ValueError):
     """A line is not a Ground Truth output manifest line; the message names the line number."""
 
 
+class _Keyed:
+    """A record's key: its S3 object, or its text for text jobs (what a truth map is keyed by)."""
+
+    source_ref: str | None
+
+    @property
+    def key(self) -> str:
+        if self.source_ref is not None:
+            return self.source_ref
+        return str(getattr(self, "source", None))
+
+
 @dataclass(frozen=True)
 class LabelMetadata:
     """What every label's metadata carries."""
@@ -45,7 +57,7 @@ class LabelMetadata:
 
 
 @dataclass(frozen=True)
-class ClassificationLabel:
+class ClassificationLabel(_Keyed):
     """One object's single label. ``source_ref`` is the S3 object, ``source`` the text (text jobs)."""
 
     source_ref: str | None
@@ -58,13 +70,9 @@ class ClassificationLabel:
     type: str
     source: str | None = None
 
-    @property
-    def key(self) -> str:
-        return self.source_ref if self.source_ref is not None else str(self.source)
-
 
 @dataclass(frozen=True)
-class MultiLabel:
+class MultiLabel(_Keyed):
     """One object's labels: class indexes, their names and a confidence per name."""
 
     source_ref: str | None
@@ -76,10 +84,6 @@ class MultiLabel:
     creation_date: str
     type: str
     source: str | None = None
-
-    @property
-    def key(self) -> str:
-        return self.source_ref if self.source_ref is not None else str(self.source)
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ class ImageSize:
 
 
 @dataclass(frozen=True)
-class BoundingBoxes:
+class BoundingBoxes(_Keyed):
     """One image's boxes and its size."""
 
     source_ref: str | None
@@ -112,13 +116,9 @@ class BoundingBoxes:
     creation_date: str
     type: str
 
-    @property
-    def key(self) -> str:
-        return str(self.source_ref)
-
 
 @dataclass(frozen=True)
-class OtherLabel:
+class OtherLabel(_Keyed):
     """A label of a type this reader does not model (segmentation mask, entities): the raw value."""
 
     source_ref: str | None
@@ -127,21 +127,13 @@ class OtherLabel:
     type: str
     source: str | None = None
 
-    @property
-    def key(self) -> str:
-        return self.source_ref if self.source_ref is not None else str(self.source)
-
 
 @dataclass(frozen=True)
-class Unlabeled:
+class Unlabeled(_Keyed):
     """An object the job did not label (the line is the input line, unchanged)."""
 
     source_ref: str | None
     source: str | None = None
-
-    @property
-    def key(self) -> str:
-        return self.source_ref if self.source_ref is not None else str(self.source)
 
 
 Record = ClassificationLabel | MultiLabel | BoundingBoxes | OtherLabel | Unlabeled
