@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 
+# A run's own S3 folder: run ids carry ':' and '+', which are legal in keys but awkward in paths.
+RUN_FOLDER = "{{ run_id | replace(':', '-') | replace('+', '-') }}"
+
+
 def xcom(task_id: str, key: str) -> str:
     """A template that renders one field of a task's returned dict."""
     return "{{ ti.xcom_pull(task_ids='" + task_id + "')['" + key + "'] }}"
@@ -188,7 +192,7 @@ def _after_training(config: PipelineConfig, best: str, upstream: Any) -> None:
             model_artifacts=artifacts,
             role_arn=config.role_arn,
             input_s3_uri=xcom("prepare_data", "test_features"),
-            output_path=config.s3_uri("predictions", "{{ run_id | replace(':', '-') | replace('+', '-') }}"),
+            output_path=config.s3_uri("predictions", RUN_FOLDER),
             instance_type=config.transform.instance_type,
             instance_count=config.transform.instance_count,
             max_payload_mb=config.transform.max_payload_mb,
@@ -233,8 +237,7 @@ def build_dag(config: PipelineConfig, config_path: Path) -> Any:
                 upstream = [validate]
         labeled_output = None
         if config.retraining:
-            run_folder = "{{ run_id | replace(':', '-') | replace('+', '-') }}"
-            labeled_output = f"{config.retraining.labeled_data_prefix.rstrip('/')}/{run_folder}.csv"
+            labeled_output = f"{config.retraining.labeled_data_prefix.rstrip('/')}/{RUN_FOLDER}.csv"
         prepare = SplitDatasetOperator(
             task_id="prepare_data",
             source=str(source),

@@ -24,23 +24,15 @@ from airflow_dl_provider.operators.evaluation import (
 from airflow_dl_provider.operators.registry import RegisterModelOperator
 from airflow_dl_provider.operators.training import DistributedTrainingOperator
 from airflow_dl_provider.operators.transform import BatchTransformOperator
+from airflow_dl_provider.pipelines.factory import DAG, RUN_FOLDER, xcom
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from airflow_dl_provider.pipelines.config import PipelineConfig
 
-# A run's own S3 folder: run ids carry ':' and '+', which are legal in keys but awkward in paths.
-RUN_FOLDER = "{{ run_id | replace(':', '-') | replace('+', '-') }}"
-
-
-def _xcom(task_id: str, key: str) -> str:
-    return "{{ ti.xcom_pull(task_ids='" + task_id + "')['" + key + "'] }}"
-
 
 def build_drift_monitor_dag(config: PipelineConfig, dag_arguments: dict[str, Any]) -> Any:
-    from airflow_dl_provider.pipelines.factory import DAG
-
     drift, registry = config.drift, config.registry
     assert drift is not None and registry is not None
     with DAG(
@@ -54,13 +46,13 @@ def build_drift_monitor_dag(config: PipelineConfig, dag_arguments: dict[str, Any
         )
         check = DriftDetectionOperator(
             task_id="check_drift",
-            baseline_uri=_xcom("find_champion", "baseline_uri"),
+            baseline_uri=xcom("find_champion", "baseline_uri"),
             data_uri=drift.data_uri,
             data_format=drift.data_format,
             columns=None,
             thresholds=drift.thresholds or None,
             report_prefix=config.s3_uri("drift", "reports", RUN_FOLDER),
-            model_version=_xcom("find_champion", "model_package_version"),
+            model_version=xcom("find_champion", "model_package_version"),
             model_name=config.pipeline,
             asset_uri=config.drift_asset_uri,
         )
@@ -71,8 +63,6 @@ def build_drift_monitor_dag(config: PipelineConfig, dag_arguments: dict[str, Any
 def build_retrain_dag(
     config: PipelineConfig, dag_arguments: dict[str, Any], training_arguments: dict[str, Any]
 ) -> Any:
-    from airflow_dl_provider.pipelines.factory import DAG
-
     retraining, registry = config.retraining, config.registry
     assert retraining is not None and registry is not None
     transform = config.transform
@@ -80,7 +70,7 @@ def build_retrain_dag(
         "instance_type": transform.instance_type if transform else "ml.m5.xlarge",
         "instance_count": transform.instance_count if transform else 1,
         "role_arn": config.role_arn,
-        "input_s3_uri": _xcom("prepare_data", "test_features"),
+        "input_s3_uri": xcom("prepare_data", "test_features"),
     }
     with DAG(
         dag_id=f"dl_retrain_{config.pipeline}",
@@ -109,8 +99,8 @@ def build_retrain_dag(
         )
         scores: dict[str, tuple[Any, Any]] = {}
         for role, artifacts in (
-            ("challenger", _xcom("train_challenger", "model_artifacts")),
-            ("champion", _xcom("find_champion", "model_artifacts")),
+            ("challenger", xcom("train_challenger", "model_artifacts")),
+            ("champion", xcom("find_champion", "model_artifacts")),
         ):
             predict = BatchTransformOperator(
                 task_id=f"transform_{role}",
@@ -121,8 +111,8 @@ def build_retrain_dag(
             )
             score = ModelEvaluationOperator(
                 task_id=f"evaluate_{role}",
-                predictions_uri=_xcom(f"transform_{role}", "output_path"),
-                labels_uri=_xcom("prepare_data", "test"),
+                predictions_uri=xcom(f"transform_{role}", "output_path"),
+                labels_uri=xcom("prepare_data", "test"),
                 label_column=config.data.label_column,
             )
             predict >> score
@@ -130,24 +120,24 @@ def build_retrain_dag(
         register = RegisterModelOperator(
             task_id="register_challenger",
             model_package_group_name=registry.model_package_group,
-            model_artifacts=_xcom("train_challenger", "model_artifacts"),
-            training_job_name=_xcom("train_challenger", "job_name"),
-            data_uris={c: _xcom("prepare_data", c) for c in ("train", "validation", "test")},
+            model_artifacts=xcom("train_challenger", "model_artifacts"),
+            training_job_name=xcom("train_challenger", "job_name"),
+            data_uris={c: xcom("prepare_data", c) for c in ("train", "validation", "test")},
             approval_status="PendingManualApproval",
             description=f"Challenger retrained on drift ({config.pipeline})",
         )
         baseline = DriftBaselineOperator(
             task_id="baseline_challenger",
-            data_uri=_xcom("prepare_data", "train"),
-            model_artifacts=_xcom("train_challenger", "model_artifacts"),
+            data_uri=xcom("prepare_data", "train"),
+            model_artifacts=xcom("train_challenger", "model_artifacts"),
             label_column=config.data.label_column,
         )
         decide = ChampionChallengerOperator(
             task_id="decide",
-            challenger_package_arn=_xcom("register_challenger", "model_package_arn"),
-            challenger_score=_xcom("evaluate_challenger", "value"),
-            champion_score=_xcom("evaluate_champion", "value"),
-            champion_package_arn=_xcom("find_champion", "model_package_arn"),
+            challenger_package_arn=xcom("register_challenger", "model_package_arn"),
+            challenger_score=xcom("evaluate_challenger", "value"),
+            champion_score=xcom("evaluate_champion", "value"),
+            champion_package_arn=xcom("find_champion", "model_package_arn"),
             metric="accuracy",
             min_improvement=retraining.min_improvement,
             decision_prefix=config.s3_uri("decisions"),
