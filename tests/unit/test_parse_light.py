@@ -17,7 +17,7 @@ import pytest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 # DESIGN.md principle 6 and STYLE.md rule 9 (ruff's banned-module-level-imports in pyproject.toml).
-HEAVY = ("great_expectations", "pandas", "torch", "scipy", "sklearn", "sagemaker")
+HEAVY = ("great_expectations", "pandas", "torch", "scipy", "sklearn", "sagemaker", "PIL", "jsonpath_ng")
 
 PROBE = """
 import importlib.util, json, sys
