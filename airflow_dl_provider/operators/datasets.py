@@ -1,7 +1,8 @@
 """Prepare training channels: a seeded, reproducible train/validation/test split.
 
 The rows come from a CSV in S3 (header row, one label column), or from a Ground Truth output
-manifest of image classification: each labeled image becomes a row of its pixels with its label.
+manifest of image classification: each labeled image (PNG, JPEG or any format Pillow reads) becomes a
+row of its gray pixels with its label.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def split_rows(
 
 def rows_from_manifest(s3: Any, manifest: bytes, label_column: str) -> tuple[list[str], list[list[str]]]:
     """Header and rows (label, pixels...) for every labeled image of a classification manifest."""
-    from airflow_dl_provider.manifests.images import decode_png_gray
+    from airflow_dl_provider.manifests.images import decode_gray
     from airflow_dl_provider.manifests.output import ClassificationLabel, read_output_manifest
 
     records = [
@@ -57,7 +58,10 @@ def rows_from_manifest(s3: Any, manifest: bytes, label_column: str) -> tuple[lis
 
     def pixels(uri: str) -> list[str]:
         bucket, key = split_s3_uri(uri, "source-ref")
-        image = decode_png_gray(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        try:
+            image = decode_gray(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except ValueError as err:
+            raise ValueError(f"source-ref {uri}: {err}; label PNG or JPEG images") from None
         return [f"{v * PIXEL_SCALE:.3g}" for v in image.ravel()]
 
     with ThreadPoolExecutor(_FETCH_THREADS) as pool:
@@ -78,7 +82,7 @@ class SplitDatasetOperator(S3Operator):
     :param source: ``s3://`` URI of a CSV, or of a Ground Truth output manifest when ``source_format``
         is ``manifest``. (templated)
     :param source_format: ``csv`` (an object, or every ``.csv`` under a prefix ending in ``/``) or
-        ``manifest`` (image classification: one row of pixels per labeled image).
+        ``manifest`` (image classification: one row of gray pixels per labeled image, PNG or JPEG).
     :param labeled_output: ``s3://`` URI where the whole labeled table is also written, e.g. under
         the prefix a retraining DAG reads. (templated)
     :param output_prefix: ``s3://`` prefix for the channels. (templated)

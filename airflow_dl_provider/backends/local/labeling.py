@@ -46,7 +46,7 @@ from airflow_dl_provider.backends.local.labeling_workforce import (
 )
 from airflow_dl_provider.backends.local.training import split_s3_uri
 from airflow_dl_provider.backends.local.work import CloudWatchStream, JobFailure, Services
-from airflow_dl_provider.manifests.images import decode_png_gray
+from airflow_dl_provider.manifests.images import decode_gray
 from airflow_dl_provider.presets.labeling import PRESETS_BY_LAMBDA_TYPE, TaskPreset
 
 if TYPE_CHECKING:
@@ -247,7 +247,7 @@ class LabelingRun:
         if self.preset.data_key == "source":
             return text_features(keys)
         with ThreadPoolExecutor(_DOWNLOAD_THREADS) as pool:
-            images = list(pool.map(lambda uri: decode_png_gray(_read(self.s3, uri)), keys))
+            images = list(pool.map(lambda uri: decode_gray(_read(self.s3, uri)), keys))
         return image_features(images)
 
     def human_only(self) -> None:

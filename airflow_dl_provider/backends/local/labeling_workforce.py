@@ -9,8 +9,9 @@ who chose the winning label, e.g. 2 of 3 -> 0.67. With one worker per object it 
 Ground Truth writes it. A tie is broken by a seeded draw among the tied labels. Multi-label: a label
 is kept when more than half of the workers chose it, with that share as its confidence.
 
-Automated labeling: a logistic regression on the pixels of the PNG images (decoded here with zlib,
-no imaging library) or on TF-IDF features of the text, trained on the human-labeled objects.
+Automated labeling: a logistic regression on the gray pixels of the images (PNG, JPEG: decoded by
+Pillow in :mod:`airflow_dl_provider.manifests.images`) or on TF-IDF features of the text, trained on
+the human-labeled objects.
 """
 
 from __future__ import annotations
