@@ -1,4 +1,4 @@
-"""Drift detection, a pure numpy core: no Airflow, no pandas, no scipy.
+"""Drift detection, a numpy core: no Airflow, no pandas; scipy.special (p-values) loads on first use.
 
 Build a :class:`BaselineProfile` once from the training data and save it next to the model; later,
 stream any data set through :func:`check_drift` in chunks (the readers yield them) and get one

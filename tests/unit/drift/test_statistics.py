@@ -10,16 +10,19 @@ from scipy.spatial.distance import jensenshannon
 from airflow_dl_provider.drift import statistics as st
 
 
-@pytest.mark.parametrize("lam", [0.05, 0.2, 0.5, 0.8, 0.99, 1.0, 1.3, 2.0, 3.5, 6.0])
-def test_kolmogorov_sf_matches_scipy(lam: float) -> None:
-    assert st.kolmogorov_sf(lam) == pytest.approx(stats.kstwobign.sf(lam), rel=1e-9, abs=1e-15)
+@pytest.mark.parametrize(("statistic", "n", "m"), [(0.3, 40, 30), (0.05, 2000, 500), (0.01, 10**6, 10**5)])
+def test_ks_pvalue_is_kstwobign_at_stephens_corrected_lambda(statistic: float, n: int, m: int) -> None:
+    root = np.sqrt(n * m / (n + m))
+    lam = (root + 0.12 + 0.11 / root) * statistic
+    assert st.ks_pvalue(statistic, n, m) == pytest.approx(stats.kstwobign.sf(lam), rel=1e-12, abs=1e-300)
+    assert st.ks_pvalue(statistic, 0, m) == 1.0
 
 
 @pytest.mark.parametrize(
     ("x", "dof"), [(0.5, 1), (3.0, 2), (10.0, 5), (100.0, 80), (50.0, 3), (1e-3, 10), (900.0, 999)]
 )
 def test_chi2_sf_matches_scipy(x: float, dof: int) -> None:
-    assert st.chi2_sf(x, dof) == pytest.approx(stats.chi2.sf(x, dof), rel=1e-9, abs=1e-300)
+    assert st.chi2_sf(x, dof) == pytest.approx(stats.chi2.sf(x, dof), rel=1e-12, abs=1e-300)
 
 
 def test_chi2_homogeneity_matches_chi2_contingency() -> None:
