@@ -8,13 +8,15 @@ one normalised space:
   categories. The same ``RandomSeed`` gives the same trials.
 * ``Grid``: every combination of the categorical values, first range slowest, in request order;
   SageMaker allows only categorical ranges with Grid, and so does this.
-* ``Bayesian``: a seeded Latin-hypercube design of a few trials, then a Gaussian process (Matern 5/2
-  kernel, length scale chosen by marginal likelihood) with expected improvement, maximised over
-  seeded random candidates and perturbations of the best point. Trials still running count at the mean observed value ("constant liar"), so parallel
-  proposals spread out. This is our optimiser, not SageMaker's; the job log says so.
+* ``Bayesian``: a seeded Latin-hypercube design of a few trials, then scikit-learn's
+  ``GaussianProcessRegressor`` (constant x Matern 5/2 kernel, its hyperparameters fitted by marginal
+  likelihood) with expected improvement, maximised over seeded random candidates and perturbations
+  of the best point. Trials still running count at the mean observed value ("constant liar"), so
+  parallel proposals spread out. This is our optimiser, not SageMaker's; the job log says so.
 * ``Hyperband``: run as ``Random`` with every trial at full budget (no successive halving locally).
 
-numpy is imported inside the Bayesian code only: the ``local`` extra provides it.
+numpy, scikit-learn and scipy are imported inside the Bayesian code only: the ``local`` extra
+provides them.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ if TYPE_CHECKING:
 MIN_INITIAL_TRIALS = 3
 _CANDIDATES = 2048
 _LOCAL_CANDIDATES = 256
-_LENGTH_SCALES = (0.05, 0.1, 0.2, 0.4, 0.8)
+# With a handful of points the marginal likelihood favours ever shorter length scales (a model that
+# says nothing between the points); a twentieth of the unit interval is the shortest we believe.
+_SHORTEST_LENGTH = 0.05
+# A little jitter on the kernel's diagonal: repeated or nearly repeated points stay invertible.
 _NOISE = 1e-6
 
 
@@ -216,7 +221,7 @@ class Searcher:
     def describe(self) -> str:
         if self.strategy == "Bayesian":
             return (
-                "Bayesian: local Gaussian-process optimiser (Matern 5/2, expected improvement, "
+                "Bayesian: local Gaussian-process optimiser (scikit-learn, Matern 5/2, expected improvement, "
                 f"a {MIN_INITIAL_TRIALS}-point seeded Latin hypercube first, constant liar for running trials); "
                 f"not SageMaker's own; {len(self.prior)} warm-start observation(s)"
             )
@@ -252,12 +257,14 @@ class Searcher:
             # Constant liar: a running trial "scores" the mean, so the next proposal looks elsewhere.
             x = np.vstack([x, np.array([self.space.encode(p) for p in pending], dtype=float)])
             y = np.concatenate([y, np.full(len(pending), y.mean())])
-        scale = y.std() or 1.0
-        z = (y - y.mean()) / scale
-        gp = _GaussianProcess.fit(x, z)
+        # Standardised, so the expected improvement is in standard deviations of the objective:
+        # the unit of the tuning runner's convergence threshold.
+        z = (y - y.mean()) / (y.std() or 1.0)
         candidates = self._candidates(observed, sign)
         encoded = np.array([self.space.encode(c) for c in candidates], dtype=float)
-        improvement = _expected_improvement(gp, encoded, float(z[: len(observed)].max()))
+        improvement = _expected_improvement(
+            x, z, encoded, float(z[: len(observed)].max()), seed=self.seed + len(observed)
+        )
         seen = {tuple(sorted(o.hyperparameters.items())) for o in observed}
         seen |= {tuple(sorted(p.items())) for p in pending}
         for index in np.argsort(-improvement):
@@ -282,56 +289,31 @@ class Searcher:
         return out
 
 
-def _matern52(a: Any, b: Any, length: float) -> Any:
+def _expected_improvement(x: Any, z: Any, candidates: Any, best: float, *, seed: int) -> Any:
+    """Expected improvement over ``best`` at each candidate, under a Gaussian process fitted to (x, z).
+
+    :param z: standardised objective values (larger is better), so the prior mean 0 is their mean.
+    """
+    import warnings
+
     import numpy as np
+    from scipy.special import ndtr
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern
 
-    d = np.sqrt(np.maximum(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1), 0.0)) / length
-    return (1.0 + math.sqrt(5) * d + 5.0 / 3.0 * d**2) * np.exp(-math.sqrt(5) * d)
-
-
-@dataclass
-class _GaussianProcess:
-    x: Any
-    length: float
-    chol: Any
-    alpha: Any
-
-    @classmethod
-    def fit(cls, x: Any, z: Any) -> _GaussianProcess:
-        """Zero-mean GP on standardised targets; the length scale with the best marginal likelihood."""
-        import numpy as np
-
-        best: tuple[float, _GaussianProcess] | None = None
-        for length in _LENGTH_SCALES:
-            k = _matern52(x, x, length) + _NOISE * np.eye(len(x))
-            try:
-                chol = np.linalg.cholesky(k + 1e-8 * np.eye(len(x)))
-            except np.linalg.LinAlgError:
-                continue
-            alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, z))
-            evidence = -0.5 * float(z @ alpha) - float(np.log(np.diag(chol)).sum())
-            if best is None or evidence > best[0]:
-                best = (evidence, cls(x, length, chol, alpha))
-        if best is None:
-            raise SearchSpaceError("Gaussian process: kernel matrix is not positive definite")
-        return best[1]
-
-    def predict(self, xs: Any) -> tuple[Any, Any]:
-        import numpy as np
-
-        ks = _matern52(xs, self.x, self.length)
-        mean = ks @ self.alpha
-        v = np.linalg.solve(self.chol, ks.T)
-        var = np.maximum(1.0 - (v**2).sum(0), 1e-12)
-        return mean, np.sqrt(var)
-
-
-def _expected_improvement(gp: _GaussianProcess, xs: Any, best: float) -> Any:
-    import numpy as np
-
-    mean, sd = gp.predict(xs)
+    kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(
+        length_scale=0.2, length_scale_bounds=(_SHORTEST_LENGTH, 10.0), nu=2.5
+    )
+    gp = GaussianProcessRegressor(
+        kernel, alpha=_NOISE, normalize_y=False, n_restarts_optimizer=2, random_state=seed
+    )
+    with warnings.catch_warnings():
+        # A few points often put the fitted length scale at a bound; the fit is still usable.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gp.fit(x, z)
+    mean, sd = gp.predict(candidates, return_std=True)
+    sd = np.maximum(sd, 1e-12)
     gap = mean - best
     u = gap / sd
-    cdf = 0.5 * (1.0 + np.vectorize(math.erf)(u / math.sqrt(2.0)))
-    pdf = np.exp(-0.5 * u**2) / math.sqrt(2.0 * math.pi)
-    return gap * cdf + sd * pdf
+    return gap * ndtr(u) + sd * np.exp(-0.5 * u**2) / np.sqrt(2.0 * np.pi)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
@@ -50,6 +51,47 @@ def test_random_is_reproducible_per_seed_and_stays_in_range() -> None:
     # Logarithmic: uniform in log10 space, so about a quarter of the draws fall in each decade.
     below = sum(float(h["lr"]) < 1e-3 for h in hps) / len(hps)
     assert 0.15 < below < 0.35
+
+
+def test_random_draws_are_pinned_per_seed() -> None:
+    # The exact draws of seed 5: a retried tuning job, or a new release, proposes the same trials.
+    searcher = Searcher(SearchSpace.from_ranges(MIXED), "Random", seed=5)
+    first = [searcher.propose([], []).hyperparameters for _ in range(3)]  # type: ignore[union-attr]
+    assert first == [
+        {
+            "hidden": "172",
+            "lr": "0.09271456329681652",
+            "momentum": "0.9964291926237147",
+            "optimizer": '"sgd"',
+        },
+        {"hidden": "220", "lr": "0.1270089336442293", "momentum": "0.8936385238456495", "optimizer": '"sgd"'},
+        {
+            "hidden": "234",
+            "lr": "0.0002836768257110567",
+            "momentum": "0.9729001607710775",
+            "optimizer": '"sgd"',
+        },
+    ]
+
+
+def test_bayesian_is_reproducible_per_seed() -> None:
+    space = SearchSpace.from_ranges(MIXED)
+
+    def trials(seed: int) -> list[tuple[str, dict[str, str]]]:
+        searcher, observed, out = Searcher(space, "Bayesian", seed=seed), [], []
+        for _ in range(6):
+            proposal = searcher.propose(observed, [])
+            assert proposal is not None
+            out.append((proposal.how, proposal.hyperparameters))
+            observed.append(
+                Observation(proposal.hyperparameters, -abs(float(proposal.hyperparameters["lr"]) - 0.01))
+            )
+        return out
+
+    first = trials(3)
+    assert [how for how, _ in first] == ["initial design"] * 3 + ["bayesian"] * 3
+    assert first == trials(3)
+    assert "scikit-learn" in Searcher(space, "Bayesian").describe()
 
 
 def test_grid_is_every_categorical_combination_in_request_order() -> None:
@@ -131,3 +173,19 @@ def test_scalings_round_trip() -> None:
                 ]
             }
         )
+
+
+def test_expected_improvement_is_in_standard_deviations_of_the_objective() -> None:
+    # The tuning runner's convergence threshold is in those units: rescaling the metric changes nothing.
+    space = SearchSpace.from_ranges(MIXED)
+    base = [
+        Observation(h, -abs(math.log10(float(h["lr"])) + 2))
+        for h in space.latin_hypercube(5, random.Random(1))
+    ]
+    scaled = [Observation(o.hyperparameters, 1000.0 * o.value + 5.0) for o in base]
+    a = Searcher(space, "Bayesian", seed=2).propose(base, [])
+    b = Searcher(space, "Bayesian", seed=2).propose(scaled, [])
+    assert a is not None and b is not None and a.how == b.how == "bayesian"
+    assert a.hyperparameters == b.hyperparameters
+    assert a.expected_improvement == pytest.approx(b.expected_improvement, rel=1e-3)
+    assert 0.0 < float(a.expected_improvement or 0.0) < 5.0
