@@ -5,33 +5,62 @@ A pure core: no Airflow, no backend. The engine, the sensor, the trigger and eve
 :func:`not_found_error`, so a local run meets the same codes and messages as a run on AWS; the contract
 suite (``tests/contract/``) plays the service from these rows.
 
+The API (stable; the contract suite and the local backend build on it):
+
+- :data:`NOT_FOUND` ``{operation: NotFound}``; :meth:`NotFound.error` ``(name, arn) -> {"Code", "Message"}``;
+  :func:`not_found_error` ``(operation, name, arn="")``: what the service answers for a missing resource;
+  :func:`is_not_found` ``(operation, err) -> bool``: the one detector.
+- :data:`ASYNC_DELETE` ``{resource: AsyncDelete}``: resources that go on existing after their Delete call
+  returns, the status they show meanwhile, and what the service answers to calls on one;
+  :func:`deleting_refusal` ``(resource, operation, name, arn)``: that answer, or None.
+- :data:`LOG_STREAMS` ``{job kind key: LogStreams}`` and :func:`log_stream_prefix`
+  ``(kind_key, job_name) -> (prefix, exact)``: the CloudWatch log group and stream names per job kind.
+- :data:`THROTTLING` ``{service: {"Code", "Message"}}``, :data:`THROTTLING_CODES`, :func:`is_throttling`.
+- :data:`STOP_REASONS` and :func:`stop_reason`: why the service itself stopped a job (MaxRuntimeExceeded).
+
 Each row cites the AWS page its behaviour comes from. Where AWS documents only the error code (most
 Describe calls list ``ResourceNotFound`` while the service answers ``ValidationException``), the row
-records what the service answers and the detector accepts both, as the Amazon provider and the ACK
-SageMaker controller do.
+records what the service answers, as the ACK SageMaker controller's ``generator.yaml`` and AWS's own
+SageMaker operator for Kubernetes record it, and the detector also accepts the documented code.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 VALIDATION = "ValidationException"
 RESOURCE_NOT_FOUND = "ResourceNotFound"
 
+_API = "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_{}.html"
+# The messages SageMaker really answers, as two AWS-maintained controllers match them:
+ACK_GENERATOR = "https://github.com/aws-controllers-k8s/sagemaker-controller/blob/main/generator.yaml"
+K8S_OPERATOR = (
+    "https://github.com/aws/amazon-sagemaker-operator-for-k8s/blob/master/"
+    "controllers/sdkutil/clientwrapper/sagemaker_client.go"
+)
+
+
+def _account(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[4] if arn.startswith("arn:") and len(parts) > 5 else ""
+
 
 @dataclass(frozen=True)
 class NotFound:
-    """How one Describe-style call says "no such resource".
+    """How one call says "no such resource".
 
     :param operation: the API operation, e.g. ``DescribeTrainingJob``.
     :param code: the error code the service answers with.
-    :param message: the message it answers with; ``{name}`` is the resource name, ``{arn}`` its ARN.
+    :param message: the message it answers with; ``{name}`` is the resource name, ``{arn}`` its ARN
+        (the name when no ARN is given), ``{account}`` the account in the ARN.
     :param also: other codes that mean not found for this call (any message).
     :param match: lower-case fragments of which one must be in a ``code`` message for it to mean not
         found (``code`` is often ``ValidationException``, which also means a malformed request).
         Empty: any message with ``code`` means not found.
-    :param source: the AWS documentation page.
+    :param source: the AWS documentation page (and, where the page names only the code, where the
+        message is recorded).
     """
 
     operation: str
@@ -42,7 +71,9 @@ class NotFound:
     source: str = ""
 
     def error(self, name: str, arn: str = "") -> dict[str, str]:
-        return {"Code": self.code, "Message": self.message.format(name=name, arn=arn or name)}
+        """The ``Error`` dict of the service's answer for a missing ``name``."""
+        message = self.message.format(name=name, arn=arn or name, account=_account(arn))
+        return {"Code": self.code, "Message": message}
 
     def matches(self, code: str, message: str) -> bool:
         if code in self.also:
@@ -52,58 +83,160 @@ class NotFound:
         lowered = message.lower()
         return not self.match or any(fragment in lowered for fragment in self.match)
 
+    def for_operation(self, operation: str) -> NotFound:
+        """The same answer from another call on the same resource (Stop, Delete, Update)."""
+        return dataclasses.replace(self, operation=operation)
 
-_API = "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_{}.html"
+
+_DESCRIBE_ROWS = (
+    NotFound(
+        "DescribeTrainingJob",
+        VALIDATION,
+        "Requested resource not found.",
+        also=(RESOURCE_NOT_FOUND,),
+        match=("requested resource not found",),
+        source=f"{_API.format('DescribeTrainingJob')} ; {ACK_GENERATOR} (TrainingJob 404)",
+    ),
+    NotFound(
+        "DescribeTransformJob",
+        VALIDATION,
+        "Could not find requested job with name {name}",
+        also=(RESOURCE_NOT_FOUND,),
+        match=("could not find requested job",),
+        source=f"{_API.format('DescribeTransformJob')} ; {ACK_GENERATOR} (TransformJob 404)",
+    ),
+    NotFound(
+        "DescribeProcessingJob",
+        VALIDATION,
+        "Could not find requested job with name {name}",
+        also=(RESOURCE_NOT_FOUND,),
+        match=("could not find requested job",),
+        source=f"{_API.format('DescribeProcessingJob')} ; {ACK_GENERATOR} (ProcessingJob 404)",
+    ),
+    NotFound(
+        "DescribeHyperParameterTuningJob",
+        RESOURCE_NOT_FOUND,
+        "Amazon SageMaker can't find a tuning job with name {name}",
+        source=f"{_API.format('DescribeHyperParameterTuningJob')} ; {K8S_OPERATOR}",
+    ),
+    # Labeling and compilation: AWS documents ResourceNotFound and no message, and neither controller
+    # records one; any ValidationException or ResourceNotFound means not found (as the Amazon provider
+    # treats any Describe ValidationException). The message here is ours, in the service's style.
+    NotFound(
+        "DescribeLabelingJob",
+        RESOURCE_NOT_FOUND,
+        "Could not find labeling job {name}",
+        also=(VALIDATION,),
+        source=_API.format("DescribeLabelingJob"),
+    ),
+    NotFound(
+        "DescribeCompilationJob",
+        RESOURCE_NOT_FOUND,
+        "Could not find compilation job {name}",
+        also=(VALIDATION,),
+        source=_API.format("DescribeCompilationJob"),
+    ),
+    # Hosting resources: the message names the resource's ARN (its name lower-cased), in quotes.
+    NotFound(
+        "DescribeEndpoint",
+        VALIDATION,
+        'Could not find endpoint "{arn}".',
+        also=(RESOURCE_NOT_FOUND,),
+        match=("could not find endpoint",),
+        source=f"{_API.format('DescribeEndpoint')} ; {ACK_GENERATOR} (Endpoint 404)",
+    ),
+    NotFound(
+        "DescribeEndpointConfig",
+        VALIDATION,
+        'Could not find endpoint configuration "{arn}".',
+        also=(RESOURCE_NOT_FOUND,),
+        match=("could not find endpoint configuration",),
+        source=f"{_API.format('DescribeEndpointConfig')} ; {ACK_GENERATOR} (EndpointConfig 404)",
+    ),
+    NotFound(
+        "DescribeModel",
+        VALIDATION,
+        'Could not find model "{arn}".',
+        also=(RESOURCE_NOT_FOUND,),
+        match=("could not find model",),
+        source=f"{_API.format('DescribeModel')} ; {ACK_GENERATOR} (Model 404)",
+    ),
+    # The registry says "does not exist." after the ARN (ACK matches the suffix).
+    NotFound(
+        "DescribeModelPackage",
+        VALIDATION,
+        "ModelPackage {arn} does not exist.",
+        also=(RESOURCE_NOT_FOUND,),
+        match=("does not exist",),
+        source=f"{_API.format('DescribeModelPackage')} ; {ACK_GENERATOR} (ModelPackage 404)",
+    ),
+    NotFound(
+        "DescribeModelPackageGroup",
+        VALIDATION,
+        "ModelPackageGroup {arn} does not exist.",
+        also=(RESOURCE_NOT_FOUND,),
+        match=("does not exist",),
+        source=f"{_API.format('DescribeModelPackageGroup')} ; {ACK_GENERATOR} (ModelPackageGroup 404)",
+    ),
+)
+_BY_DESCRIBE = {row.operation: row for row in _DESCRIBE_ROWS}
+
+# Other calls on a resource that may be missing answer as its Describe does.
+_SAME_AS_DESCRIBE = {
+    "StopTrainingJob": "DescribeTrainingJob",
+    "StopTransformJob": "DescribeTransformJob",
+    "StopProcessingJob": "DescribeProcessingJob",
+    "StopHyperParameterTuningJob": "DescribeHyperParameterTuningJob",
+    "ListTrainingJobsForHyperParameterTuningJob": "DescribeHyperParameterTuningJob",
+    "StopLabelingJob": "DescribeLabelingJob",
+    "StopCompilationJob": "DescribeCompilationJob",
+    "UpdateEndpoint": "DescribeEndpoint",
+    "DeleteEndpoint": "DescribeEndpoint",
+    # CreateEndpoint with a config that does not exist names the config.
+    "CreateEndpoint": "DescribeEndpointConfig",
+    "DeleteEndpointConfig": "DescribeEndpointConfig",
+    "DeleteModel": "DescribeModel",
+    "UpdateModelPackage": "DescribeModelPackage",
+    "CreateModelPackage": "DescribeModelPackageGroup",
+    "ListModelPackages": "DescribeModelPackageGroup",
+}
+
+_OTHER_SERVICES = (
+    # CloudWatch Logs: a job's group and streams appear only once its first container writes a line.
+    NotFound(
+        "DescribeLogStreams",
+        "ResourceNotFoundException",
+        "The specified log group does not exist.",
+        source="https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_DescribeLogStreams.html",
+    ),
+    NotFound(
+        "GetLogEvents",
+        "ResourceNotFoundException",
+        "The specified log stream does not exist.",
+        source="https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_GetLogEvents.html",
+    ),
+    # S3 HEAD has no body: botocore reports the HTTP status as the code.
+    NotFound(
+        "HeadObject",
+        "404",
+        "Not Found",
+        also=("NoSuchKey",),
+        source="https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html",
+    ),
+    # sagemaker-runtime: a missing endpoint (and one still Creating) is a ValidationError.
+    NotFound(
+        "InvokeEndpoint",
+        "ValidationError",
+        "Endpoint {name} of account {account} not found.",
+        match=("not found",),
+        source="https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html",
+    ),
+)
 
 NOT_FOUND: dict[str, NotFound] = {
-    row.operation: row
-    for row in (
-        NotFound(
-            "DescribeTrainingJob",
-            VALIDATION,
-            "Requested resource not found.",
-            also=(RESOURCE_NOT_FOUND,),
-            match=("not found",),
-            source=_API.format("DescribeTrainingJob"),
-        ),
-        NotFound(
-            "DescribeTransformJob",
-            VALIDATION,
-            "Could not find requested job with name {name}",
-            also=(RESOURCE_NOT_FOUND,),
-            match=("could not find",),
-            source=_API.format("DescribeTransformJob"),
-        ),
-        NotFound(
-            "DescribeProcessingJob",
-            VALIDATION,
-            "Could not find requested job with name {name}",
-            also=(RESOURCE_NOT_FOUND,),
-            match=("could not find",),
-            source=_API.format("DescribeProcessingJob"),
-        ),
-        NotFound(
-            "DescribeHyperParameterTuningJob",
-            RESOURCE_NOT_FOUND,
-            "Amazon SageMaker can't find a tuning job with name {name}",
-            source=_API.format("DescribeHyperParameterTuningJob"),
-        ),
-        # Labeling and compilation: any ValidationException or ResourceNotFound means not found.
-        NotFound(
-            "DescribeLabelingJob",
-            RESOURCE_NOT_FOUND,
-            "Could not find labeling job {name}",
-            also=(VALIDATION,),
-            source=_API.format("DescribeLabelingJob"),
-        ),
-        NotFound(
-            "DescribeCompilationJob",
-            RESOURCE_NOT_FOUND,
-            "Could not find compilation job {name}",
-            also=(VALIDATION,),
-            source=_API.format("DescribeCompilationJob"),
-        ),
-    )
+    **_BY_DESCRIBE,
+    **{op: _BY_DESCRIBE[describe].for_operation(op) for op, describe in _SAME_AS_DESCRIBE.items()},
+    **{row.operation: row for row in _OTHER_SERVICES},
 }
 
 
@@ -120,7 +253,225 @@ def not_found_error(operation: str, name: str, arn: str = "") -> dict[str, str]:
     return not_found_rule(operation).error(name, arn)
 
 
+def error_of(err: Any) -> tuple[str, str]:
+    """``(code, message)`` of a botocore ``ClientError`` (empty strings for anything else)."""
+    error = getattr(err, "response", None)
+    error = error.get("Error", {}) if isinstance(error, dict) else {}
+    return str(error.get("Code", "")), str(error.get("Message", ""))
+
+
 def is_not_found(operation: str, err: Any) -> bool:
     """The one detector: does the ``ClientError`` ``err`` from ``operation`` mean "no such resource"?"""
-    error = getattr(err, "response", {}).get("Error", {})
-    return not_found_rule(operation).matches(str(error.get("Code", "")), str(error.get("Message", "")))
+    return not_found_rule(operation).matches(*error_of(err))
+
+
+# -- asynchronous deletes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AsyncDelete:
+    """A resource that its Delete call only starts deleting.
+
+    :param resource: the API noun, e.g. ``Endpoint``.
+    :param status_field: where Describe shows the status.
+    :param deleting: the status shown until it is gone (then Describe answers not found).
+    :param delete_failed: the status it ends in when the delete fails, if the API has one.
+    :param refused: what the service answers to calls on a deleting one, ``{operation: (code, message)}``;
+        the message formats ``{name}`` and ``{arn}``.
+    :param source: the AWS documentation page.
+    """
+
+    resource: str
+    status_field: str
+    deleting: str = "Deleting"
+    delete_failed: str | None = None
+    refused: dict[str, tuple[str, str]] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def delete_operation(self) -> str:
+        return f"Delete{self.resource}"
+
+    @property
+    def describe_operation(self) -> str:
+        return f"Describe{self.resource}"
+
+    def is_deleting(self, description: dict[str, Any] | None) -> bool:
+        return bool(description) and (description or {}).get(self.status_field) == self.deleting
+
+
+ASYNC_DELETE: dict[str, AsyncDelete] = {
+    row.resource: row
+    for row in (
+        # DeleteEndpoint returns at once; Describe shows Deleting until the instances are released
+        # (the CLI's `wait endpoint-deleted` polls for the not-found). Meanwhile the name is taken,
+        # and the endpoint is "in progress": no update, no second delete.
+        AsyncDelete(
+            "Endpoint",
+            "EndpointStatus",
+            refused={
+                "CreateEndpoint": (VALIDATION, 'Cannot create already existing endpoint "{arn}".'),
+                "UpdateEndpoint": (VALIDATION, 'Cannot update in-progress endpoint "{arn}".'),
+                "DeleteEndpoint": (VALIDATION, 'Cannot update in-progress endpoint "{arn}".'),
+            },
+            source=f"{_API.format('DeleteEndpoint')} ; {_API.format('DescribeEndpoint')} ; {K8S_OPERATOR}",
+        ),
+        # A training job being deleted cannot be used: the engine moves on to the next attempt name.
+        AsyncDelete("TrainingJob", "TrainingJobStatus", source=_API.format("DeleteTrainingJob")),
+        AsyncDelete(
+            "HyperParameterTuningJob",
+            "HyperParameterTuningJobStatus",
+            delete_failed="DeleteFailed",
+            source=_API.format("DeleteHyperParameterTuningJob"),
+        ),
+        AsyncDelete(
+            "ModelPackageGroup",
+            "ModelPackageGroupStatus",
+            delete_failed="DeleteFailed",
+            source=_API.format("DescribeModelPackageGroup"),
+        ),
+        AsyncDelete("ModelPackage", "ModelPackageStatus", source=_API.format("DescribeModelPackage")),
+    )
+}
+
+
+def deleting_refusal(resource: str, operation: str, name: str, arn: str = "") -> dict[str, str] | None:
+    """The ``Error`` dict the service answers to ``operation`` on a deleting ``resource``; None: allowed."""
+    refused = ASYNC_DELETE[resource].refused.get(operation)
+    if refused is None:
+        return None
+    code, message = refused
+    return {"Code": code, "Message": message.format(name=name, arn=arn or name)}
+
+
+# -- CloudWatch log streams -------------------------------------------------------------------------------
+
+_LOGGING = "https://docs.aws.amazon.com/sagemaker/latest/dg/logging-cloudwatch.html"
+
+
+@dataclass(frozen=True)
+class LogStreams:
+    """Where a job kind's container output lands in CloudWatch Logs.
+
+    :param group: the log group.
+    :param stream: the stream name pattern, as AWS writes it.
+    :param exact: True when the stream is named exactly after the job (one stream); False when each
+        host writes ``<job>/<host>-<epoch>`` streams found by the prefix ``<job>/``.
+    """
+
+    group: str
+    stream: str
+    exact: bool = False
+    source: str = _LOGGING
+
+
+LOG_STREAMS: dict[str, LogStreams] = {
+    "training": LogStreams(
+        "/aws/sagemaker/TrainingJobs",
+        "[training-job-name]/algo-[instance-number-in-cluster]-[epoch_timestamp]",
+    ),
+    "transform": LogStreams(
+        "/aws/sagemaker/TransformJobs", "[transform-job-name]/[instance-id]-[epoch_timestamp]"
+    ),
+    "processing": LogStreams(
+        "/aws/sagemaker/ProcessingJobs", "[processing-job-name]/[hostname]-[epoch_timestamp]"
+    ),
+    "labeling": LogStreams("/aws/sagemaker/LabelingJobs", "[labeling-job-name]", exact=True),
+    "compilation": LogStreams("/aws/sagemaker/CompilationJobs", "[compilation-job-name]", exact=True),
+    # Tuning has no stream of its own: each trial is a training job with its own streams.
+}
+
+
+def log_group(kind_key: str) -> str | None:
+    """The CloudWatch log group of a job kind; None when the kind writes none."""
+    streams = LOG_STREAMS.get(kind_key)
+    return streams.group if streams else None
+
+
+def log_stream_prefix(kind_key: str, job_name: str) -> tuple[str, bool]:
+    """``(prefix, exact)``: the job's streams are named ``prefix`` itself (exact) or start with it."""
+    streams = LOG_STREAMS[kind_key]
+    return (job_name, True) if streams.exact else (f"{job_name}/", False)
+
+
+# -- throttling -------------------------------------------------------------------------------------------
+
+# What each service answers when its request rate quota is exceeded.
+THROTTLING: dict[str, dict[str, str]] = {
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/CommonErrors.html
+    "sagemaker": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+    # https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/CommonErrors.html
+    "logs": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+    # https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html
+    "s3": {"Code": "SlowDown", "Message": "Please reduce your request rate."},
+}
+# Every code botocore's standard retry mode treats as throttling (botocore/retries/standard.py).
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+
+
+def is_throttling(err: Any) -> bool:
+    """Did the service refuse ``err``'s call for its request rate (retrying later will do)?"""
+    return error_of(err)[0] in THROTTLING_CODES
+
+
+# -- jobs the service stopped itself ----------------------------------------------------------------------
+
+# SecondaryStatus of a Stopped training job that the service stopped at a limit of the request.
+STOP_REASONS: dict[str, str] = {
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html#sagemaker-DescribeTrainingJob-response-SecondaryStatus
+    "MaxRuntimeExceeded": "the job ran past StoppingCondition.MaxRuntimeInSeconds; raise it, or save "
+    "checkpoints to resume from",
+    "MaxWaitTimeExceeded": "the spot job waited and ran past StoppingCondition.MaxWaitTimeInSeconds; "
+    "raise it or train on demand",
+}
+
+
+def stop_reason(description: dict[str, Any]) -> str:
+    """``"MaxRuntimeExceeded: <why and the fix>"`` when the service stopped the job at a limit, else ``""``."""
+    secondary = str(description.get("SecondaryStatus") or "")
+    if secondary in STOP_REASONS:
+        return f"{secondary}: {STOP_REASONS[secondary]}"
+    # The transitions keep it when SecondaryStatus has moved on (e.g. to Stopped).
+    for transition in reversed(description.get("SecondaryStatusTransitions") or []):
+        status = str(transition.get("Status") or "")
+        if status in STOP_REASONS:
+            return f"{status}: {STOP_REASONS[status]}"
+    return ""
+
+
+# -- Training instances with local NVMe storage: no VolumeKmsKeyId ---------------------------------------
+# CreateTrainingJob refuses ResourceConfig.VolumeKmsKeyId on an instance type with local instance storage,
+# which a hardware module on the instance encrypts: "You can't request a VolumeKmsKeyId when using an
+# instance type with local storage", and such types get no EBS volume (VolumeSizeInGB is fixed to the
+# NVMe capacity). EC2 names instance store with a "d" attribute (c5d, m5d, r5d, g4dn, p3dn, p4d, m6id ...);
+# the newer accelerated families have it without the letter (EC2 "Instance store volumes" table).
+VOLUME_KMS_SOURCE = "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ResourceConfig.html"
+INSTANCE_STORE_SOURCE = (
+    "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/InstanceStorage.html#instance-store-volumes"
+)
+INSTANCE_STORE_ATTRIBUTE = "d"  # https://docs.aws.amazon.com/ec2/latest/instancetypes/instance-type-names.html
+NVME_INSTANCE_FAMILIES = frozenset(
+    {
+        "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200",
+        "g4dn", "g5", "g6", "g6e",
+        "trn1", "trn1n", "trn2",
+        "m5d", "c5d", "r5d",
+    }
+)  # fmt: skip

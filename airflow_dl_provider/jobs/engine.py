@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.exceptions import SageMakerJobError
 from airflow_dl_provider.jobs.logs import JobLogStreamer, LogCursor
 from airflow_dl_provider.jobs.naming import IF_EXISTS_CHOICES, IfExists, deterministic_job_name
@@ -29,16 +30,6 @@ MAX_ATTEMPTS = 50
 # How long past the job's own limit we keep waiting: provisioning p3dn capacity and uploading
 # the model are not counted in MaxRuntimeInSeconds.
 WAIT_SLACK_SECONDS = 3600
-
-
-def is_not_found(err: ClientError) -> bool:
-    """SageMaker says "not found" as ValidationException or ResourceNotFound, depending on the API."""
-    error = err.response.get("Error", {})
-    code = error.get("Code", "")
-    message = str(error.get("Message", "")).lower()
-    return code == "ResourceNotFound" or (
-        code == "ValidationException" and ("not found" in message or "does not exist" in message)
-    )
 
 
 @dataclass
@@ -80,11 +71,11 @@ class JobEngine:
         self._clock = clock
 
     def describe(self, name: str) -> dict[str, Any] | None:
-        """The job's description, or None when no job has that name."""
+        """The job's description, or None when no job has that name (as the service says it, per API)."""
         try:
             return dict(getattr(self.client, self.kind.describe_method)(**{self.kind.name_field: name}))
         except ClientError as err:
-            if is_not_found(err):
+            if service_behaviour.is_not_found(self.kind.describe_operation, err):
                 return None
             raise
 
@@ -200,10 +191,14 @@ class JobEngine:
     def _streamer(self, name: str) -> JobLogStreamer | None:
         if self.logs_client is None or not self.kind.log_group:
             return None
-        return JobLogStreamer(self.logs_client, self.kind.log_group, name, self.log)
+        return JobLogStreamer(self.logs_client, self.kind.key, name, self.log)
 
     def check(self, description: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the description of a succeeded job; raise with its FailureReason otherwise."""
+        """Return the description of a succeeded job; raise with its FailureReason otherwise.
+
+        A job the service stopped at a limit of the request says so first (``MaxRuntimeExceeded: ...``):
+        it was not stopped by anyone, and the fix is in the request.
+        """
         name = description[self.kind.name_field]
         status = description[self.kind.status_field]
         if status in self.kind.succeeded:
@@ -224,8 +219,9 @@ class JobEngine:
         try:
             getattr(self.client, self.kind.stop_method)(**{self.kind.name_field: name})
         except ClientError as err:
-            # It ended between describe and stop: nothing left to stop.
-            if err.response.get("Error", {}).get("Code") != "ValidationException":
+            # It ended (or vanished) between describe and stop: nothing left to stop.
+            ended = service_behaviour.error_of(err)[0] == service_behaviour.VALIDATION
+            if not (ended or service_behaviour.is_not_found(self.kind.stop_operation, err)):
                 raise
             return False
         self.log.info("Stop requested for %s %s", self.kind.noun, name)

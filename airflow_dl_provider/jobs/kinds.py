@@ -2,8 +2,9 @@
 
 Labeling, training, tuning, compilation, transform and processing jobs differ only in a row of this
 table: API names, where the name, status and failure reason live, which states are terminal, how long
-the job may run, the console page and the CloudWatch log group. The engine reads the row; nothing else
-about a kind is written in code.
+the job may run and the console page. The engine reads the row; nothing else about a kind is written in
+code. What the service itself does (not-found answers, log stream names, why it stopped a job) is in
+:mod:`airflow_dl_provider.service_behaviour`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from airflow_dl_provider import service_behaviour
 
 
 def _snake(name: str) -> str:
@@ -100,7 +103,6 @@ class JobKind:
     :param failed: the states that mean the job cannot be used (Failed, Stopped).
     :param max_name_length: the API's limit on the job name.
     :param console_fragment: the SageMaker console page after ``#/``, with ``{job_name}``.
-    :param log_group: the CloudWatch Logs group the job writes to, if any.
     :param max_seconds: how long the request lets the job run, if it says.
     :param result: the JSON-safe fields of a description that go to XCom.
     """
@@ -113,7 +115,6 @@ class JobKind:
     failed: frozenset[str]
     max_name_length: int = 63
     console_fragment: str = ""
-    log_group: str | None = None
     max_seconds: Callable[[Mapping[str, Any]], int | None] = field(default=lambda _request: None)
     result: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=lambda _d: {})
 
@@ -134,19 +135,35 @@ class JobKind:
         return _snake(self.create_operation)
 
     @property
+    def describe_operation(self) -> str:
+        return f"Describe{self.noun}"
+
+    @property
     def describe_method(self) -> str:
-        return _snake(f"Describe{self.noun}")
+        return _snake(self.describe_operation)
+
+    @property
+    def stop_operation(self) -> str:
+        return f"Stop{self.noun}"
 
     @property
     def stop_method(self) -> str:
-        return _snake(f"Stop{self.noun}")
+        return _snake(self.stop_operation)
+
+    @property
+    def log_group(self) -> str | None:
+        """The CloudWatch Logs group the job writes to (service_behaviour.LOG_STREAMS), if any."""
+        return service_behaviour.log_group(self.key)
 
     @property
     def terminal(self) -> frozenset[str]:
         return self.succeeded | self.failed
 
     def failure_reason(self, description: Mapping[str, Any]) -> str:
-        return str(description.get("FailureReason") or "")
+        """FailureReason, and why the service stopped the job when it did (``MaxRuntimeExceeded: ...``)."""
+        reason = str(description.get("FailureReason") or "")
+        stopped_by_service = service_behaviour.stop_reason(dict(description))
+        return "; ".join(part for part in (stopped_by_service, reason) if part)
 
 
 _SUCCESS = frozenset({"Completed"})
@@ -165,7 +182,6 @@ JOB_KINDS: dict[str, JobKind] = {
             # DeleteTrainingJob: a job being deleted cannot be used; a retry starts the next attempt.
             failed=_FAILED | {"Deleting"},
             console_fragment="jobs/{job_name}",
-            log_group="/aws/sagemaker/TrainingJobs",
             max_seconds=_training_max_seconds,
             result=_training_result,
         ),
@@ -189,7 +205,6 @@ JOB_KINDS: dict[str, JobKind] = {
             succeeded=_SUCCESS,
             failed=_FAILED,
             console_fragment="labeling-jobs/details/{job_name}",
-            log_group="/aws/sagemaker/LabelingJobs",
             max_seconds=lambda r: _dig(r, "StoppingConditions", "MaxRuntimeInSeconds"),
             result=_labeling_result,
         ),
@@ -201,7 +216,6 @@ JOB_KINDS: dict[str, JobKind] = {
             succeeded=frozenset({"COMPLETED"}),
             failed=frozenset({"FAILED", "STOPPED"}),
             console_fragment="compilation-jobs/{job_name}",
-            log_group="/aws/sagemaker/CompilationJobs",
             max_seconds=lambda r: _dig(r, "StoppingCondition", "MaxRuntimeInSeconds"),
             result=_compilation_result,
         ),
@@ -213,7 +227,6 @@ JOB_KINDS: dict[str, JobKind] = {
             succeeded=_SUCCESS,
             failed=_FAILED,
             console_fragment="transform-jobs/{job_name}",
-            log_group="/aws/sagemaker/TransformJobs",
             result=_transform_result,
         ),
         JobKind(
@@ -224,7 +237,6 @@ JOB_KINDS: dict[str, JobKind] = {
             succeeded=_SUCCESS,
             failed=_FAILED,
             console_fragment="processing-jobs/{job_name}",
-            log_group="/aws/sagemaker/ProcessingJobs",
             max_seconds=lambda r: _dig(r, "StoppingCondition", "MaxRuntimeInSeconds"),
             result=_processing_result,
         ),

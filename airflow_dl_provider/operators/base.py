@@ -64,7 +64,8 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
         completed one, and a failed or stopped job is followed by a new attempt name; ``fail``:
         an existing job is an error; ``new``: always start a new job.
     :param overrides: deep-merged into the request last, for any API field the arguments don't
-        cover. (templated)
+        cover; not the job's name (``TrainingJobName``, ...), which ``job_name_prefix`` and the task's
+        ids decide. (templated)
     :param wait_for_completion: wait for the job to end (default True).
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: the longest pause between status checks, in seconds.
@@ -136,10 +137,19 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
         from airflow_dl_provider.validation.requests import validate_request
 
         request = deep_merge(self.build_request(context), self.overrides)
+        name_field = self.job_kind.name_field
+        if name_field in self.overrides:
+            # The name comes from job_name_prefix and the task's ids so a retry finds its job; an
+            # invalid one is reported as the service would, a valid one is refused all the same.
+            validate_request(self.job_kind.create_operation, request)
+            raise ValueError(
+                f"{self.task_id}: overrides: {name_field} is set by the operator (deterministic, so a retry "
+                "reattaches); use job_name_prefix instead"
+            )
         name = deterministic_job_name(
             **_context_ids(context), max_length=self.job_kind.max_name_length, prefix=self.job_name_prefix
         )
-        validate_request(self.job_kind.create_operation, {**request, self.job_kind.name_field: name})
+        validate_request(self.job_kind.create_operation, {**request, name_field: name})
         return request
 
     def execute(self, context: Any) -> dict[str, Any]:

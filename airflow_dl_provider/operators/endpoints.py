@@ -3,7 +3,9 @@
 Endpoints are not jobs (they run until deleted), so they have no row in the job table; this module
 waits on them with the engine's backoff. Names are deterministic: the Model and the EndpointConfig are
 named by their contents, so a retry finds what its earlier try created, and an existing endpoint is
-updated only when its config differs.
+updated only when its config differs. A Failed endpoint is deleted and created again; DeleteEndpoint
+only starts the delete (``service_behaviour.ASYNC_DELETE``), so the new one is created once the old
+one is gone, and an endpoint that is ``Deleting`` is never updated.
 """
 
 from __future__ import annotations
@@ -17,17 +19,17 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from botocore.exceptions import ClientError
 
+from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.exceptions import SageMakerJobError
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
-from airflow_dl_provider.jobs.engine import is_not_found
 from airflow_dl_provider.jobs.naming import deterministic_job_name
 from airflow_dl_provider.operators.base import _context_ids
 from airflow_dl_provider.operators.transform import (
     check_model_source,
     ensure_model,
     model_request,
-    pytorch_inference_image,
 )
+from airflow_dl_provider.presets.containers import pytorch_image
 from airflow_dl_provider.validation.requests import validate_request
 
 if TYPE_CHECKING:
@@ -36,10 +38,7 @@ if TYPE_CHECKING:
 CAPTURE_MODES = ("Input", "Output")
 SERVING = frozenset({"InService"})
 IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
-
-
-def _missing(err: ClientError) -> bool:
-    return is_not_found(err) or "could not find" in str(err).lower()
+DELETING = service_behaviour.ASYNC_DELETE["Endpoint"].deleting
 
 
 class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
@@ -139,8 +138,8 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
         if self.model_name:
             return None
         region = self.hook.region
-        image = self.image_uri or pytorch_inference_image(
-            region, self.framework_version, self.py_version, self.instance_type
+        image = self.image_uri or pytorch_image(
+            "inference", region, self.framework_version, self.py_version, self.instance_type
         )
         ids = _context_ids(context)
         return model_request(
@@ -189,7 +188,7 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
         try:
             return dict(self.hook.conn.describe_endpoint(EndpointName=self.endpoint_name))
         except ClientError as err:
-            if _missing(err):
+            if service_behaviour.is_not_found("DescribeEndpoint", err):
                 return None
             raise
 
@@ -198,36 +197,27 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
             self.hook.conn.describe_endpoint_config(EndpointConfigName=request["EndpointConfigName"])
             return
         except ClientError as err:
-            if not _missing(err):
+            if not service_behaviour.is_not_found("DescribeEndpointConfig", err):
                 raise
         self.hook.conn.create_endpoint_config(**request)
         self.log.info("Created EndpointConfig %s", request["EndpointConfigName"])
 
-    def wait(self) -> dict[str, Any]:
-        """Poll with the job engine's backoff until the endpoint serves or fails."""
+    def _poll(self, done: Any) -> dict[str, Any] | None:
+        """Describe with the job engine's backoff until ``done(description)`` says True; return it.
+
+        :param done: called with each description (None: the endpoint does not exist); it raises to stop.
+        """
         deadline = time.monotonic() + self.max_wait
         delay = min(1.0, self.poll_interval)
         last = None
         while True:
             description = self._describe()
-            if description is None:
-                raise SageMakerJobError(
-                    f"Endpoint {self.endpoint_name} does not exist", job_name=self.endpoint_name
-                )
-            status = description["EndpointStatus"]
+            status = None if description is None else description["EndpointStatus"]
             if status != last:
-                self.log.info("Endpoint %s: %s", self.endpoint_name, status)
+                self.log.info("Endpoint %s: %s", self.endpoint_name, status or "gone")
                 last = status
-            if status in SERVING:
+            if done(description):
                 return description
-            if status not in IN_PROGRESS:
-                reason = description.get("FailureReason") or ""
-                raise SageMakerJobError(
-                    f"Endpoint {self.endpoint_name} {status}" + (f": {reason}" if reason else ""),
-                    job_name=self.endpoint_name,
-                    status=status,
-                    failure_reason=reason,
-                )
             if time.monotonic() >= deadline:
                 raise SageMakerJobError(
                     f"Endpoint {self.endpoint_name} still {status} after max_wait={self.max_wait:.0f}s",
@@ -236,6 +226,44 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
                 )
             time.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 1.5, self.poll_interval)
+
+    def wait(self) -> dict[str, Any]:
+        """Poll with the job engine's backoff until the endpoint serves or fails."""
+
+        def serving(description: dict[str, Any] | None) -> bool:
+            if description is None:
+                raise SageMakerJobError(
+                    f"Endpoint {self.endpoint_name} does not exist", job_name=self.endpoint_name
+                )
+            status = description["EndpointStatus"]
+            if status in SERVING:
+                return True
+            if status not in IN_PROGRESS:
+                reason = description.get("FailureReason") or ""
+                raise SageMakerJobError(
+                    f"Endpoint {self.endpoint_name} {status}" + (f": {reason}" if reason else ""),
+                    job_name=self.endpoint_name,
+                    status=status,
+                    failure_reason=reason,
+                )
+            return False
+
+        return dict(self._poll(serving) or {})
+
+    def wait_deleted(self) -> None:
+        """Poll until the endpoint is gone: its name stays taken while it is Deleting."""
+
+        def gone(description: dict[str, Any] | None) -> bool:
+            if description is not None and description["EndpointStatus"] != DELETING:
+                raise SageMakerJobError(
+                    f"Endpoint {self.endpoint_name} is {description['EndpointStatus']} while being deleted; "
+                    "someone else is using this endpoint name",
+                    job_name=self.endpoint_name,
+                    status=description["EndpointStatus"],
+                )
+            return description is None
+
+        self._poll(gone)
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Create or update the endpoint and wait until it serves.
@@ -259,9 +287,14 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
         self._ensure_config(config)
         current = self._describe()
         if current is not None and current["EndpointStatus"] == "Failed":
-            # A failed endpoint cannot be updated; a retry replaces it.
+            # A failed endpoint cannot be updated (DeleteEndpoint is the only call it takes): replace it.
             self.log.info("Endpoint %s is Failed; deleting it to create it again", self.endpoint_name)
             self.hook.conn.delete_endpoint(EndpointName=self.endpoint_name)
+            current = self._describe()
+        if current is not None and current["EndpointStatus"] == DELETING:
+            # Its name is taken until it is gone: CreateEndpoint now would be refused, and so would Update.
+            self.log.info("Endpoint %s is %s; waiting until it is gone", self.endpoint_name, DELETING)
+            self.wait_deleted()
             current = None
         if current is None:
             tags = [{"Key": str(k), "Value": str(v)} for k, v in self.tags.items()]

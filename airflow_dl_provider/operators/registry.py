@@ -15,11 +15,12 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from botocore.exceptions import ClientError
 
+from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
-from airflow_dl_provider.jobs.engine import is_not_found
 from airflow_dl_provider.jobs.naming import deterministic_job_name
 from airflow_dl_provider.operators.base import _context_ids
-from airflow_dl_provider.operators.transform import SUBMIT_DIRECTORY, pytorch_inference_image
+from airflow_dl_provider.operators.transform import SUBMIT_DIRECTORY
+from airflow_dl_provider.presets.containers import pytorch_image
 from airflow_dl_provider.validation.preflight import split_s3_uri
 from airflow_dl_provider.validation.requests import validate_request
 
@@ -135,8 +136,8 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
         return properties
 
     def build_request(self, key: str, metrics: Mapping[str, float], metrics_uri: str) -> dict[str, Any]:
-        image = self.image_uri or pytorch_inference_image(
-            self.hook.region, self.framework_version, self.py_version, self.instance_types[0]
+        image = self.image_uri or pytorch_image(
+            "inference", self.hook.region, self.framework_version, self.py_version, self.instance_types[0]
         )
         container = {
             "Image": image,
@@ -173,11 +174,7 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
             conn.describe_model_package_group(ModelPackageGroupName=self.model_package_group_name)
             return
         except ClientError as err:
-            if not (
-                is_not_found(err)
-                or "could not find" in str(err).lower()
-                or "does not exist" in str(err).lower()
-            ):
+            if not service_behaviour.is_not_found("DescribeModelPackageGroup", err):
                 raise
         request = {"ModelPackageGroupName": self.model_package_group_name}
         if self.group_description:

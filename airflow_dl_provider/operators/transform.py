@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.exceptions import PreflightError
-from airflow_dl_provider.jobs.engine import is_not_found
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
 from airflow_dl_provider.jobs.naming import deterministic_job_name
 from airflow_dl_provider.operators.base import SageMakerJobOperator, _context_ids
-from airflow_dl_provider.operators.training import PYTORCH_DLC_TAGS
-from airflow_dl_provider.presets.instances import is_gpu
+from airflow_dl_provider.presets.containers import pytorch_image
 from airflow_dl_provider.validation.preflight import check_s3_prefix
 from airflow_dl_provider.validation.requests import validate_request
 
@@ -38,18 +37,6 @@ MAX_PAYLOAD_TOTAL_MB = 100
 
 # Where the SageMaker Python SDK puts the inference code it repacks into model.tar.gz.
 SUBMIT_DIRECTORY = "/opt/ml/model/code"
-
-
-def pytorch_inference_image(region: str, framework_version: str, py_version: str, instance_type: str) -> str:
-    """The AWS Deep Learning Container for PyTorch inference in ``region``."""
-    if framework_version not in PYTORCH_DLC_TAGS:
-        raise ValueError(
-            f"framework_version: no PyTorch inference container known for {framework_version!r}; use one of "
-            f"{', '.join(PYTORCH_DLC_TAGS)} or pass image_uri"
-        )
-    cuda, os_tag = PYTORCH_DLC_TAGS[framework_version]
-    device = f"gpu-{py_version}-{cuda}" if is_gpu(instance_type) else f"cpu-{py_version}"
-    return f"763104351884.dkr.ecr.{region}.amazonaws.com/pytorch-inference:{framework_version}-{device}-{os_tag}-sagemaker"
 
 
 def model_request(
@@ -88,7 +75,7 @@ def ensure_model(client: Any, request: Mapping[str, Any], log: Any) -> str:
         log.info("Model %s exists; reusing it", name)
         return name
     except ClientError as err:
-        if not is_not_found(err) and "could not find" not in str(err).lower():
+        if not service_behaviour.is_not_found("DescribeModel", err):
             raise
     try:
         client.create_model(**request)
@@ -321,8 +308,8 @@ class BatchTransformOperator(SageMakerJobOperator):
         if self.model_name:
             return self._transform_fields(self.model_name)
         region = self.hook.region
-        image = self.image_uri or pytorch_inference_image(
-            region, self.framework_version, self.py_version, self.instance_type
+        image = self.image_uri or pytorch_image(
+            "inference", region, self.framework_version, self.py_version, self.instance_type
         )
         ids = _context_ids(context)
         self._model_request = model_request(

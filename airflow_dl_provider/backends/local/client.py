@@ -21,7 +21,13 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
-from airflow_dl_provider.backends.local.endpoint import process_alive, start_server, stop_process
+from airflow_dl_provider import service_behaviour
+from airflow_dl_provider.backends.local.endpoint import (
+    DELETING_SECONDS,
+    process_alive,
+    start_server,
+    stop_process,
+)
 from airflow_dl_provider.backends.local.resources import ResourceStore, public
 from airflow_dl_provider.backends.local.state import JobStore, LocalJob, now_iso
 from airflow_dl_provider.backends.local.workers import LOCAL_WORKERS, public_status, worker
@@ -37,6 +43,21 @@ DEFAULT_HOME = Path.home() / ".airflow-dl" / "local"
 
 def _client_error(code: str, message: str, operation: str) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+
+def _service_error(error: dict[str, str], operation: str) -> ClientError:
+    """A ``ClientError`` carrying what ``service_behaviour`` says the real service answers."""
+    return ClientError({"Error": dict(error)}, operation)
+
+
+# The Describe call whose not-found answer each resource type gives, whichever call finds it missing.
+_DESCRIBE_OF = {
+    "model": "DescribeModel",
+    "endpoint-config": "DescribeEndpointConfig",
+    "endpoint": "DescribeEndpoint",
+    "model-package-group": "DescribeModelPackageGroup",
+    "model-package": "DescribeModelPackage",
+}
 
 
 def _is_loopback(url: str) -> bool:
@@ -161,7 +182,9 @@ class LocalSageMakerClient:
     def _job(self, kind: JobKind, key: str, name: str, operation: str) -> LocalJob:
         job = self.store.get(key, name)
         if job is None:
-            raise _client_error("ValidationException", "Requested resource not found.", operation)
+            # Per API, as SageMaker answers: DescribeTransformJob's message differs from DescribeTrainingJob's.
+            arn = f"arn:aws:sagemaker:{self.region}:{ACCOUNT_ID}:{worker(key).ARN_NOUN}/{name.lower()}"
+            raise _service_error(service_behaviour.not_found_error(operation, name, arn), operation)
         return job
 
     def _describe(self, key: str, **params: Any) -> dict[str, Any]:
@@ -306,7 +329,17 @@ class LocalSageMakerClient:
     def _get(self, operation: str, kind: str, name: str) -> dict[str, Any]:
         record = self.resources.get(kind, name)
         if record is None:
-            raise _client_error("ValidationException", f'Could not find {kind} "{name}".', operation)
+            error = service_behaviour.not_found_error(_DESCRIBE_OF[kind], name, self._arn(kind, name))
+            raise _service_error(error, operation)
+        return record
+
+    def _endpoint(self, operation: str, name: str) -> dict[str, Any]:
+        """The endpoint's record; refused as the service refuses ``operation`` on a Deleting endpoint."""
+        record = self._get(operation, "endpoint", name)
+        if record["EndpointStatus"] == service_behaviour.ASYNC_DELETE["Endpoint"].deleting:
+            refusal = service_behaviour.deleting_refusal("Endpoint", operation, name, record["EndpointArn"])
+            if refusal is not None:
+                raise _service_error(refusal, operation)
         return record
 
     def create_model(self, **request: Any) -> dict[str, Any]:
@@ -345,7 +378,7 @@ class LocalSageMakerClient:
     def update_endpoint(self, **request: Any) -> dict[str, Any]:
         validate_request("UpdateEndpoint", request)
         name, config = request["EndpointName"], request["EndpointConfigName"]
-        record = self._get("UpdateEndpoint", "endpoint", name)
+        record = self._endpoint("UpdateEndpoint", name)
         self._get("UpdateEndpoint", "endpoint-config", config)
         if record["EndpointStatus"] != "InService":
             raise _client_error(
@@ -402,11 +435,20 @@ class LocalSageMakerClient:
         )
 
     def delete_endpoint(self, **params: Any) -> dict[str, Any]:
+        """Asynchronous, as SageMaker's: the endpoint shows ``Deleting`` for a moment, then it is gone.
+
+        Its servers are stopped before this returns (no process outlives a deleted endpoint); the name
+        stays taken, and calls on it are refused as the service refuses them, until the moment passes.
+        """
         validate_request("DeleteEndpoint", params)
-        record = self._get("DeleteEndpoint", "endpoint", params["EndpointName"])
+        name = params["EndpointName"]
+        record = self._endpoint("DeleteEndpoint", name)
+        deleting = service_behaviour.ASYNC_DELETE["Endpoint"].deleting
+        self.resources.update("endpoint", name, EndpointStatus=deleting)
         stop_process(record.get("_pending_pid"))
         stop_process(record.get("_pid"))
-        self.resources.delete("endpoint", params["EndpointName"])
+        # Again after the stop: a server that was starting may have recorded itself InService meanwhile.
+        self.resources.retire("endpoint", name, DELETING_SECONDS, EndpointStatus=deleting, FailureReason=None)
         return {}
 
     def create_model_package_group(self, **request: Any) -> dict[str, Any]:
@@ -471,8 +513,9 @@ class LocalSageMakerClient:
                 f"{package['ModelPackageName']}/{package['ModelPackageVersion']}",
             ):
                 return package
-        raise _client_error(
-            "ValidationException", f'Could not find model package "{name_or_arn}".', operation
+        arn = name_or_arn if name_or_arn.startswith("arn:") else self._arn("model-package", name_or_arn)
+        raise _service_error(
+            service_behaviour.not_found_error("DescribeModelPackage", name_or_arn, arn), operation
         )
 
     def describe_model_package(self, **params: Any) -> dict[str, Any]:

@@ -8,7 +8,8 @@ server with the new config; once it serves, it stops the old one (blue/green, as
 Data capture writes each sampled request as one JSON line in SageMaker's format to
 ``<DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/<uuid>.jsonl``. SageMaker buffers records into
 fewer, larger files; the local server writes one file per request so a test sees it at once.
-Simulated: the instances, the variant weights (the first variant takes all traffic).
+Simulated: the instances, the variant weights (the first variant takes all traffic), and how long an
+endpoint stays ``Deleting`` (:data:`DELETING_SECONDS`; on AWS it takes minutes).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
+from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.backends.local.hosting import (
     ModelHandlers,
     download_model,
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("airflow_dl_provider.local.endpoint")
 STOP_GRACE_SECONDS = 5.0
+# A deleted endpoint shows Deleting this long, then Describe answers not found (ASYNC_DELETE).
+DELETING_SECONDS = 1.0
 DEFAULT_CSV = ("text/csv",)
 DEFAULT_JSON = ("application/json",)
 
@@ -275,8 +279,10 @@ def serve(home: Path, name: str, config_name: str) -> int:
 class LocalRuntimeClient:
     """The ``sagemaker-runtime`` client of the local backend: ``invoke_endpoint`` on 127.0.0.1."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, region: str = "us-east-1", account: str = "123456789012") -> None:
         self.store = ResourceStore(home)
+        self.region = region
+        self.account = account
 
     def invoke_endpoint(self, **params: Any) -> dict[str, Any]:
         validate_request("InvokeEndpoint", params, service="sagemaker-runtime")
@@ -287,15 +293,10 @@ class LocalRuntimeClient:
             or record.get("EndpointStatus") not in ("InService", "Updating")
             or not record.get("_port")
         ):
-            raise ClientError(
-                {
-                    "Error": {
-                        "Code": "ValidationException",
-                        "Message": f"Endpoint {name} not found or not InService.",
-                    }
-                },
-                "InvokeEndpoint",
-            )
+            # SageMaker answers the same for a missing endpoint and one not yet (or no longer) serving.
+            arn = f"arn:aws:sagemaker:{self.region}:{self.account}:endpoint/{name.lower()}"
+            error = service_behaviour.not_found_error("InvokeEndpoint", name, arn)
+            raise ClientError({"Error": error}, "InvokeEndpoint")
         body = params["Body"]
         data = (
             body.read() if hasattr(body, "read") else body.encode() if isinstance(body, str) else bytes(body)

@@ -94,11 +94,13 @@ def test_sends_exactly_these_requests(local_backend: Any, sagemaker: Any, task_c
     validate_request("CreateModel", expected_model)
     validate_request("CreateTransformJob", expected)
     arn = f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{name}"
-    not_found(stub, "describe_model", 'Could not find model "x".', ModelName=model_name)
-    stub.add_response(
-        "create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m"}, expected_model
+    model_arn = f"arn:aws:sagemaker:us-east-1:123456789012:model/{model_name.lower()}"
+    not_found(stub, "describe_model", f'Could not find model "{model_arn}".', ModelName=model_name)
+    stub.add_response("create_model", {"ModelArn": model_arn}, expected_model)
+    # DescribeTransformJob's own not-found message (not DescribeTrainingJob's "Requested resource not found.").
+    not_found(
+        stub, "describe_transform_job", f"Could not find requested job with name {name}", TransformJobName=name
     )
-    not_found(stub, "describe_transform_job", "Requested resource not found.", TransformJobName=name)
     stub.add_response("create_transform_job", {"TransformJobArn": arn}, expected)
     stub.add_response(
         "describe_transform_job",
