@@ -18,8 +18,11 @@ from airflow_dl_provider.manifests.input import (
 from airflow_dl_provider.operators.base import SageMakerJobOperator
 from airflow_dl_provider.presets.labeling import (
     AUTO_LABELING_MIN_OBJECTS,
+    DEFAULT_ENTITY_INSTRUCTIONS,
+    PUBLIC_WORKFORCE_CLOSED,
     ResolvedTask,
     check_label_attribute_name,
+    check_workteam,
     default_label_attribute_name,
     resolve,
     task_preset,
@@ -31,24 +34,19 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 INPUT_ARGUMENTS = ("input_manifest_uri", "input_prefix", "input_text_uri")
-# PublicWorkforceTaskPrice.AmountInUsd: Dollars 0-2, Cents 0-99, TenthFractionsOfACent 0-9.
-MAX_TASK_PRICE_USD = 2.999
 
 
 def _templated(value: Any) -> bool:
     return isinstance(value, str) and "{{" in value
 
 
-def task_price(usd: float) -> dict[str, int]:
-    """``AmountInUsd`` for a price per task in dollars, to a tenth of a cent."""
-    if not 0 < usd <= MAX_TASK_PRICE_USD:
-        raise ValueError(f"task_price_usd: {usd} must be > 0 and <= {MAX_TASK_PRICE_USD} dollars per task")
-    tenths = round(usd * 1000)
-    return {"Dollars": tenths // 1000, "Cents": tenths % 1000 // 10, "TenthFractionsOfACent": tenths % 10}
-
-
 class GroundTruthLabelingOperator(SageMakerJobOperator):
     """Label a data set with SageMaker Ground Truth, with a built-in task type.
+
+    Amazon Mechanical Turk closed on 2026-09-30, so there is no public workforce: a private or vendor
+    work team labels (``workteam_arn``); the public workforce is refused at DAG import. SageMaker Ground
+    Truth is no longer open to new AWS customers (existing customers keep using it); without it, label
+    with Label Studio (coming).
 
     The input is an existing manifest, a manifest built from the images under an S3 prefix, or one
     built from a text file (one object per line). The label category config (and, for types without
@@ -69,8 +67,10 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
     :param input_text_uri: ``s3://`` URI of a text file; one ``source`` line per non-blank line. (templated)
     :param label_attribute_name: the label's key in the output manifest; ``label`` (``label-ref`` for
         semantic segmentation). (templated)
-    :param workteam_arn: a private or vendor work team. (templated)
-    :param task_price_usd: use the public workforce (Mechanical Turk) at this price per task.
+    :param workteam_arn: a private or vendor work team; the public workforce
+        (``.../workteam/public-crowd/default``) is refused. (templated)
+    :param task_price_usd: the public workforce's price per task: refused, Mechanical Turk closed on
+        2026-09-30 (kept so that old DAGs fail with that reason rather than an unknown argument).
     :param workers_per_object: ``NumberOfHumanWorkersPerDataObject`` (1-9).
     :param task_time_limit_seconds: how long a worker has for one task.
     :param task_availability_lifetime_seconds: how long a task waits for a worker.
@@ -80,11 +80,14 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
     :param auto_labeling: automated data labeling (active learning); needs at least 1,250 objects
         and a type that has it (image and text classification, bounding box, semantic segmentation).
     :param task_title: shown to workers. (templated)
-    :param task_description: shown to workers. (templated)
-    :param task_keywords: up to 5, for public workforce discovery.
-    :param instructions: short instructions, written into the label category config. (templated)
+    :param task_description: shown to workers, and the question above each object in the built-in
+        worker template (its ``header``). (templated)
+    :param task_keywords: up to 5, to find the task by.
+    :param instructions: worker instructions (plain text): written into the built-in template, or for
+        named entity recognition into the label category config, which requires them. (templated)
     :param ui_template: your own Liquid worker template (its text), for types without a task UI
-        ARN; defaults to a built-in one per type. (templated)
+        ARN; defaults to AWS's template for the type (:mod:`airflow_dl_provider.presets.labeling_ui`).
+        (templated)
     :param content_classifiers: ``FreeOfPersonallyIdentifiableInformation``, ``FreeOfAdultContent``.
     :param output_kms_key_id: KMS key for the output. (templated)
     :param volume_kms_key_id: KMS key for the automated labeling instances' volumes. (templated)
@@ -152,7 +155,12 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
                 check_label_attribute_name(attribute, task_type)
             if auto_labeling and preset.algorithm is None:
                 resolve(task_type, "us-east-1", auto_labeling=True)  # raises the one-line error
-            price = task_price(task_price_usd) if task_price_usd is not None else None
+            if task_price_usd is not None:
+                raise PreflightError(f"task_price_usd: {PUBLIC_WORKFORCE_CLOSED}")
+            if workteam_arn is None:
+                raise PreflightError("workteam_arn: give a private or vendor work team")
+            if not _templated(workteam_arn):
+                check_workteam(workteam_arn)
         except ValueError as err:
             raise ValueError(f"{task}: {err}") from None
         inputs = {
@@ -169,11 +177,6 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
             raise ValueError(f"{task}: input_text_uri: {task_type} labels S3 objects; use input_prefix")
         if input_prefix and preset.data_key != "source-ref":
             raise ValueError(f"{task}: input_prefix: {task_type} labels text; use input_text_uri")
-        if (workteam_arn is None) == (task_price_usd is None):
-            raise ValueError(
-                f"{task}: workteam_arn or task_price_usd: give a private/vendor work team, or a price per "
-                "task for the public workforce, not both"
-            )
         if not 1 <= workers_per_object <= 9:
             raise ValueError(f"{task}: workers_per_object must be 1-9, got {workers_per_object}")
         if not _templated(labels):
@@ -189,8 +192,6 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
         self.input_text_uri = input_text_uri
         self.label_attribute_name = attribute
         self.workteam_arn = workteam_arn
-        self.task_price_usd = task_price_usd
-        self._price = price
         self.workers_per_object = workers_per_object
         self.task_time_limit_seconds = task_time_limit_seconds
         self.task_availability_lifetime_seconds = task_availability_lifetime_seconds
@@ -246,7 +247,7 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
 
     def _human_task_config(self, resolved: ResolvedTask, ui: dict[str, str]) -> dict[str, Any]:
         human: dict[str, Any] = {
-            "WorkteamArn": self.workteam_arn or resolved.public_workteam_arn,
+            "WorkteamArn": str(self.workteam_arn),
             "UiConfig": ui,
             "PreHumanTaskLambdaArn": resolved.pre_lambda_arn,
             "TaskTitle": self.task_title,
@@ -263,8 +264,6 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
             human["TaskAvailabilityLifetimeInSeconds"] = int(self.task_availability_lifetime_seconds)
         if self.max_concurrent_tasks is not None:
             human["MaxConcurrentTaskCount"] = int(self.max_concurrent_tasks)
-        if self._price is not None:
-            human["PublicWorkforceTaskPrice"] = {"AmountInUsd": dict(self._price)}
         return human
 
     def build_request(self, context: Any) -> dict[str, Any]:
@@ -276,8 +275,12 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
             auto_labeling=self.auto_labeling,
         )
         check_label_attribute_name(self.label_attribute_name, self.labeling_task_type)
+        check_workteam(str(self.workteam_arn))
         config = write_label_category_config(
-            [str(label) for label in self.labels], instructions=self.instructions
+            [str(label) for label in self.labels],
+            instructions=(
+                (self.instructions or DEFAULT_ENTITY_INSTRUCTIONS) if resolved.human_task_ui_arn else None
+            ),
         )
         lines = self._input_lines()
         self._uploads = {}
@@ -285,7 +288,12 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
         manifest = manifest_bytes(lines) if lines is not None else b""
         template = None
         if resolved.human_task_ui_arn is None:
-            template = (self.ui_template or ui_template(self.labeling_task_type)).encode()
+            template = (
+                self.ui_template
+                or ui_template(
+                    self.labeling_task_type, header=self.task_description, instructions=self.instructions
+                )
+            ).encode()
         digest = content_digest(manifest, config, template or b"")
         config_uri = self._inputs_uri("label-categories.json", digest)
         self._uploads[config_uri] = config
@@ -340,6 +348,11 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
         return count_manifest_objects(body)
 
     def preflight(self, request: Mapping[str, Any], context: Any) -> None:
+        human = request["HumanTaskConfig"]
+        # overrides may have put the public workforce back in.
+        check_workteam(str(human["WorkteamArn"]), "HumanTaskConfig.WorkteamArn")
+        if "PublicWorkforceTaskPrice" in human:
+            raise PreflightError(f"HumanTaskConfig.PublicWorkforceTaskPrice: {PUBLIC_WORKFORCE_CLOSED}")
         manifest_uri = request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]
         count = self._object_count
         if count is None:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from airflow_dl_provider.exceptions import PipelineConfigError
+from airflow_dl_provider.presets.labeling import PUBLIC_WORKFORCE_CLOSED, is_public_workteam
 
 
 class _Strict(BaseModel):
@@ -81,7 +82,8 @@ class LabelingConfig(_Strict):
     task_type: str = "image_classification"
     input_prefix: str = Field(description="s3:// prefix of the objects to label")
     labels: list[str] = Field(min_length=2)
-    workteam_arn: str | None = None
+    workteam_arn: str = Field(description="a private or vendor work team")
+    # The public workforce's price: refused with the reason (Mechanical Turk closed on 2026-09-30).
     task_price_usd: float | None = None
     workers_per_object: int = Field(3, ge=1)
     auto_labeling: bool = False
@@ -89,6 +91,20 @@ class LabelingConfig(_Strict):
     task_title: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     overrides: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("workteam_arn")
+    @classmethod
+    def _private_or_vendor(cls, value: str) -> str:
+        if is_public_workteam(value):
+            raise ValueError(f"is the public workforce; {PUBLIC_WORKFORCE_CLOSED}")
+        return value
+
+    @field_validator("task_price_usd")
+    @classmethod
+    def _no_public_workforce(cls, value: float | None) -> float | None:
+        if value is not None:
+            raise ValueError(PUBLIC_WORKFORCE_CLOSED)
+        return value
 
 
 class LabelValidationConfig(_Strict):

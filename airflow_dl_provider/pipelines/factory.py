@@ -91,7 +91,6 @@ def _labeling(config: PipelineConfig) -> Any:
         output_path=config.s3_uri("labels"),
         role_arn=config.role_arn,
         workteam_arn=labeling.workteam_arn,
-        task_price_usd=labeling.task_price_usd,
         workers_per_object=labeling.workers_per_object,
         auto_labeling=labeling.auto_labeling,
         max_human_labeled_objects=labeling.max_human_labeled_objects,

@@ -17,7 +17,10 @@ Sources (checked against the SageMaker API reference as bundled in botocore's se
   classification (single label), semantic segmentation, bounding box and text classification, and
   "the minimum number of objects allowed for automated data labeling is 1,250".
 * "Use the Amazon Mechanical Turk workforce": the public workforce is
-  ``arn:aws:sagemaker:<region>:394669845002:workteam/public-crowd/default``.
+  ``arn:aws:sagemaker:<region>:394669845002:workteam/public-crowd/default``. Amazon Mechanical Turk
+  closed on 2026-09-30, and Ground Truth is no longer open to new AWS customers (existing ones keep
+  it; "Create a Labeling Job (API)", sms-create-labeling-job-api): :func:`check_workteam` refuses the
+  public workforce; private and vendor work teams are unchanged.
 * "Labeling job output data" (sms-data-output): the ``type`` written in each label's metadata, and
   the rule that semantic segmentation attribute names end in ``-ref`` and no other type's may.
 
@@ -48,10 +51,21 @@ GROUND_TRUTH_LAMBDA_ACCOUNTS: dict[str, str] = {
 }
 HUMAN_TASK_UI_ACCOUNT = "394669845002"
 PUBLIC_WORKFORCE_ACCOUNT = "394669845002"
+_PUBLIC_WORKTEAM = re.compile(
+    rf"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:{PUBLIC_WORKFORCE_ACCOUNT}:workteam/public-crowd/default"
+)
+PUBLIC_WORKFORCE_CLOSED = (
+    "Amazon Mechanical Turk (the public workforce) closed on 2026-09-30 and Ground Truth is no longer "
+    "open to new AWS customers; give workteam_arn a private or vendor work team, or label with "
+    "Label Studio (coming)"
+)
 AUTO_LABELING_ACCOUNT = "027400017018"
 # The service refuses automated data labeling on smaller data sets (it recommends 5,000 or more).
 AUTO_LABELING_MIN_OBJECTS = 1250
 LABEL_CATEGORY_DOCUMENT_VERSION = "2018-11-28"
+# Named entity recognition's worker UI reads its instructions from the label category config, where
+# CreateLabelingJob's LabelCategoryConfigS3Uri says they are required; the template types carry theirs.
+DEFAULT_ENTITY_INSTRUCTIONS = "Highlight each word or phrase that names an entity, then choose its label."
 
 _ATTRIBUTE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}")
 
@@ -150,7 +164,6 @@ class ResolvedTask:
     consolidation_lambda_arn: str
     human_task_ui_arn: str | None
     algorithm_arn: str | None
-    public_workteam_arn: str
 
 
 def task_preset(task_type: str) -> TaskPreset:
@@ -207,8 +220,17 @@ def resolve(
             if auto_labeling and preset.algorithm
             else None
         ),
-        public_workteam_arn=f"{sagemaker_prefix}:{PUBLIC_WORKFORCE_ACCOUNT}:workteam/public-crowd/default",
     )
+
+
+def is_public_workteam(workteam_arn: str) -> bool:
+    return bool(_PUBLIC_WORKTEAM.fullmatch(workteam_arn.strip()))
+
+
+def check_workteam(workteam_arn: str, field: str = "workteam_arn") -> None:
+    """A private or vendor work team; the public workforce is a one-line error saying why and what instead."""
+    if is_public_workteam(workteam_arn):
+        raise PreflightError(f"{field}: {workteam_arn} is the public workforce; {PUBLIC_WORKFORCE_CLOSED}")
 
 
 def check_label_attribute_name(name: str, task_type: str) -> None:

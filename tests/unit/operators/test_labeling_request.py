@@ -18,7 +18,7 @@ from botocore.stub import Stubber
 from airflow_dl_provider.exceptions import PreflightError
 from airflow_dl_provider.jobs.naming import deterministic_job_name
 from airflow_dl_provider.manifests.input import content_digest
-from airflow_dl_provider.operators.labeling import GroundTruthLabelingOperator, task_price
+from airflow_dl_provider.operators.labeling import GroundTruthLabelingOperator
 from airflow_dl_provider.presets.labeling_ui import ui_template
 from tests.conftest import ROLE_ARN
 
@@ -72,7 +72,7 @@ def test_image_classification_sends_exactly_this_request(
     config = json.dumps(
         {"document-version": "2018-11-28", "labels": [{"label": x} for x in LABELS]}, sort_keys=True
     ).encode()
-    template = ui_template("image_classification").encode()
+    template = ui_template("image_classification", header="Choose the animal in the picture").encode()
     inputs = f"s3://{bucket}/labels/labeling-inputs/{content_digest(manifest, config, template)}"
     expected: dict[str, Any] = {
         "LabelingJobName": name,
@@ -145,26 +145,24 @@ def test_image_classification_sends_exactly_this_request(
     assert context["ti"].pushed["sagemaker_dl_job"]["console_fragment"] == f"labeling-jobs/details/{name}"
 
 
-def test_public_workforce_text_and_auto_labeling_shape(local_backend: Any, task_context: Any) -> None:
+def test_vendor_workforce_text_and_auto_labeling_shape(local_backend: Any, task_context: Any) -> None:
     text = "\n".join(f"review number {i}" for i in range(1300))
     uri = local_backend.upload("reviews/reviews.txt", text)
+    vendor = "arn:aws:sagemaker:eu-west-1:123456789012:workteam/vendor-crowd/acme-labeling"
     op = _operator(
         local_backend,
         task_type="text_classification",
         input_prefix=None,
         input_text_uri=uri,
-        workteam_arn=None,
-        task_price_usd=0.036,
+        workteam_arn=vendor,
         auto_labeling=True,
         region_name="eu-west-1",
         content_classifiers=["FreeOfPersonallyIdentifiableInformation"],
     )
     request = op.render_request(task_context())
     human = request["HumanTaskConfig"]
-    assert human["WorkteamArn"] == "arn:aws:sagemaker:eu-west-1:394669845002:workteam/public-crowd/default"
-    assert human["PublicWorkforceTaskPrice"] == {
-        "AmountInUsd": {"Dollars": 0, "Cents": 3, "TenthFractionsOfACent": 6}
-    }
+    assert human["WorkteamArn"] == vendor
+    assert "PublicWorkforceTaskPrice" not in human
     assert (
         human["PreHumanTaskLambdaArn"] == "arn:aws:lambda:eu-west-1:568282634449:function:PRE-TextMultiClass"
     )
@@ -190,13 +188,97 @@ def test_named_entity_recognition_uses_the_task_ui_arn(local_backend: Any, task_
     assert request["HumanTaskConfig"]["UiConfig"] == {
         "HumanTaskUiArn": "arn:aws:sagemaker:ap-northeast-1:394669845002:human-task-ui/NamedEntityRecognition"
     }
+    # The entity UI reads its instructions from the label category config, which must carry them.
+    config = json.loads(op._uploads[request["LabelCategoryConfigS3Uri"]])
+    assert config["instructions"]["shortInstruction"] and config["instructions"]["fullInstruction"]
 
 
-def test_task_price() -> None:
-    assert task_price(1.234) == {"Dollars": 1, "Cents": 23, "TenthFractionsOfACent": 4}
-    assert task_price(0.012) == {"Dollars": 0, "Cents": 1, "TenthFractionsOfACent": 2}
-    with pytest.raises(ValueError, match="task_price_usd"):
-        task_price(3.5)
+def test_template_types_keep_instructions_in_the_template(local_backend: Any, task_context: Any) -> None:
+    uri = local_backend.upload("reviews/few.txt", "great\nawful\n")
+    op = _operator(
+        local_backend,
+        task_type="text_classification",
+        input_prefix=None,
+        input_text_uri=uri,
+        instructions="Choose the sentiment of the review.",
+        task_description="What does the reviewer feel?",
+    )
+    request = op.render_request(task_context())
+    config = json.loads(op._uploads[request["LabelCategoryConfigS3Uri"]])
+    # The documented config of every type but entity recognition: document-version and labels only.
+    assert set(config) == {"document-version", "labels"}
+    template = op._uploads[request["HumanTaskConfig"]["UiConfig"]["UiTemplateS3Uri"]].decode()
+    assert template == ui_template(
+        "text_classification",
+        header="What does the reviewer feel?",
+        instructions="Choose the sentiment of the review.",
+    )
+
+
+# -- the public workforce: Mechanical Turk closed on 2026-09-30 ------------------------------------------
+
+PUBLIC = "arn:aws:sagemaker:us-east-1:394669845002:workteam/public-crowd/default"
+CLOSED = "Amazon Mechanical Turk (the public workforce) closed on 2026-09-30"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"workteam_arn": PUBLIC},
+        {"workteam_arn": PUBLIC.replace("us-east-1", "eu-west-1")},
+        {"workteam_arn": None, "task_price_usd": 0.036},
+        {"task_price_usd": 0.036},
+    ],
+)
+def test_public_workforce_is_refused_at_import(local_backend: Any, kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError) as caught:
+        _operator(local_backend, **kwargs)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert CLOSED in message and "no longer open to new AWS customers" in message
+    assert "private or vendor work team" in message and "Label Studio" in message
+
+
+def test_rendered_public_workteam_is_refused_before_any_job(
+    local_backend: Any, images: list[str], sagemaker: Any, task_context: Any
+) -> None:
+    client, _stub = sagemaker  # nothing stubbed: any SageMaker call fails the test
+    op = _operator(local_backend, client, workteam_arn="{{ params.team }}")
+    op.workteam_arn = PUBLIC  # as rendering would set it
+    with pytest.raises(PreflightError) as caught:
+        op.execute(task_context())
+    _one_line(caught.value, f"workteam_arn: {PUBLIC} is the public workforce; {CLOSED}")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "start"),
+    [
+        ({"HumanTaskConfig": {"WorkteamArn": PUBLIC}}, "HumanTaskConfig.WorkteamArn: "),
+        (
+            {
+                "HumanTaskConfig": {
+                    "PublicWorkforceTaskPrice": {
+                        "AmountInUsd": {"Dollars": 0, "Cents": 3, "TenthFractionsOfACent": 6}
+                    }
+                }
+            },
+            "HumanTaskConfig.PublicWorkforceTaskPrice: ",
+        ),
+    ],
+)
+def test_overrides_cannot_bring_the_public_workforce_back(
+    local_backend: Any,
+    images: list[str],
+    sagemaker: Any,
+    task_context: Any,
+    overrides: dict[str, Any],
+    start: str,
+) -> None:
+    client, _stub = sagemaker
+    with pytest.raises(PreflightError) as caught:
+        _operator(local_backend, client, overrides=overrides).execute(task_context())
+    _one_line(caught.value, start)
+    assert CLOSED in str(caught.value)
 
 
 # -- bad inputs: one line each, and no SageMaker call --------------------------------------------------
@@ -216,7 +298,7 @@ def _one_line(err: BaseException, start: str) -> None:
             "label: task_type: 'video_tracking' is not a Ground Truth built-in task preset",
         ),
         ({"labels": ["cat", "dog", "cat"]}, "label: labels: 'cat' appear more than once"),
-        ({"workteam_arn": None}, "label: workteam_arn or task_price_usd"),
+        ({"workteam_arn": None}, "label: workteam_arn: give a private or vendor work team"),
         ({"input_manifest_uri": "s3://b/m.manifest"}, "label: give exactly one of input_manifest_uri"),
         (
             {"label_attribute_name": "label-metadata"},
