@@ -7,19 +7,24 @@ response back into one output per record, join with the input (``JoinSource``), 
 and write ``<S3OutputPath>/<rel>.out``. ``AssembleWith`` ``Line`` puts each record's output on its own
 line; ``None`` concatenates the responses as they came.
 
-JSONPath is a subset, refused with a clear ``FailureReason`` beyond it: ``$``, ``$[i]``, ``$[i:j]``,
-``$[i,j,...]`` (negative indices count from the end) and ``$.key.key``. ``RecordIO``/``TFRecord``
-splitting and manifest inputs are refused too. Simulated: the instances (one local process).
+Filters are JSONPath evaluated by jsonpath-ng, held to the subset SageMaker supports (developer guide,
+"Supported JSONPath Operators"): ``$``, ``.name``, ``*``, ``['name','name']``, ``[i,j]`` (negative
+from the end) and one ``[start:end]`` range (``$[0,5:]`` mixes indices and a range). Anything else
+(``..``, filter expressions, steps, two ranges) fails the job with ``Invalid JsonPath``, as the
+service does. ``RecordIO``/``TFRecord`` splitting and manifest inputs are refused too. Simulated: the
+instances (one local process).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_dl_provider.backends.local.hosting import (
@@ -38,46 +43,127 @@ LOG_GROUP = "/aws/sagemaker/TransformJobs"
 MB = 1024 * 1024
 CSV_TYPES = ("text/csv",)
 JSON_TYPES = ("application/json", "application/jsonlines", "application/x-jsonlines")
-_INDEX = r"-?\d+"
-_PATH = re.compile(
-    rf"^\$(?:\[(?P<index>{_INDEX})\]|\[(?P<start>{_INDEX})?:(?P<end>{_INDEX})?\]"
-    rf"|\[(?P<indices>{_INDEX}(?:\s*,\s*{_INDEX})+)\]|(?P<keys>(?:\.[A-Za-z_][\w-]*)+))?$"
-)
+SUPPORTED_JSONPATH = "$, .name, *, ['name','name'], [i,j] and one [start:end] range"
+# A bracket of numbers, indices and ranges, after whatever path leads to it: ``$.a[0,5:]``.
+_NUMBER_TERMS = re.compile(r"^(?P<head>.*)\[(?P<terms>[-\d\s:]*(?:,[-\d\s:]*)+)\]$", re.DOTALL)
 
 
 def _media(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def check_path(path: str) -> None:
-    if not _PATH.match(path.replace(" ", "")):
-        raise JobFailure(
-            f"ClientError: JSONPath {path!r} is outside what the local backend implements: $, $[i], "
-            "$[i:j], $[i,j,...], $.key"
-        )
+def _invalid(path: str, why: str) -> JobFailure:
+    return JobFailure(f"ClientError: Invalid JsonPath: {path}: {why}")
 
 
-def select(path: str | None, value: Any) -> Any:
-    """Apply the JSONPath subset to a parsed record (a CSV row is a list of its cells)."""
-    if not path or path == "$":
-        return value
-    match = _PATH.match(path.replace(" ", ""))
-    if not match:
-        check_path(path)
-    assert match is not None
-    try:
-        if match["index"] is not None:
-            return value[int(match["index"])]
-        if match["indices"] is not None:
-            return [value[int(i)] for i in match["indices"].split(",")]
-        if match["keys"] is not None:
-            for key in match["keys"].lstrip(".").split("."):
-                value = value[key]
+def _is_wildcard(node: Any) -> bool:
+    """``*``: its own node in jsonpath-ng 1.8+, ``Fields('*')`` / an open ``Slice`` before that."""
+    kind = type(node).__name__
+    if kind == "Wildcard":
+        return True
+    if kind == "Fields":
+        return "*" in node.fields
+    return kind == "Slice" and node.start is None and node.end is None and node.step is None
+
+
+def _steps(path: str, node: Any) -> list[Any]:
+    """The child steps after ``$``, in order; any other construct is outside SageMaker's subset."""
+    kind = type(node).__name__
+    if kind == "Root":
+        return []
+    if kind == "Child":
+        return _steps(path, node.left) + _steps(path, node.right)
+    if kind in ("Fields", "Index", "Wildcard") or (kind == "Slice" and node.step is None):
+        return [node]
+    raise _invalid(path, f"{node} is not supported; SageMaker supports {SUPPORTED_JSONPATH}")
+
+
+@dataclass(frozen=True)
+class _Part:
+    expression: Any
+    # How many matches the part must have in every record (None: a range or wildcard, any number).
+    matches: int | None
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    """A compiled ``InputFilter``/``OutputFilter``: jsonpath-ng expressions and the shape they build.
+
+    ``shape``: ``whole`` (``$``), ``one`` (a single name or index: the value itself), ``object``
+    (``['a','b']``: those keys and values) or ``list`` (indices, a range, a wildcard: the values).
+    """
+
+    path: str
+    parts: tuple[_Part, ...] = ()
+    shape: str = "whole"
+    names: tuple[str, ...] = ()
+
+    def apply(self, value: Any) -> Any:
+        """The selected portion of a parsed record (a CSV row is a list of its cells)."""
+        if self.shape == "whole":
             return value
-        start, end = match["start"], match["end"]
-        return value[slice(None if start is None else int(start), None if end is None else int(end))]
-    except (KeyError, IndexError, TypeError) as err:
-        raise JobFailure(f"ClientError: JSONPath {path!r} does not apply to a record: {err!r}") from err
+        found: list[Any] = []
+        for part in self.parts:
+            try:
+                matches = [m.value for m in part.expression.find(value)]
+            except (KeyError, IndexError, TypeError, AttributeError) as err:  # jsonpath-ng < 1.8
+                raise self._misfit(f"{type(err).__name__}: {err}") from err
+            if part.matches is not None and len(matches) != part.matches:
+                raise self._misfit(f"{part.expression} selects {len(matches)} of {part.matches} element(s)")
+            found.extend(matches)
+        if self.shape == "one":
+            return found[0]
+        if self.shape == "object":
+            return dict(zip(self.names, found, strict=True))
+        return found
+
+    def _misfit(self, why: str) -> JobFailure:
+        # The service: "If you specify indexes that aren't within the dimension size ... you get an error."
+        return JobFailure(f"ClientError: JSONPath {self.path!r} does not apply to a record: {why}")
+
+
+@functools.lru_cache(maxsize=64)
+def record_filter(path: str | None) -> RecordFilter:
+    """Compile a filter once per job; raises :class:`JobFailure` (``Invalid JsonPath``) outside the subset."""
+    from jsonpath_ng import parse
+    from jsonpath_ng.exceptions import JSONPathError
+
+    text = (path or "").strip()
+    if text in ("", "$"):
+        return RecordFilter(text)
+    if not text.startswith("$"):
+        raise _invalid(text, "a path starts at the root, $")
+    # jsonpath-ng reads no bracket that mixes indices and a range, so each number term is parsed alone.
+    union = _NUMBER_TERMS.match(text)
+    head, terms = (union["head"], [t.strip() for t in union["terms"].split(",")]) if union else (text, [])
+    if sum(":" in term for term in terms) > 1:
+        raise _invalid(
+            text,
+            "only single range filters of format (eg: [1:5]) are supported. "
+            f"Format {text[len(head) :]} is not supported",
+        )
+    parts: list[_Part] = []
+    last: Any = None
+    for source in [f"{head}[{term}]" for term in terms] or [text]:
+        try:
+            expression = parse(source)
+        except JSONPathError as err:
+            raise _invalid(text, str(err).splitlines()[0]) from err
+        steps = _steps(text, expression)
+        if not steps:
+            raise _invalid(text, "nothing after $")
+        for step in steps[:-1]:
+            if type(step).__name__ == "Fields" and len(step.fields) > 1:
+                raise _invalid(text, "a bracket of several names must be the last step")
+        open_ended = any(_is_wildcard(s) or type(s).__name__ == "Slice" for s in steps)
+        last = steps[-1]
+        width = len(last.fields) if type(last).__name__ == "Fields" and not _is_wildcard(last) else 1
+        parts.append(_Part(expression, None if open_ended else width))
+    if len(parts) > 1 or parts[0].matches is None:
+        return RecordFilter(text, tuple(parts), "list")
+    if type(last).__name__ == "Fields" and len(last.fields) > 1:
+        return RecordFilter(text, tuple(parts), "object", tuple(last.fields))
+    return RecordFilter(text, tuple(parts), "one")
 
 
 class RecordFormat:
@@ -164,12 +250,13 @@ def transform_object(body: bytes, request: dict[str, Any], handlers: ModelHandle
     processing = request.get("DataProcessing") or {}
     content_type, accept = source.get("ContentType"), output.get("Accept")
     in_fmt, out_fmt = RecordFormat(content_type), RecordFormat(accept)
-    input_filter, output_filter = processing.get("InputFilter"), processing.get("OutputFilter")
+    input_filter = record_filter(processing.get("InputFilter"))
+    output_filter = record_filter(processing.get("OutputFilter"))
     joined = processing.get("JoinSource") == "Input"
-    per_record = joined or output_filter not in (None, "$")
+    per_record = joined or output_filter.shape != "whole"
     records = split_records(body, source.get("SplitType", "None"))
     payloads = [
-        r if input_filter in (None, "$") else in_fmt.dump(select(input_filter, in_fmt.parse(r)))
+        r if input_filter.shape == "whole" else in_fmt.dump(input_filter.apply(in_fmt.parse(r)))
         for r in records
     ]
     strategy = request.get("BatchStrategy", "SingleRecord")
@@ -189,7 +276,7 @@ def transform_object(body: bytes, request: dict[str, Any], handlers: ModelHandle
                 if joined
                 else (out_fmt.parse(result) if (out_fmt.csv or out_fmt.json) else result.decode("utf-8"))
             )
-            responses.append((in_fmt if joined else out_fmt).dump(select(output_filter, value)))
+            responses.append((in_fmt if joined else out_fmt).dump(output_filter.apply(value)))
     if output.get("AssembleWith") == "Line":
         return b"".join(r.rstrip(b"\n") + b"\n" for r in responses)
     return b"".join(responses)
@@ -219,9 +306,9 @@ def run(job: LocalJob, services: Services) -> None:
     data_source = request["TransformInput"]["DataSource"]["S3DataSource"]
     if data_source.get("S3DataType", "S3Prefix") != "S3Prefix":
         raise JobFailure("ClientError: the local backend reads S3Prefix inputs only, not manifest files")
-    for path in (request.get("DataProcessing") or {}).values():
-        if path not in ("None", "Input"):
-            check_path(str(path))
+    processing = request.get("DataProcessing") or {}
+    for key in ("InputFilter", "OutputFilter"):
+        record_filter(processing.get(key))  # an invalid path fails before the model is fetched
     home = job.dir.parent.parent.parent  # <home>/jobs/transform/<name>
     model = ResourceStore(home).get("model", request["ModelName"])
     if model is None:
