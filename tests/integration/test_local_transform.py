@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_dl_provider.backends.local.hosting import ModelHandlers
+from airflow_dl_provider.exceptions import SageMakerJobError
 from airflow_dl_provider.operators.transform import BatchTransformOperator
 from tests.conftest import ROLE_ARN
 from tests.integration.digits_model import digit_rows, model_dir, model_tar
@@ -109,4 +110,18 @@ def test_single_record_without_split_sends_each_object_whole(
     assert (
         _out(local_backend, "batch/out/whole.csv.out")
         == handlers.invoke(_csv(rows).encode(), "text/csv", "text/csv").decode()
+    )
+
+
+def test_two_ranges_in_one_filter_fail_the_job_as_the_service_does(
+    local_backend: Any, task_context: Any, handlers: ModelHandlers
+) -> None:
+    local_backend.upload("batch/in/ids.csv", "id-0," + _csv(digit_rows(1, seed=5)))
+    op = _operator(local_backend, join_source="Input", output_filter="$[0:2,5:]")
+    with pytest.raises(SageMakerJobError) as caught:
+        op.execute(task_context("manual__ranges", task_id="transform"))
+    assert caught.value.status == "Failed"
+    assert caught.value.failure_reason == (
+        "ClientError: Invalid JsonPath: $[0:2,5:]: only single range filters of format (eg: [1:5]) are "
+        "supported. Format [0:2,5:] is not supported"
     )
