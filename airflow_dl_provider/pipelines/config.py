@@ -12,7 +12,15 @@ from typing import Any, Literal, get_args
 
 import pendulum
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from airflow_dl_provider.exceptions import PipelineConfigError
 from airflow_dl_provider.presets.labeling import PUBLIC_WORKFORCE_CLOSED, is_public_workteam
@@ -71,6 +79,12 @@ class TrainingConfig(_Strict):
     security_group_ids: list[str] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
     overrides: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("source_dir")
+    @classmethod
+    def _relative_to_config(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Against the config file, never the current directory: the DAG processor's cwd is anywhere.
+        return resolve_local_path(value, info.context)
 
 
 class LabelingConfig(_Strict):
@@ -278,8 +292,25 @@ def _one_line(path: Path, error: Any) -> str:
     return f"{path}: {field}: {error['msg']}{shown}"
 
 
+CONFIG_DIR = "config_dir"
+
+
+def resolve_local_path(value: str | None, context: Any) -> str | None:
+    """``value`` made absolute against ``context["config_dir"]``, if it is a relative local path.
+
+    s3:// URIs, Jinja templates and absolute paths are returned as they are, and so is everything
+    when the config was not read from a file (no ``config_dir`` in the validation context).
+    """
+    config_dir = context.get(CONFIG_DIR) if isinstance(context, dict) else None
+    if value is None or config_dir is None or "://" in value or "{{" in value:
+        return value
+    return str((Path(config_dir) / Path(value).expanduser()).resolve())
+
+
 def load_config(path: str | Path) -> PipelineConfig:
     """Read and check one pipeline YAML file.
+
+    Relative local paths in it (``training.source_dir``) are resolved against the file's folder.
 
     :raises PipelineConfigError: one line per problem, joined; the first names the file and field.
     """
@@ -298,7 +329,7 @@ def load_config(path: str | Path) -> PipelineConfig:
             f"{path}: must be a mapping of keys (pipeline, role_arn, bucket, data, training)"
         )
     try:
-        return PipelineConfig.model_validate(raw)
+        return PipelineConfig.model_validate(raw, context={CONFIG_DIR: path.parent.resolve()})
     except ValidationError as err:
         lines = [_one_line(path, e) for e in err.errors()]
         more = f" (and {len(lines) - 1} more: {'; '.join(lines[1:])})" if len(lines) > 1 else ""
