@@ -130,17 +130,77 @@ def test_mwaa_role_allows_every_call_the_operators_make():
     assert not missing, f"add these to MwaaExecutionRole in stacks/templates/iam.yaml: {missing}"
 
 
-@pytest.mark.parametrize("resource", ["MwaaExecutionRole", "SageMakerExecutionRole"])
-def test_no_action_has_a_wildcard(resource):
+def _documents(resource: str) -> list[dict]:
+    """The policy documents of one resource: a role's inline policies, or a policy resource's own."""
     props = load_template("iam.yaml")["Resources"][resource]["Properties"]
+    return [p["PolicyDocument"] for p in props.get("Policies", [])] or [props["PolicyDocument"]]
+
+
+def sagemaker_role_statements() -> list[dict]:
+    """Every statement that applies to the SageMaker execution role, wherever the template attaches it."""
+    resources = load_template("iam.yaml")["Resources"]
+    attached = [
+        name
+        for name, r in resources.items()
+        if r["Type"] in ("AWS::IAM::RolePolicy", "AWS::IAM::Policy")
+        and {"Ref": "SageMakerExecutionRole"}
+        in [r["Properties"].get("RoleName"), *r["Properties"].get("Roles", [])]
+    ]
+    return [
+        s for name in ("SageMakerExecutionRole", *attached) for d in _documents(name) for s in d["Statement"]
+    ]
+
+
+def _policy_resources():
+    resources = load_template("iam.yaml")["Resources"]
+    return [n for n, r in resources.items() if r["Type"] in ("AWS::IAM::Role", "AWS::IAM::RolePolicy")]
+
+
+@pytest.mark.parametrize("resource", _policy_resources())
+def test_no_action_has_a_wildcard(resource):
     actions = [
         a
-        for policy in props["Policies"]
-        for s in policy["PolicyDocument"]["Statement"]
+        for document in _documents(resource)
+        for s in document["Statement"]
         for a in _as_list(s.get("Action", []))
     ]
     assert actions
     assert [a for a in actions if "*" in a] == []
+
+
+def test_every_policy_resource_is_checked():
+    assert set(_policy_resources()) >= {
+        "MwaaExecutionRole",
+        "SageMakerExecutionRole",
+        "SageMakerAutomatedLabelingPolicy",
+    }
+
+
+def test_sagemaker_role_passes_itself_to_sagemaker_for_automated_labeling():
+    """Ground Truth runs the active-learning jobs as the labeling job's role: the role passes itself."""
+    statements = [s for s in sagemaker_role_statements() if "iam:PassRole" in _as_list(s["Action"])]
+    assert len(statements) == 1
+    (statement,) = statements
+    assert statement["Effect"] == "Allow"
+    assert _as_list(statement["Action"]) == ["iam:PassRole"]
+    assert statement["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
+    assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+def test_sagemaker_role_grants_the_volume_key_to_aws_resources_only():
+    """A VolumeKmsKeyId for automated labeling needs kms:CreateGrant: on the stack's key, for AWS resources."""
+    statements = [s for s in sagemaker_role_statements() if "kms:CreateGrant" in _as_list(s["Action"])]
+    assert len(statements) == 1
+    (statement,) = statements
+    assert _as_list(statement["Action"]) == ["kms:CreateGrant"]
+    assert statement["Resource"] == {"Ref": "KmsKeyArn"}
+    assert statement["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
+def test_sagemaker_role_policy_is_attached_to_that_role_and_nothing_else():
+    policy = load_template("iam.yaml")["Resources"]["SageMakerAutomatedLabelingPolicy"]["Properties"]
+    assert policy["RoleName"] == {"Ref": "SageMakerExecutionRole"}
+    assert "Roles" not in policy and "Users" not in policy and "Groups" not in policy
 
 
 def test_pass_role_only_the_sagemaker_role_to_sagemaker():
