@@ -43,7 +43,13 @@ LOG_GROUP = "/aws/sagemaker/TransformJobs"
 MB = 1024 * 1024
 CSV_TYPES = ("text/csv",)
 JSON_TYPES = ("application/json", "application/jsonlines", "application/x-jsonlines")
+# https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.html#data-processing-operators
 SUPPORTED_JSONPATH = "$, .name, *, ['name','name'], [i,j] and one [start:end] range"
+# The service's FailureReason for two ranges in one bracket, quoted in
+# https://github.com/aws/sagemaker-python-sdk/issues/1112 ("Invalid JsonPath: $[0:2,246:]: only ...").
+TWO_RANGES = (
+    "only single range filters of format (eg: [1:5]) are supported. Format {bracket} is not supported"
+)
 # A bracket of numbers, indices and ranges, after whatever path leads to it: ``$.a[0,5:]``.
 _NUMBER_TERMS = re.compile(r"^(?P<head>.*)\[(?P<terms>[-\d\s:]*(?:,[-\d\s:]*)+)\]$", re.DOTALL)
 
@@ -137,11 +143,7 @@ def record_filter(path: str | None) -> RecordFilter:
     union = _NUMBER_TERMS.match(text)
     head, terms = (union["head"], [t.strip() for t in union["terms"].split(",")]) if union else (text, [])
     if sum(":" in term for term in terms) > 1:
-        raise _invalid(
-            text,
-            "only single range filters of format (eg: [1:5]) are supported. "
-            f"Format {text[len(head) :]} is not supported",
-        )
+        raise _invalid(text, TWO_RANGES.format(bracket=text[len(head) :]))
     parts: list[_Part] = []
     last: Any = None
     for source in [f"{head}[{term}]" for term in terms] or [text]:
