@@ -353,3 +353,231 @@ def test_wait_copies_each_log_line_once_across_polls(
     copied = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[algo-1]")]
     assert copied == ["[algo-1] epoch=1", "[algo-1] test_accuracy=0.97"]
     assert cursor == {stream: "f/2"}
+
+
+# -- not found, per API ---------------------------------------------------------------------------------
+
+# What each Describe really answers for a name that has no job (not one message for all of them).
+REAL_NOT_FOUND = {
+    "training": ("ValidationException", "Requested resource not found."),
+    "transform": ("ValidationException", "Could not find requested job with name {name}"),
+    "processing": ("ValidationException", "Could not find requested job with name {name}"),
+    "tuning": ("ResourceNotFound", "Amazon SageMaker can't find a tuning job with name {name}"),
+    "labeling": ("ResourceNotFound", "Could not find labeling job {name}"),
+    "compilation": ("ValidationException", "Could not find compilation job {name}"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(REAL_NOT_FOUND))
+def test_describe_reads_each_apis_own_not_found_answer(client: Any, stub: Stubber, key: str) -> None:
+    kind = JOB_KINDS[key]
+    code, message = REAL_NOT_FOUND[key]
+    stub.add_client_error(
+        kind.describe_method,
+        code,
+        message.format(name="nope"),
+        expected_params={kind.name_field: "nope"},
+    )
+    assert JobEngine(kind, client).describe("nope") is None
+
+
+def test_describe_passes_a_malformed_request_through(client: Any, stub: Stubber) -> None:
+    from botocore.exceptions import ClientError
+
+    kind = JOB_KINDS["transform"]
+    stub.add_client_error(
+        kind.describe_method,
+        "ValidationException",
+        "1 validation error detected: Value 'a_b' at 'transformJobName' failed to satisfy constraint",
+    )
+    with pytest.raises(ClientError, match="1 validation error"):
+        JobEngine(kind, client).describe("a_b")
+
+
+def test_stop_of_a_job_that_vanished_is_not_an_error(engine: JobEngine, stub: Stubber) -> None:
+    expect_describe(stub, NAME, "InProgress")
+    stub.add_client_error("stop_training_job", expected_params={"TrainingJobName": NAME}, **NOT_FOUND)
+    assert engine.stop(NAME) is False
+
+
+# -- jobs the service stopped ---------------------------------------------------------------------------
+
+
+def test_a_max_runtime_stop_says_max_runtime_exceeded(engine: JobEngine, stub: Stubber) -> None:
+    expect_describe(
+        stub,
+        NAME,
+        "Stopped",
+        SecondaryStatus="MaxRuntimeExceeded",
+        SecondaryStatusTransitions=[
+            {"Status": "Training", "StartTime": dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)},
+            {"Status": "MaxRuntimeExceeded", "StartTime": dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)},
+        ],
+    )
+    with pytest.raises(SageMakerJobError) as caught:
+        engine.wait(NAME)
+    message = str(caught.value)
+    assert message.startswith(f"TrainingJob {NAME} Stopped: MaxRuntimeExceeded: ")
+    assert "MaxRuntimeInSeconds" in message and "\n" not in message
+    assert caught.value.failure_reason.startswith("MaxRuntimeExceeded")
+
+
+def test_a_max_runtime_stop_keeps_the_failure_reason_too(engine: JobEngine, stub: Stubber) -> None:
+    expect_describe(
+        stub, NAME, "Stopped", SecondaryStatus="MaxRuntimeExceeded", FailureReason="Training job timed out"
+    )
+    with pytest.raises(SageMakerJobError, match=r"MaxRuntimeExceeded: .*; Training job timed out$"):
+        engine.wait(NAME)
+
+
+def test_a_stop_by_request_does_not_blame_a_limit(engine: JobEngine, stub: Stubber) -> None:
+    expect_describe(stub, NAME, "Stopped", SecondaryStatus="Stopped")
+    with pytest.raises(SageMakerJobError) as caught:
+        engine.wait(NAME)
+    assert str(caught.value) == f"TrainingJob {NAME} Stopped"
+
+
+# -- log copying never fails the task ---------------------------------------------------------------------
+
+GROUP = "/aws/sagemaker/TrainingJobs"
+STREAM = f"{NAME}/algo-1-1700000000"
+STREAMS = {"logStreams": [{"logStreamName": STREAM}]}
+
+
+@pytest.fixture
+def logs() -> Any:
+    return boto3.client(
+        "logs", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+
+
+def _expect_streams(log_stub: Stubber) -> None:
+    log_stub.add_response(
+        "describe_log_streams", STREAMS, {"logGroupName": GROUP, "logStreamNamePrefix": f"{NAME}/"}
+    )
+
+
+def _expect_events(log_stub: Stubber, token: str | None, events: list[str], next_token: str) -> None:
+    params: dict[str, Any] = {"logGroupName": GROUP, "logStreamName": STREAM, "startFromHead": True}
+    if token:
+        params["nextToken"] = token
+    response = {"events": [{"timestamp": 1, "message": m} for m in events], "nextForwardToken": next_token}
+    log_stub.add_response("get_log_events", response, params)
+
+
+def _copied(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("[algo-1]")]
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_throttled_get_log_events_warns_once_and_resumes_from_the_cursor(
+    client: Any, stub: Stubber, clock: FakeClock, logs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Stubber(logs) as log_stub:
+        expect_describe(stub, NAME, "InProgress")  # poll 1: one line, then throttled
+        _expect_streams(log_stub)
+        _expect_events(log_stub, None, ["epoch=1"], "f/1")
+        log_stub.add_client_error("get_log_events", "ThrottlingException", "Rate exceeded")
+        expect_describe(stub, NAME, "InProgress")  # poll 2: throttled again, from the cursor
+        _expect_streams(log_stub)
+        log_stub.add_client_error(
+            "get_log_events",
+            "ThrottlingException",
+            "Rate exceeded",
+            expected_params={
+                "logGroupName": GROUP,
+                "logStreamName": STREAM,
+                "startFromHead": True,
+                "nextToken": "f/1",
+            },
+        )
+        expect_describe(stub, NAME, "Completed")  # poll 3: the rest, nothing twice
+        _expect_streams(log_stub)
+        _expect_events(log_stub, "f/1", ["epoch=2"], "f/2")
+        _expect_events(log_stub, "f/2", [], "f/2")
+        engine = JobEngine(TRAINING, client, logs_client=logs, sleep=clock.sleep, clock=clock)
+        cursor: dict[str, str] = {}
+        with caplog.at_level(logging.INFO):
+            done = engine.wait(NAME, log_cursor=cursor)
+        log_stub.assert_no_pending_responses()
+    assert done["TrainingJobStatus"] == "Completed"
+    assert _copied(caplog) == ["[algo-1] epoch=1", "[algo-1] epoch=2"]
+    assert cursor == {STREAM: "f/2"}
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1
+    assert "GetLogEvents throttled" in warnings[0] and "ThrottlingException: Rate exceeded" in warnings[0]
+
+
+def test_failing_describe_log_streams_never_fails_the_task(
+    client: Any, stub: Stubber, clock: FakeClock, logs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Stubber(logs) as log_stub:
+        expect_describe(stub, NAME, "InProgress")
+        log_stub.add_client_error(
+            "describe_log_streams", "ServiceUnavailableException", "The service cannot complete the request."
+        )
+        expect_describe(stub, NAME, "Completed")
+        log_stub.add_client_error("describe_log_streams", "ThrottlingException", "Rate exceeded")
+        engine = JobEngine(TRAINING, client, logs_client=logs, sleep=clock.sleep, clock=clock)
+        with caplog.at_level(logging.INFO):
+            assert engine.wait(NAME)["TrainingJobStatus"] == "Completed"
+        log_stub.assert_no_pending_responses()
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1 and "DescribeLogStreams failed" in warnings[0]
+
+
+def test_a_log_group_not_created_yet_is_quiet(
+    client: Any, stub: Stubber, clock: FakeClock, logs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Stubber(logs) as log_stub:
+        expect_describe(stub, NAME, "Completed")
+        log_stub.add_client_error(
+            "describe_log_streams", "ResourceNotFoundException", "The specified log group does not exist."
+        )
+        engine = JobEngine(TRAINING, client, logs_client=logs, sleep=clock.sleep, clock=clock)
+        with caplog.at_level(logging.INFO):
+            engine.wait(NAME)
+    assert _warnings(caplog) == []
+
+
+@pytest.mark.parametrize("key", ["labeling", "compilation"])
+def test_labeling_and_compilation_streams_are_named_after_the_job(
+    logs: Any, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from airflow_dl_provider.jobs.logs import JobLogStreamer
+
+    group = {"labeling": "/aws/sagemaker/LabelingJobs", "compilation": "/aws/sagemaker/CompilationJobs"}[key]
+    with Stubber(logs) as log_stub:
+        # No DescribeLogStreams: a prefix search for "job-1" would also find "job-12"'s stream.
+        log_stub.add_response(
+            "get_log_events",
+            {"events": [{"timestamp": 1, "message": "started"}], "nextForwardToken": "f/1"},
+            {"logGroupName": group, "logStreamName": "job-1", "startFromHead": True},
+        )
+        log_stub.add_response(
+            "get_log_events",
+            {"events": [], "nextForwardToken": "f/1"},
+            {"logGroupName": group, "logStreamName": "job-1", "startFromHead": True, "nextToken": "f/1"},
+        )
+        cursor: dict[str, str] = {}
+        with caplog.at_level(logging.INFO):
+            copied = JobLogStreamer(logs, key, "job-1", logging.getLogger("t")).copy_new_lines(cursor)
+        log_stub.assert_no_pending_responses()
+    assert copied == 1
+    assert cursor == {"job-1": "f/1"}
+    assert "[job-1] started" in caplog.text
+
+
+def test_an_exact_stream_not_written_yet_is_quiet(logs: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from airflow_dl_provider.jobs.logs import JobLogStreamer
+
+    with Stubber(logs) as log_stub:
+        log_stub.add_client_error(
+            "get_log_events", "ResourceNotFoundException", "The specified log stream does not exist."
+        )
+        with caplog.at_level(logging.INFO):
+            assert JobLogStreamer(logs, "labeling", "job-1", logging.getLogger("t")).copy_new_lines({}) == 0
+    assert _warnings(caplog) == []
