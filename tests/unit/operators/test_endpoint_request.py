@@ -154,3 +154,119 @@ def test_bad_inputs_fail_at_import_in_one_line(kwargs: dict[str, Any], message: 
     with pytest.raises(ValueError, match=message) as caught:
         _operator(**kwargs)
     assert "\n" not in str(caught.value)
+
+
+# -- recovering a Failed endpoint: DeleteEndpoint is asynchronous ----------------------------------------
+
+
+def _endpoint(status: str, config: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "EndpointName": "digits",
+        "EndpointArn": ARN,
+        "EndpointConfigName": config,
+        "EndpointStatus": status,
+        "CreationTime": NOW,
+        "LastModifiedTime": NOW,
+        **extra,
+    }
+
+
+def _existing_config(stub: Stubber, name: str) -> None:
+    stub.add_response(
+        "describe_endpoint_config",
+        {
+            "EndpointConfigName": name,
+            "EndpointConfigArn": f"{ARN}-c",
+            "ProductionVariants": [{"VariantName": "AllTraffic"}],
+            "CreationTime": NOW,
+        },
+        {"EndpointConfigName": name},
+    )
+
+
+# DescribeEndpoint's own answer once an endpoint is gone.
+GONE = f'Could not find endpoint "{ARN}".'
+
+
+def test_a_failed_endpoint_is_recreated_only_after_its_delete_finishes(
+    sagemaker: Any, task_context: Any
+) -> None:
+    client, stub = sagemaker
+    op = _operator(model_artifacts=None, role_arn=None, model_name="digits-v3")
+    name = op.config_request("digits-v3")["EndpointConfigName"]
+    _existing_config(stub, name)
+    stub.add_response(
+        "describe_endpoint",
+        _endpoint("Failed", "digits-old", FailureReason="CapacityError: no ml.c5.large"),
+        {"EndpointName": "digits"},
+    )
+    stub.add_response("delete_endpoint", {}, {"EndpointName": "digits"})
+    # DeleteEndpoint has returned, but the endpoint is still there, Deleting, its name taken.
+    for _ in range(3):
+        stub.add_response(
+            "describe_endpoint", _endpoint("Deleting", "digits-old"), {"EndpointName": "digits"}
+        )
+    not_found(stub, "describe_endpoint", GONE, EndpointName="digits")
+    stub.add_response(
+        "create_endpoint", {"EndpointArn": ARN}, {"EndpointName": "digits", "EndpointConfigName": name}
+    )
+    stub.add_response("describe_endpoint", _endpoint("InService", name), {"EndpointName": "digits"})
+    use(op, client)
+    result = op.execute(task_context("manual__1", task_id="deploy"))
+    assert (result["action"], result["status"]) == ("created", "InService")
+
+
+def test_an_endpoint_already_deleting_is_waited_out_never_updated(sagemaker: Any, task_context: Any) -> None:
+    client, stub = sagemaker
+    op = _operator(model_artifacts=None, role_arn=None, model_name="digits-v3")
+    name = op.config_request("digits-v3")["EndpointConfigName"]
+    _existing_config(stub, name)
+    # Its config differs: on an InService endpoint this would be an UpdateEndpoint.
+    stub.add_response("describe_endpoint", _endpoint("Deleting", "digits-old"), {"EndpointName": "digits"})
+    stub.add_response("describe_endpoint", _endpoint("Deleting", "digits-old"), {"EndpointName": "digits"})
+    not_found(stub, "describe_endpoint", GONE, EndpointName="digits")
+    stub.add_response(
+        "create_endpoint", {"EndpointArn": ARN}, {"EndpointName": "digits", "EndpointConfigName": name}
+    )
+    stub.add_response("describe_endpoint", _endpoint("Creating", name), {"EndpointName": "digits"})
+    stub.add_response("describe_endpoint", _endpoint("InService", name), {"EndpointName": "digits"})
+    use(op, client)
+    result = op.execute(task_context("manual__1", task_id="deploy"))
+    assert (result["action"], result["status"]) == ("created", "InService")
+
+
+def test_an_endpoint_taken_over_while_deleting_is_an_error(sagemaker: Any, task_context: Any) -> None:
+    from airflow_dl_provider.exceptions import SageMakerJobError
+
+    client, stub = sagemaker
+    op = _operator(model_artifacts=None, role_arn=None, model_name="digits-v3")
+    name = op.config_request("digits-v3")["EndpointConfigName"]
+    _existing_config(stub, name)
+    stub.add_response("describe_endpoint", _endpoint("Deleting", "digits-old"), {"EndpointName": "digits"})
+    stub.add_response("describe_endpoint", _endpoint("Creating", "someone-else"), {"EndpointName": "digits"})
+    use(op, client)
+    with pytest.raises(SageMakerJobError, match="is Creating while being deleted") as caught:
+        op.execute(task_context("manual__1", task_id="deploy"))
+    assert "\n" not in str(caught.value)
+
+
+def test_a_real_endpoint_config_not_found_creates_it(sagemaker: Any, task_context: Any) -> None:
+    client, stub = sagemaker
+    op = _operator(model_artifacts=None, role_arn=None, model_name="digits-v3")
+    config = op.config_request("digits-v3")
+    config_arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{config['EndpointConfigName']}"
+    not_found(
+        stub,
+        "describe_endpoint_config",
+        f'Could not find endpoint configuration "{config_arn}".',
+        EndpointConfigName=config["EndpointConfigName"],
+    )
+    stub.add_response("create_endpoint_config", {"EndpointConfigArn": config_arn}, config)
+    stub.add_response(
+        "describe_endpoint", _endpoint("InService", config["EndpointConfigName"]), {"EndpointName": "digits"}
+    )
+    stub.add_response(
+        "describe_endpoint", _endpoint("InService", config["EndpointConfigName"]), {"EndpointName": "digits"}
+    )
+    use(op, client)
+    assert op.execute(task_context("manual__1", task_id="deploy"))["action"] == "unchanged"

@@ -95,7 +95,7 @@ def test_sends_exactly_these_requests(local_backend: Any, sagemaker: Any, task_c
     not_found(
         stub,
         "describe_model_package_group",
-        "ModelPackageGroup digits does not exist.",
+        "ModelPackageGroup arn:aws:sagemaker:us-east-1:123456789012:model-package-group/digits does not exist.",
         ModelPackageGroupName="digits",
     )
     stub.add_response(
@@ -158,3 +158,21 @@ def test_bad_inputs_fail_at_import_in_one_line(
     with pytest.raises(ValueError, match=message) as caught:
         _operator(local_backend, **kwargs)
     assert "\n" not in str(caught.value)
+
+
+def test_a_malformed_group_lookup_is_not_taken_for_a_missing_group(
+    local_backend: Any, sagemaker: Any
+) -> None:
+    from botocore.exceptions import ClientError
+
+    client, stub = sagemaker
+    op = _operator(local_backend)
+    use(op, client)
+    # A ValidationException that is no "does not exist": the group must not be created over it.
+    stub.add_client_error(
+        "describe_model_package_group",
+        "ValidationException",
+        "1 validation error detected: Value 'digits' at 'modelPackageGroupName' failed to satisfy constraint",
+    )
+    with pytest.raises(ClientError, match="1 validation error"):
+        op._ensure_group()
