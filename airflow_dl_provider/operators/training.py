@@ -14,15 +14,20 @@ from typing import Any
 from airflow_dl_provider.exceptions import PreflightError
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
 from airflow_dl_provider.operators.base import SageMakerJobOperator
-from airflow_dl_provider.presets.instances import is_gpu
+from airflow_dl_provider.presets.containers import pytorch_image, version_error
+from airflow_dl_provider.presets.instances import has_instance_storage
 from airflow_dl_provider.validation.preflight import (
     DISTRIBUTIONS,
+    CostEstimate,
     check_channels,
     check_cost,
     check_distribution,
+    check_region,
     check_s3_prefix,
     check_spot,
+    check_volume_kms,
     split_s3_uri,
+    volume_kms_error,
 )
 
 INPUT_MODES = ("File", "FastFile", "Pipe")
@@ -30,31 +35,40 @@ CHANNEL_KEYS = frozenset(
     {"s3_uri", "fsx", "distribution", "input_mode", "content_type", "compression", "record_wrapper"}
 )
 FSX_KEYS = frozenset({"file_system_id", "directory_path", "file_system_type", "access_mode"})
-# AWS Deep Learning Containers for PyTorch training: (CUDA tag, OS tag) per framework version.
-PYTORCH_DLC_TAGS = {
-    "2.3.0": ("cu121", "ubuntu20.04"),
-    "2.4.0": ("cu124", "ubuntu22.04"),
-    "2.5.1": ("cu124", "ubuntu22.04"),
-    "2.6.0": ("cu126", "ubuntu22.04"),
-}
-DLC_ACCOUNTS = {"ap-east-1": "871362719292", "me-south-1": "217643126080", "af-south-1": "626614931356"}
+# With network isolation the container cannot reach S3, so the SageMaker SDK ships the source archive
+# in an input channel and points the toolkit at its path inside the container.
+CODE_CHANNEL = "code"
+CODE_CHANNEL_SOURCEDIR = f"/opt/ml/input/data/{CODE_CHANNEL}/sourcedir.tar.gz"
 
 
 def _templated(value: Any) -> bool:
     return isinstance(value, str) and "{{" in value
 
 
-def pytorch_training_image(region: str, framework_version: str, py_version: str, instance_type: str) -> str:
-    """The AWS Deep Learning Container for PyTorch training in ``region``."""
-    if framework_version not in PYTORCH_DLC_TAGS:
-        raise PreflightError(
-            f"framework_version: no PyTorch training container known for {framework_version!r}; use one of "
-            f"{', '.join(PYTORCH_DLC_TAGS)} or pass image_uri"
-        )
-    cuda, os_tag = PYTORCH_DLC_TAGS[framework_version]
-    device = f"gpu-{py_version}-{cuda}" if is_gpu(instance_type) else f"cpu-{py_version}"
-    account = DLC_ACCOUNTS.get(region, "763104351884")
-    return f"{account}.dkr.ecr.{region}.amazonaws.com/pytorch-training:{framework_version}-{device}-{os_tag}-sagemaker"
+def encode_hyperparameter(value: Any, script_mode: bool) -> str:
+    """One HyperParameters value as the SageMaker SDK sends it.
+
+    Script mode (a framework estimator): ``json.dumps``, which the training toolkit ``json.loads``
+    back. A bring-your-own image gets ``str(value)``, as the SDK's plain ``Estimator`` sends it.
+    """
+    return json.dumps(value) if script_mode else str(value)
+
+
+def source_upload_uri(request: Mapping[str, Any]) -> str | None:
+    """Where the request expects ``sourcedir.tar.gz`` in S3: the submit directory or the code channel."""
+    raw = (request.get("HyperParameters") or {}).get("sagemaker_submit_directory")
+    if raw is None:
+        return None
+    submit = json.loads(raw)
+    if submit != CODE_CHANNEL_SOURCEDIR:
+        return str(submit)
+    for channel in request.get("InputDataConfig") or []:
+        if channel["ChannelName"] == CODE_CHANNEL:
+            return str(channel["DataSource"]["S3DataSource"]["S3Uri"])
+    raise PreflightError(
+        f"channels: sagemaker_submit_directory is {CODE_CHANNEL_SOURCEDIR} but the request has no "
+        f"{CODE_CHANNEL!r} channel; leave that channel and hyperparameter to the operator"
+    )
 
 
 def distribution_hyperparameters(
@@ -167,18 +181,29 @@ class DistributedTrainingOperator(SageMakerJobOperator):
         (``FullyReplicated``/``ShardedByS3Key``), ``input_mode``, ``content_type``, ``compression``. (templated)
     :param entry_point: the training script, relative to ``source_dir``. (templated)
     :param source_dir: local directory or ``s3://`` URI of a ``sourcedir.tar.gz``. (templated)
-    :param image_uri: a training image; defaults to the PyTorch container for ``framework_version``. (templated)
+    :param image_uri: a training image; defaults to the AWS PyTorch training container for
+        ``framework_version`` on the instance's accelerator (CPU, NVIDIA GPU or Neuron) in the
+        job's region. (templated)
+    :param framework_version: the PyTorch version of that container, e.g. ``2.5.1``.
+    :param py_version: its Python, e.g. ``py311``; None (default): the one the container is built for.
     :param instance_type: e.g. ``ml.p3dn.24xlarge``. (templated)
     :param instance_count: number of instances; > 1 with a GPU type needs EFA unless ``allow_no_efa``.
     :param distribution: ``torch_distributed``, ``pytorch_ddp``, ``smdataparallel``, ``mpi`` or None.
-    :param hyperparameters: passed to the script as ``--key value`` and in ``SM_HPS``. (templated)
+    :param hyperparameters: passed to the script as ``--key value`` and in ``SM_HPS``; JSON-encoded in
+        script mode (the toolkit decodes them), plain ``str()`` for an ``image_uri`` without
+        ``entry_point``. (templated)
     :param metric_definitions: metric name -> regex with one group, matched over the job's logs.
     :param max_runtime_seconds: the job's ``MaxRuntimeInSeconds``.
     :param use_spot: managed spot training; needs ``spot_max_wait_seconds`` >= ``max_runtime_seconds``.
     :param checkpoint_s3_uri: where ``/opt/ml/checkpoints`` is synced (spot jobs resume from it). (templated)
+    :param volume_kms_key_id: KMS key of the EBS volume; refused for types with local NVMe storage
+        (p3dn, p4d, p5, g4dn, g5, g6, trn1, ``*d`` ...), which SageMaker encrypts itself.
+    :param enable_network_isolation: no network in the container; script-mode code then arrives in a
+        ``code`` input channel, as the SageMaker SDK sends it.
     :param max_cost_usd: refuse to start when on-demand price x instances x ``max_runtime_seconds``
         exceeds this.
-    :param price_per_hour: overrides the built-in us-east-1 list price for the estimate.
+    :param price_per_hour: the price for the estimate; the built-in list prices are us-east-1's, so
+        in any other region ``max_cost_usd`` needs it.
     """
 
     job_kind = JOB_KINDS["training"]
@@ -212,7 +237,7 @@ class DistributedTrainingOperator(SageMakerJobOperator):
         source_dir: str | None = None,
         image_uri: str | None = None,
         framework_version: str = "2.5.1",
-        py_version: str = "py311",
+        py_version: str | None = None,
         instance_type: str = "ml.p3dn.24xlarge",
         instance_count: int = 1,
         volume_size_gb: int = 100,
@@ -260,6 +285,18 @@ class DistributedTrainingOperator(SageMakerJobOperator):
         if bool(subnets) != bool(security_group_ids):
             raise ValueError(f"{task}: subnets and security_group_ids go together (a VpcConfig needs both)")
         _check_channel_specs(task, channels or {})
+        if enable_network_isolation and entry_point and CODE_CHANNEL in (channels or {}):
+            raise ValueError(
+                f"{task}: channels: {CODE_CHANNEL!r} is the channel that carries the code under network "
+                "isolation; rename your channel"
+            )
+        fixed_type = None if _templated(instance_type) else instance_type
+        if not image_uri:
+            problem = version_error("training", framework_version, py_version, fixed_type)
+            if problem:
+                raise ValueError(f"{task}: {problem}")
+        if volume_kms_key_id and fixed_type and has_instance_storage(fixed_type):
+            raise ValueError(f"{task}: {volume_kms_error(fixed_type)}")
         local_source = source_dir and not _templated(source_dir) and not source_dir.startswith("s3://")
         if (
             local_source
@@ -316,21 +353,34 @@ class DistributedTrainingOperator(SageMakerJobOperator):
         self._source = source_archive(self.source_dir)
         return f"{self.output_path.rstrip('/')}/source/{self._source[1]}/sourcedir.tar.gz"
 
-    def build_request(self, context: Any) -> dict[str, Any]:
-        hyperparameters: dict[str, Any] = dict(self.hyperparameters)
+    def _script_mode(self, region: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The SDK's script-mode hyperparameters, and the code channel when network isolation needs one."""
         submit = self._submit_directory()
-        if submit:
-            hyperparameters.update(
-                sagemaker_program=self.entry_point,
-                sagemaker_submit_directory=submit,
-                sagemaker_region=self.hook.region,
-                sagemaker_container_log_level=20,
-            )
+        if not submit:
+            return {}, None
+        code_channel: dict[str, Any] | None = None
+        if self.enable_network_isolation:
+            code_channel = _channel(CODE_CHANNEL, {"s3_uri": submit}, self.input_mode)
+            if self.input_mode != "File":
+                code_channel["InputMode"] = "File"  # the toolkit opens the archive as a file
+        hyperparameters = {
+            "sagemaker_program": self.entry_point,
+            "sagemaker_submit_directory": CODE_CHANNEL_SOURCEDIR if code_channel else submit,
+            "sagemaker_region": region,
+            "sagemaker_container_log_level": 20,
+        }
+        return hyperparameters, code_channel
+
+    def build_request(self, context: Any) -> dict[str, Any]:
+        region = self.hook.region
+        check_region(region)
+        script_mode, code_channel = self._script_mode(region)
+        hyperparameters: dict[str, Any] = {**self.hyperparameters, **script_mode}
         hyperparameters.update(
             distribution_hyperparameters(self.distribution, self.instance_type, self.processes_per_host)
         )
-        image = self.image_uri or pytorch_training_image(
-            self.hook.region, self.framework_version, self.py_version, self.instance_type
+        image = self.image_uri or pytorch_image(
+            "training", region, self.framework_version, self.py_version, self.instance_type
         )
         algorithm: dict[str, Any] = {"TrainingImage": image, "TrainingInputMode": self.input_mode}
         if self.metric_definitions:
@@ -347,13 +397,17 @@ class DistributedTrainingOperator(SageMakerJobOperator):
                 "VolumeSizeInGB": int(self.volume_size_gb),
             },
             "StoppingCondition": {"MaxRuntimeInSeconds": int(self.max_runtime_seconds)},
-            # The SDK's convention: every value JSON-encoded; the training toolkit decodes them.
-            "HyperParameters": {k: json.dumps(v) for k, v in hyperparameters.items()},
+            "HyperParameters": {
+                str(k): encode_hyperparameter(v, bool(self.entry_point)) for k, v in hyperparameters.items()
+            },
             "EnableNetworkIsolation": self.enable_network_isolation,
             "EnableInterContainerTrafficEncryption": self.encrypt_inter_container_traffic,
         }
-        if self.channels:
-            request["InputDataConfig"] = [_channel(n, s, self.input_mode) for n, s in self.channels.items()]
+        channels = [_channel(n, s, self.input_mode) for n, s in self.channels.items()]
+        if code_channel:
+            channels.append(code_channel)
+        if channels:
+            request["InputDataConfig"] = channels
         if self.volume_kms_key_id:
             request["ResourceConfig"]["VolumeKmsKeyId"] = self.volume_kms_key_id
         if self.output_kms_key_id:
@@ -376,26 +430,41 @@ class DistributedTrainingOperator(SageMakerJobOperator):
         return request
 
     def preflight(self, request: Mapping[str, Any], context: Any) -> None:
+        self.check_training(request)
+        region = self.hook.region
+        self.log_cost("Worst-case cost", check_cost(request, self.max_cost_usd, self.price_per_hour, region))
+
+    def check_training(self, request: Mapping[str, Any]) -> None:
+        """What one training job (or each trial of a search) must satisfy before anything is spent."""
+        check_region(self.hook.region)
         resources = request["ResourceConfig"]
         check_distribution(
             resources["InstanceType"], int(resources["InstanceCount"]), self.distribution, self.allow_no_efa
         )
         check_spot(request)
         check_channels(request)
-        estimate = check_cost(request, self.max_cost_usd, self.price_per_hour)
-        if estimate is not None:
-            ceiling = "" if self.max_cost_usd is None else f" (within max_cost_usd={self.max_cost_usd})"
-            self.log.info("Worst-case cost: up to $%.2f at on-demand prices%s", estimate, ceiling)
+        check_volume_kms(request)
         for channel in request.get("InputDataConfig") or []:
             s3_source = channel["DataSource"].get("S3DataSource")
-            if s3_source:
+            # The code channel's archive is uploaded by stage(), after these checks.
+            if s3_source and not (self._source is not None and channel["ChannelName"] == CODE_CHANNEL):
                 check_s3_prefix(self.hook.s3, s3_source["S3Uri"], f"channels[{channel['ChannelName']!r}]")
+
+    def log_cost(self, what: str, estimate: CostEstimate) -> None:
+        """Say the worst case and whose prices it uses, or that there is no price to estimate it with."""
+        if estimate.usd is None:
+            self.log.info("%s: not estimated: %s", what, estimate.basis)
+            return
+        ceiling = "" if self.max_cost_usd is None else f" (within max_cost_usd={self.max_cost_usd})"
+        self.log.info("%s: up to $%.2f: %s%s", what, estimate.usd, estimate.basis, ceiling)
 
     def stage(self, request: Mapping[str, Any], context: Any) -> None:
         if self._source is None:
             return
         data, _digest = self._source
-        uri = json.loads(request["HyperParameters"]["sagemaker_submit_directory"])
+        uri = source_upload_uri(request)
+        if uri is None:
+            return
         bucket, key = split_s3_uri(uri, "source_dir")
         try:
             self.hook.s3.head_object(Bucket=bucket, Key=key)

@@ -18,10 +18,9 @@ from typing import Any
 from airflow_dl_provider.exceptions import PreflightError
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
 from airflow_dl_provider.jobs.naming import deterministic_job_name
-from airflow_dl_provider.operators.base import _context_ids, deep_merge
-from airflow_dl_provider.operators.training import DistributedTrainingOperator
-from airflow_dl_provider.validation.preflight import check_cost
-from airflow_dl_provider.validation.requests import validate_request
+from airflow_dl_provider.operators.base import _context_ids
+from airflow_dl_provider.operators.training import DistributedTrainingOperator, encode_hyperparameter
+from airflow_dl_provider.validation.preflight import check_search_cost
 
 STRATEGIES = ("Bayesian", "Random", "Hyperband", "Grid")
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
@@ -47,7 +46,7 @@ def _number(task: str, where: str, value: Any, *, integer: bool) -> float:
     return number
 
 
-def _range(task: str, name: str, spec: Any) -> tuple[str, dict[str, Any]]:
+def _range(task: str, name: str, spec: Any, script_mode: bool) -> tuple[str, dict[str, Any]]:
     """One ``parameter_ranges`` entry -> (ParameterRanges list key, the API's range)."""
     where = f"parameter_ranges[{name!r}]"
     if not isinstance(spec, Mapping) or spec.get("type") not in RANGE_KEYS:
@@ -62,8 +61,8 @@ def _range(task: str, name: str, spec: Any) -> tuple[str, dict[str, Any]]:
         values = spec.get("values")
         if not isinstance(values, (list, tuple)) or not 1 <= len(values) <= MAX_RANGES:
             raise ValueError(f"{task}: {where}.values must be a list of 1 to {MAX_RANGES} values")
-        # Encoded like every other hyperparameter (JSON), so the training toolkit decodes them alike.
-        encoded = [json.dumps(v) for v in values]
+        # Encoded like every other hyperparameter (JSON in script mode, where the toolkit decodes them).
+        encoded = [encode_hyperparameter(v, script_mode) for v in values]
         if len(set(encoded)) != len(encoded):
             raise ValueError(f"{task}: {where}.values has duplicates")
         return "CategoricalParameterRanges", {"Name": name, "Values": encoded}
@@ -91,13 +90,19 @@ def _range(task: str, name: str, spec: Any) -> tuple[str, dict[str, Any]]:
     }
 
 
-def parameter_ranges_request(task: str, ranges: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """``{"lr": {"type": "continuous", "min": 1e-3, "max": 0.5, "scaling": "Logarithmic"}, ...}`` -> ParameterRanges."""
+def parameter_ranges_request(
+    task: str, ranges: Mapping[str, Any], script_mode: bool = True
+) -> dict[str, list[dict[str, Any]]]:
+    """``{"lr": {"type": "continuous", "min": 1e-3, "max": 0.5, "scaling": "Logarithmic"}, ...}`` -> ParameterRanges.
+
+    :param script_mode: categorical values JSON-encoded (as the SDK does for framework estimators),
+        else ``str()``.
+    """
     if not ranges:
         raise ValueError(f"{task}: parameter_ranges: name at least one hyperparameter to tune")
     out: dict[str, list[dict[str, Any]]] = {}
     for name, spec in ranges.items():
-        key, item = _range(task, str(name), spec)
+        key, item = _range(task, str(name), spec, script_mode)
         out.setdefault(key, []).append(item)
     for key, items in out.items():
         if len(items) > MAX_RANGES:
@@ -164,7 +169,8 @@ class HyperparameterTuningOperator(DistributedTrainingOperator):
     :param objective_metric: the metric to optimise, a key of ``metric_definitions``.
     :param parameter_ranges: hyperparameter name -> ``{"type": "continuous"|"integer", "min", "max",
         "scaling": "Auto"|"Linear"|"Logarithmic"|"ReverseLogarithmic"}`` or
-        ``{"type": "categorical", "values": [...]}`` (values JSON-encoded like all hyperparameters).
+        ``{"type": "categorical", "values": [...]}`` (values encoded like all hyperparameters: JSON in
+        script mode, ``str()`` for an ``image_uri`` without ``entry_point``).
     :param objective_type: ``Maximize`` (default) or ``Minimize``.
     :param strategy: ``Bayesian`` (default), ``Random``, ``Grid`` (categorical ranges only; runs every
         combination) or ``Hyperband``.
@@ -180,6 +186,9 @@ class HyperparameterTuningOperator(DistributedTrainingOperator):
     :param hyperband_min_resource: Hyperband's ``MinResource`` (e.g. epochs).
     :param hyperband_max_resource: Hyperband's ``MaxResource``.
     :param leaderboard_size: how many of the best trials the result lists.
+
+    ``max_cost_usd`` bounds the whole search: the number of training jobs (``max_jobs``, or the grid)
+    times one trial's worst case.
     """
 
     job_kind = JOB_KINDS["tuning"]
@@ -269,7 +278,9 @@ class HyperparameterTuningOperator(DistributedTrainingOperator):
                 "MetricName": self.objective_metric,
             },
             "ResourceLimits": limits,
-            "ParameterRanges": parameter_ranges_request(self.task_id, self.parameter_ranges),
+            "ParameterRanges": parameter_ranges_request(
+                self.task_id, self.parameter_ranges, script_mode=bool(self.entry_point)
+            ),
             "TrainingJobEarlyStoppingType": early_stopping,
         }
         criteria = self._completion_criteria(completion or {})
@@ -340,16 +351,6 @@ class HyperparameterTuningOperator(DistributedTrainingOperator):
         return request
 
     def render_request(self, context: Any) -> dict[str, Any]:
-        name_field = self.job_kind.name_field
-        if name_field in self.overrides:
-            # The name comes from job_name_prefix and the task's ids so a retry finds its job; an
-            # invalid one is reported as the service would, a valid one is refused all the same.
-            request = deep_merge(self.build_request(context), self.overrides)
-            validate_request(self.job_kind.create_operation, request)
-            raise ValueError(
-                f"{self.task_id}: overrides: {name_field} is set by the operator (deterministic, so a retry "
-                "reattaches); use job_name_prefix instead"
-            )
         name = deterministic_job_name(
             **_context_ids(context), max_length=self.job_kind.max_name_length, prefix=self.job_name_prefix
         )
@@ -372,15 +373,13 @@ class HyperparameterTuningOperator(DistributedTrainingOperator):
         if errors:
             raise PreflightError(errors[0])
         definition = request["TrainingJobDefinition"]
-        # EFA, spot, FSx and input checks of one training job hold for every trial.
-        super().preflight(definition, context)
-        jobs = self.total_jobs(request)
-        per_job = check_cost(definition, None, self.price_per_hour)
-        if self.max_cost_usd is not None and per_job is not None and per_job * jobs > self.max_cost_usd:
-            raise PreflightError(
-                f"max_cost_usd: up to ${per_job * jobs:,.2f} ({jobs} training jobs x ${per_job:,.2f}) exceeds "
-                f"${self.max_cost_usd:,.2f}; lower max_jobs or max_runtime_seconds, or raise max_cost_usd"
-            )
+        # Region, EFA, spot, FSx, volume key and input checks of one training job hold for every trial.
+        self.check_training(definition)
+        # The ceiling is the whole search's: every trial may run to its time limit.
+        search = check_search_cost(
+            definition, self.total_jobs(request), self.max_cost_usd, self.price_per_hour, self.hook.region
+        )
+        self.log_cost("Worst-case cost of the whole search", search)
         for parent in (request.get("WarmStartConfig") or {}).get("ParentHyperParameterTuningJobs") or []:
             parent_name = parent["HyperParameterTuningJobName"]
             if self.engine().describe(parent_name) is None:
@@ -388,7 +387,11 @@ class HyperparameterTuningOperator(DistributedTrainingOperator):
 
     def stage(self, request: Mapping[str, Any], context: Any) -> None:
         definition = request["TrainingJobDefinition"]
-        super().stage({"HyperParameters": definition.get("StaticHyperParameters") or {}}, context)
+        staged = {
+            "HyperParameters": definition.get("StaticHyperParameters") or {},
+            "InputDataConfig": definition.get("InputDataConfig") or [],
+        }
+        super().stage(staged, context)
 
     # -- the result --------------------------------------------------------------------------------------
 

@@ -87,7 +87,6 @@ def _full_operator(local_backend: Any, source_dir: Path) -> DistributedTrainingO
         use_spot=True,
         spot_max_wait_seconds=10800,
         checkpoint_s3_uri=local_backend.uri("checkpoints/train"),
-        volume_kms_key_id=KMS,
         output_kms_key_id=KMS,
         subnets=["subnet-0a1b2c3d"],
         security_group_ids=["sg-0a1b2c3d"],
@@ -143,7 +142,6 @@ def test_full_configuration_sends_exactly_this_request(
             "InstanceType": "ml.p3dn.24xlarge",
             "InstanceCount": 2,
             "VolumeSizeInGB": 400,
-            "VolumeKmsKeyId": KMS,
         },
         "StoppingCondition": {
             "MaxRuntimeInSeconds": 7200,
@@ -351,3 +349,125 @@ def test_retried_stage_does_not_upload_again(
         op.stage(op.render_request(context), context)
     assert task_log.text.count("Uploaded source_dir") == 1
     assert task_log.text.count("already uploaded") == 1
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "image"),
+    [
+        # Types the instance table lacks still get the GPU container: the family says GPU.
+        ("ml.g5.4xlarge", "pytorch-training:2.5.1-gpu-py311-cu124-ubuntu22.04-sagemaker"),
+        ("ml.g6e.12xlarge", "pytorch-training:2.5.1-gpu-py311-cu124-ubuntu22.04-sagemaker"),
+        ("ml.p5e.48xlarge", "pytorch-training:2.5.1-gpu-py311-cu124-ubuntu22.04-sagemaker"),
+        # Trainium runs the Neuron container, built for its own Python.
+        ("ml.trn1.32xlarge", "pytorch-training-neuronx:2.5.1-neuronx-py310-sdk2.22.0-ubuntu22.04"),
+        ("ml.c5.2xlarge", "pytorch-training:2.5.1-cpu-py311-ubuntu22.04-sagemaker"),
+    ],
+)
+def test_image_follows_the_instance_family(
+    local_backend: Any, source_dir: Path, task_context: Any, instance_type: str, image: str
+) -> None:
+    op = _operator(local_backend, source_dir, instance_type=instance_type)
+    request = op.render_request(task_context())
+    assert request["AlgorithmSpecification"]["TrainingImage"] == (
+        f"763104351884.dkr.ecr.us-east-1.amazonaws.com/{image}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("region", "registry"),
+    [
+        ("af-south-1", "626614931356.dkr.ecr.af-south-1.amazonaws.com"),
+        ("eu-south-1", "692866216735.dkr.ecr.eu-south-1.amazonaws.com"),
+        ("cn-north-1", "727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn"),
+        ("us-gov-west-1", "442386744353.dkr.ecr.us-gov-west-1.amazonaws.com"),
+    ],
+)
+def test_image_comes_from_the_regions_registry(
+    local_backend: Any, source_dir: Path, task_context: Any, region: str, registry: str
+) -> None:
+    op = _operator(local_backend, source_dir, instance_type="ml.m5.large", region_name=region)
+    request = op.render_request(task_context())
+    assert request["AlgorithmSpecification"]["TrainingImage"] == (
+        f"{registry}/pytorch-training:2.5.1-cpu-py311-ubuntu22.04-sagemaker"
+    )
+    assert json.loads(request["HyperParameters"]["sagemaker_region"]) == region
+
+
+def test_image_uri_without_script_mode_gets_plain_string_hyperparameters(
+    local_backend: Any, task_context: Any
+) -> None:
+    # The SDK's plain Estimator sends str(value); only framework (script-mode) estimators send JSON.
+    op = DistributedTrainingOperator(
+        task_id="train",
+        role_arn=ROLE_ARN,
+        output_path=local_backend.uri("output"),
+        image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1",
+        instance_type="ml.m5.large",
+        hyperparameters={"epochs": 2, "optimizer": "sgd", "layers": [64, 32], "amp": True, "lr": 0.1},
+    )
+    sent = op.render_request(task_context())["HyperParameters"]
+    assert sent == {"epochs": "2", "optimizer": "sgd", "layers": "[64, 32]", "amp": "True", "lr": "0.1"}
+
+
+def test_volume_kms_key_is_sent_for_an_ebs_instance(
+    local_backend: Any, source_dir: Path, task_context: Any
+) -> None:
+    op = _operator(local_backend, source_dir, instance_type="ml.p3.16xlarge", volume_kms_key_id=KMS)
+    assert op.render_request(task_context())["ResourceConfig"]["VolumeKmsKeyId"] == KMS
+
+
+def test_network_isolation_ships_the_code_in_a_code_channel(
+    local_backend: Any, source_dir: Path, data: dict[str, str], task_context: Any
+) -> None:
+    context = task_context()
+    op = _operator(
+        local_backend,
+        source_dir,
+        instance_type="ml.m5.large",
+        input_mode="Pipe",
+        enable_network_isolation=True,
+    )
+    request = op.render_request(context)
+    digest = source_archive(source_dir)[1]
+    archive = local_backend.uri(f"output/source/{digest}/sourcedir.tar.gz")
+    # As the SageMaker SDK sends it: the toolkit reads the archive from the channel, not from S3.
+    assert json.loads(request["HyperParameters"]["sagemaker_submit_directory"]) == (
+        "/opt/ml/input/data/code/sourcedir.tar.gz"
+    )
+    assert request["EnableNetworkIsolation"] is True
+    code = request["InputDataConfig"][-1]
+    assert code == {
+        "ChannelName": "code",
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": archive,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+        "InputMode": "File",
+    }
+    op.preflight(request, context)  # the archive is not there yet: stage() uploads it next
+    op.stage(request, context)
+    body = local_backend.s3.get_object(
+        Bucket=local_backend.bucket, Key=f"output/source/{digest}/sourcedir.tar.gz"
+    )
+    assert body["Body"].read() == source_archive(source_dir)[0]
+
+
+def test_worst_case_cost_log_names_the_price_region(
+    local_backend: Any, source_dir: Path, data: dict[str, str], task_context: Any, task_log: Any
+) -> None:
+    context = task_context()
+    op = _operator(local_backend, source_dir, instance_type="ml.m5.large", max_runtime_seconds=3600)
+    op.preflight(op.render_request(context), context)
+    assert (
+        "Worst-case cost: up to $0.12: 1 x ml.m5.large for max_runtime_seconds=3600 at the us-east-1 "
+        "on-demand price" in task_log.text
+    )
+    elsewhere = _operator(local_backend, source_dir, instance_type="ml.m5.large", region_name="eu-west-1")
+    elsewhere.preflight(elsewhere.render_request(context), context)
+    assert (
+        "Worst-case cost: not estimated: no list price for ml.m5.large in eu-west-1 (the built-in prices are "
+        "us-east-1's); pass price_per_hour" in task_log.text
+    )

@@ -59,14 +59,14 @@ def sagemaker() -> Iterator[tuple[Any, Stubber]]:
         stub.assert_no_pending_responses()
 
 
-def _operator(local_backend: Any, source_dir: Path, **kwargs: Any) -> HyperparameterTuningOperator:
+def _operator(local_backend: Any, source: Path, **kwargs: Any) -> HyperparameterTuningOperator:
     args: dict[str, Any] = {
         "task_id": "tune",
         "role_arn": ROLE_ARN,
         "output_path": local_backend.uri("output"),
         "channels": {"train": local_backend.uri("data/train/")},
         "entry_point": "train.py",
-        "source_dir": str(source_dir),
+        "source_dir": str(source),
         "instance_type": "ml.m5.large",
         "hyperparameters": {"epochs": 5, "lr": 0.1},
         "metric_definitions": {"validation_accuracy": METRIC},
@@ -330,7 +330,76 @@ def test_cost_ceiling_counts_every_training_job(
     _use(op, client)
     with pytest.raises(PreflightError) as err:
         op.execute(task_context(task_id="tune"))
-    assert "20 training jobs" in _one_line(err)
+    assert _one_line(err).startswith(
+        "max_cost_usd: worst case for 20 trials x $0.17 (1 x ml.m5.large for max_runtime_seconds=600 at "
+        "$1.00/h) = $3.33 exceeds $2.00"
+    )
+
+
+def test_cost_ceiling_and_log_are_the_whole_search(
+    local_backend: Any, source_dir: Path, data: str, task_context: Any, task_log: Any
+) -> None:
+    # One trial ($0.17) is far under the ceiling; six trials ($1.00) are what it bounds and what is logged.
+    context = task_context(task_id="tune")
+    op = _operator(local_backend, source_dir, max_jobs=6, max_cost_usd=1.5, price_per_hour=1.0)
+    op.preflight(op.render_request(context), context)
+    assert (
+        "Worst-case cost of the whole search: up to $1.00: worst case for 6 trials x $0.17 (1 x ml.m5.large "
+        "for max_runtime_seconds=600 at $1.00/h) = $1.00 (within max_cost_usd=1.5)"
+    ) in task_log.text
+    assert "Worst-case cost: up to $0.17" not in task_log.text
+    grid = _operator(
+        local_backend,
+        source_dir,
+        strategy="Grid",
+        max_jobs=None,
+        max_cost_usd=0.5,
+        price_per_hour=1.0,
+        parameter_ranges={"hidden": {"type": "categorical", "values": [64, 128, 256, 512]}},
+    )
+    with pytest.raises(PreflightError) as err:
+        grid.preflight(grid.render_request(context), context)
+    assert _one_line(err).startswith("max_cost_usd: worst case for 4 trials x $0.17")
+
+
+def test_bring_your_own_image_gets_plain_string_values(
+    local_backend: Any, source_dir: Path, task_context: Any
+) -> None:
+    # No script mode, no JSON: the SDK's plain Estimator sends str() for static and categorical values.
+    op = _operator(
+        local_backend,
+        source_dir,
+        entry_point=None,
+        source_dir=None,
+        image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1",
+        hyperparameters={"epochs": 5, "optimizer_name": "sgd", "amp": True},
+    )
+    request = op.render_request(task_context(task_id="tune"))
+    ranges = request["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    assert ranges["CategoricalParameterRanges"] == [{"Name": "optimizer", "Values": ["sgd", "adam"]}]
+    assert request["TrainingJobDefinition"]["StaticHyperParameters"] == {
+        "epochs": "5",
+        "optimizer_name": "sgd",
+        "amp": "True",
+    }
+
+
+def test_network_isolation_stages_the_code_channel_of_the_definition(
+    local_backend: Any, source_dir: Path, data: str, task_context: Any
+) -> None:
+    context = task_context(task_id="tune")
+    op = _operator(local_backend, source_dir, enable_network_isolation=True)
+    request = op.render_request(context)
+    definition = request["TrainingJobDefinition"]
+    assert json.loads(definition["StaticHyperParameters"]["sagemaker_submit_directory"]) == (
+        "/opt/ml/input/data/code/sourcedir.tar.gz"
+    )
+    code = next(c for c in definition["InputDataConfig"] if c["ChannelName"] == "code")
+    key = code["DataSource"]["S3DataSource"]["S3Uri"].split(f"{local_backend.bucket}/", 1)[1]
+    op.preflight(request, context)
+    op.stage(request, context)
+    body = local_backend.s3.get_object(Bucket=local_backend.bucket, Key=key)["Body"]
+    assert body.read() == source_archive(source_dir)[0]
 
 
 def test_missing_warm_start_parent_creates_nothing(

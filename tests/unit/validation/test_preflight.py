@@ -12,8 +12,11 @@ from airflow_dl_provider.validation.preflight import (
     check_channels,
     check_cost,
     check_distribution,
+    check_region,
     check_s3_prefix,
+    check_search_cost,
     check_spot,
+    check_volume_kms,
     estimate_cost_usd,
     split_s3_uri,
 )
@@ -42,6 +45,11 @@ def _one_line(err: BaseException) -> str:
         ("ml.p3.16xlarge", 2, "torch_distributed", True),
         ("ml.g5.12xlarge", 2, "pytorch_ddp", True),
         ("ml.trn1.32xlarge", 4, "torch_distributed", False),
+        # GPU types the instance table lacks are GPUs all the same (the family says so).
+        ("ml.g5.4xlarge", 1, "torch_distributed", False),
+        ("ml.g6e.48xlarge", 2, "torch_distributed", False),
+        ("ml.p5e.48xlarge", 1, "torch_distributed", False),
+        ("ml.trn2.48xlarge", 2, "torch_distributed", False),
         ("ml.c5.xlarge", 4, "mpi", False),  # CPU: EFA is a GPU concern
         ("ml.p3.16xlarge", 2, None, False),  # no distribution chosen: nothing to check
     ],
@@ -107,16 +115,23 @@ def test_check_channels_needs_a_vpc_for_fsx() -> None:
     check_channels({})
 
 
+P3DN_X2 = {
+    "ResourceConfig": {"InstanceType": "ml.p3dn.24xlarge", "InstanceCount": 2},
+    "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+}
+
+
 def test_estimate_and_check_cost() -> None:
     assert estimate_cost_usd("ml.p3dn.24xlarge", 2, 3600) == pytest.approx(2 * 35.894)
     assert estimate_cost_usd("ml.p3dn.24xlarge", 2, 1800, price_per_hour=10.0) == pytest.approx(10.0)
     assert estimate_cost_usd("ml.unknown.xlarge", 1, 3600) is None
-    request = {
-        "ResourceConfig": {"InstanceType": "ml.p3dn.24xlarge", "InstanceCount": 2},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-    }
-    assert check_cost(request, None) == pytest.approx(71.788)
-    assert check_cost(request, 100.0) == pytest.approx(71.788)
+    request = P3DN_X2
+    assert check_cost(request, None).usd == pytest.approx(71.788)
+    estimate = check_cost(request, 100.0)
+    assert estimate.usd == pytest.approx(71.788)
+    assert estimate.basis == (
+        "2 x ml.p3dn.24xlarge for max_runtime_seconds=3600 at the us-east-1 on-demand price"
+    )
     with pytest.raises(
         PreflightError, match=r"^max_cost_usd: up to \$71\.79 \(2 x ml\.p3dn\.24xlarge"
     ) as caught:
@@ -127,7 +142,78 @@ def test_estimate_and_check_cost() -> None:
         PreflightError, match=r"^max_cost_usd: no list price for ml\.unknown\.xlarge; pass price_per_hour"
     ):
         check_cost(unknown, 10.0)
-    assert check_cost(unknown, 10.0, price_per_hour=1.0) == pytest.approx(1.0)
+    assert check_cost(unknown, 10.0, price_per_hour=1.0).usd == pytest.approx(1.0)
+
+
+def test_prices_are_us_east_1_and_other_regions_have_none() -> None:
+    # Elsewhere the table has no price: it says so instead of lending us-east-1's.
+    assert estimate_cost_usd("ml.p3dn.24xlarge", 2, 3600, region="eu-west-1") is None
+    estimate = check_cost(P3DN_X2, None, region="eu-west-1")
+    assert estimate.usd is None
+    assert estimate.basis == (
+        "no list price for ml.p3dn.24xlarge in eu-west-1 (the built-in prices are us-east-1's); "
+        "pass price_per_hour"
+    )
+    with pytest.raises(PreflightError) as caught:
+        check_cost(P3DN_X2, 1000.0, region="eu-west-1")
+    assert _one_line(caught.value).startswith(
+        "max_cost_usd: no list price for ml.p3dn.24xlarge in eu-west-1 (the built-in prices are us-east-1's)"
+    )
+    priced = check_cost(P3DN_X2, 1000.0, price_per_hour=40.0, region="eu-west-1")
+    assert priced.usd == pytest.approx(80.0)
+    assert priced.basis.endswith("at $40.00/h")
+
+
+def test_search_cost_is_every_trial_at_its_worst() -> None:
+    search = check_search_cost(P3DN_X2, 6, 500.0)
+    assert search.usd == pytest.approx(6 * 71.788)
+    assert search.basis.startswith("worst case for 6 trials x $71.79 (2 x ml.p3dn.24xlarge")
+    assert search.basis.endswith("= $430.73")
+    # One trial fits the ceiling, the search does not.
+    with pytest.raises(PreflightError) as caught:
+        check_search_cost(P3DN_X2, 6, 100.0)
+    assert _one_line(caught.value).startswith(
+        "max_cost_usd: worst case for 6 trials x $71.79 (2 x ml.p3dn.24xlarge for max_runtime_seconds=3600 at "
+        "the us-east-1 on-demand price) = $430.73 exceeds $100.00; lower max_jobs"
+    )
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "af-south-1", "cn-north-1", "us-gov-west-1", "il-central-1"])
+def test_check_region_accepts_sagemaker_regions(region: str) -> None:
+    check_region(region)
+
+
+@pytest.mark.parametrize(
+    ("region", "message"),
+    [
+        (
+            "us-east-9",
+            "region: 'us-east-9' is not a region SageMaker runs in (did you mean us-east-2 or us-east-1",
+        ),
+        ("eu-wset-1", "region: 'eu-wset-1' is not a region SageMaker runs in (did you mean eu-west-1"),
+        ("", "region: no AWS region is set; set region_name on the operator or in the connection's extra"),
+    ],
+)
+def test_check_region_refuses(region: str, message: str) -> None:
+    with pytest.raises(PreflightError) as caught:
+        check_region(region)
+    text = _one_line(caught.value)
+    assert text.startswith(message), text
+    assert "region_name" in text
+
+
+def test_check_volume_kms() -> None:
+    def request(instance_type: str) -> dict[str, Any]:
+        return {"ResourceConfig": {"InstanceType": instance_type, "VolumeKmsKeyId": "alias/k"}}
+
+    check_volume_kms(request("ml.p3.16xlarge"))
+    check_volume_kms({"ResourceConfig": {"InstanceType": "ml.p4d.24xlarge"}})
+    for instance_type in ("ml.p4d.24xlarge", "ml.g5.4xlarge", "ml.trn1.2xlarge", "ml.c5d.xlarge"):
+        with pytest.raises(PreflightError) as caught:
+            check_volume_kms(request(instance_type))
+        assert _one_line(caught.value).startswith(
+            f"volume_kms_key_id: {instance_type} has local NVMe instance storage"
+        )
 
 
 def test_split_s3_uri() -> None:
@@ -241,7 +327,35 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
             "max_cost_usd": 500,
         },
         PreflightError,
-        "max_cost_usd: up to $3,445.82 (4 x ml.p3dn.24xlarge for max_runtime_seconds=86400) exceeds $500.00",
+        "max_cost_usd: up to $3,445.82 (4 x ml.p3dn.24xlarge for max_runtime_seconds=86400 at the us-east-1 "
+        "on-demand price) exceeds $500.00",
+    ),
+    (
+        "unknown_region",
+        {"region_name": "us-east-9"},
+        PreflightError,
+        "region: 'us-east-9' is not a region SageMaker runs in (did you mean us-east-2 or us-east-1",
+    ),
+    (
+        "unknown_region_with_own_image",
+        {"region_name": "us-east-9", "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1"},
+        PreflightError,
+        "region: 'us-east-9' is not a region SageMaker runs in (did you mean",
+    ),
+    (
+        "volume_key_on_nvme_instance_named_by_a_template",
+        {"instance_type": "{{ params.instance_type }}", "volume_kms_key_id": "alias/training"},
+        PreflightError,
+        "volume_kms_key_id: ml.p4d.24xlarge has local NVMe instance storage",
+    ),
+    (
+        "volume_key_on_nvme_instance_through_overrides",
+        {
+            "instance_type": "ml.g5.4xlarge",
+            "overrides": {"ResourceConfig": {"VolumeKmsKeyId": "alias/training"}},
+        },
+        PreflightError,
+        "volume_kms_key_id: ml.g5.4xlarge has local NVMe instance storage",
     ),
 ]
 
@@ -264,6 +378,8 @@ def test_bad_input_fails_in_one_line_before_any_job(
             "channels": {"train": kwargs["channels"]["train"].replace("BUCKET", local_backend.bucket)},
         }
     op = _operator(local_backend, source_dir, train_uri, **kwargs)
+    if op.instance_type.startswith("{{"):
+        op.instance_type = "ml.p4d.24xlarge"  # as rendered
     with pytest.raises(error) as caught:
         op.execute(task_context())
     text = _one_line(caught.value)
@@ -326,6 +442,27 @@ def test_cost_under_ceiling_passes(
         (
             {"channels": {"train": {"fsx": {"file_system_id": "fs-1"}}}},
             "train: channels['train'].fsx needs file_system_id and directory_path",
+        ),
+        (
+            {"instance_type": "ml.p4d.24xlarge", "volume_kms_key_id": "alias/training"},
+            "train: volume_kms_key_id: ml.p4d.24xlarge has local NVMe instance storage",
+        ),
+        (
+            {"instance_type": "ml.g5.4xlarge", "volume_kms_key_id": "alias/training"},
+            "train: volume_kms_key_id: ml.g5.4xlarge has local NVMe instance storage",
+        ),
+        ({"framework_version": "2.9.9"}, "train: framework_version: pytorch-training has no '2.9.9' image"),
+        (
+            {"framework_version": "2.6.0", "py_version": "py311"},
+            "train: py_version: pytorch-training 2.6.0 is built for py312, not 'py311'",
+        ),
+        (
+            {"instance_type": "ml.trn1.2xlarge", "py_version": "py311"},
+            "train: py_version: pytorch-training-neuronx 2.5.1 is built for py310, not 'py311'",
+        ),
+        (
+            {"enable_network_isolation": True, "channels": {"code": "s3://b/x"}},
+            "train: channels: 'code' is the channel that carries the code under network isolation",
         ),
         ({"if_exists": "replace"}, "train: if_exists must be one of reattach, fail, new"),
         ({"poll_interval": 0}, "train: poll_interval must be > 0 seconds"),
