@@ -51,7 +51,8 @@ def deployed(local_backend: Any, tmp_path: Path) -> Iterator[set[int]]:
     yield seen
     seen |= _pids(local_backend)
     op = _operator(local_backend)
-    if ResourceStore(local_backend.home).get("endpoint", ENDPOINT):
+    record = ResourceStore(local_backend.home).get("endpoint", ENDPOINT)
+    if record and record["EndpointStatus"] != "Deleting":  # a second DeleteEndpoint is refused, as on AWS
         op.hook.conn.delete_endpoint(EndpointName=ENDPOINT)
     assert not [pid for pid in seen if process_alive(pid)], "endpoint server process leaked"
 
