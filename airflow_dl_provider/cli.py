@@ -43,12 +43,6 @@ def _airflow_env(airflow_home: Path, dags_folder: Path, conn_json: str) -> dict[
     }
 
 
-def _local_client(home: Path, endpoint: str) -> Any:
-    from airflow_dl_provider.backends.local.client import LocalSageMakerClient
-
-    return LocalSageMakerClient(home=home, endpoint_url=endpoint, region="us-east-1", runner_env={})
-
-
 def demo(args: argparse.Namespace) -> int:
     from airflow_dl_provider.demo import run_demo
 
@@ -104,7 +98,11 @@ def local(args: argparse.Namespace) -> int:
 
     home = Path(args.home).expanduser().resolve()
     if args.action == "down":
-        _say("stopped" if server.stop(home) else "not running")
+        generation = server.generation(home)
+        if server.stop(home):
+            _say(f"stopped; its data is gone, and jobs of generation {generation} now report Failed")
+        else:
+            _say("not running")
         return 0
     record = server.start(home) if args.action in ("up", "airflow") else server.status(home)
     if record is None:
@@ -112,7 +110,10 @@ def local(args: argparse.Namespace) -> int:
         return 1
     conn = server.connection_uri_json(record["endpoint_url"], home)
     if args.action in ("up", "status"):
-        _say(f"embedded S3 on {record['endpoint_url']} (pid {record['pid']}); point Airflow at it with:")
+        _say(
+            f"embedded S3 on {record['endpoint_url']} (pid {record['pid']}, generation "
+            f"{record['generation']}); point Airflow at it with:"
+        )
         _say(f"export AIRFLOW_CONN_AWS_DEFAULT='{conn}'")
         return 0
     from airflow_dl_provider.demo import seed_digits, seed_digits_truth

@@ -475,3 +475,56 @@ NVME_INSTANCE_FAMILIES = frozenset(
         "m5d", "c5d", "r5d",
     }
 )  # fmt: skip
+
+
+# -- a job name in use, a stop that comes too late ----------------------------------------------------------
+# What the service answers when a job's create or stop loses a race: the local backend raises these.
+
+
+@dataclass(frozen=True)
+class JobRefusal:
+    """One job call's refusal: ``code`` and ``message`` (``{noun}``: "training job", ``{arn}``, ``{status}``).
+
+    :param source: where the answer is recorded: the API page lists the code; the message is the
+        service's own, as reported verbatim.
+    """
+
+    code: str
+    message: str
+    source: str = ""
+
+    def error(self, noun: str, **fields: str) -> dict[str, str]:
+        words = "".join(f" {c.lower()}" if c.isupper() else c for c in noun).strip()  # TrainingJob
+        return {
+            "Code": self.code,
+            "Message": self.message.format(noun=words, Noun=words.capitalize(), **fields),
+        }
+
+
+NAME_IN_USE: dict[str, JobRefusal] = {
+    "CreateTrainingJob": JobRefusal(
+        "ResourceInUse",
+        "{Noun} names must be unique within an AWS account and region, and a {noun} with this name "
+        "already exists ({arn})",
+        source=_API.format("CreateTrainingJob")
+        + "#API_CreateTrainingJob_Errors; message: https://github.com/aws/amazon-sagemaker-examples/pull/3108",
+    ),
+}
+STOP_REFUSED: dict[str, JobRefusal] = {
+    "StopTrainingJob": JobRefusal(
+        VALIDATION,
+        "The request was rejected because the {noun} is in status {status}.",
+        source=_API.format("StopTrainingJob")
+        + "; message: https://github.com/awslabs/benchmark-ai/issues/928",
+    ),
+}
+
+
+def name_in_use_error(operation: str, noun: str, arn: str) -> dict[str, str]:
+    """What ``Create<noun>`` answers for a name already taken; other kinds in CreateTrainingJob's words."""
+    return NAME_IN_USE.get(operation, NAME_IN_USE["CreateTrainingJob"]).error(noun, arn=arn)
+
+
+def stop_refused_error(operation: str, noun: str, status: str) -> dict[str, str]:
+    """What ``Stop<noun>`` answers for a job that is not InProgress; other kinds in StopTrainingJob's words."""
+    return STOP_REFUSED.get(operation, STOP_REFUSED["StopTrainingJob"]).error(noun, status=status)

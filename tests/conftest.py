@@ -56,6 +56,8 @@ def local_backend(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     """The ``aws_default`` connection pointed at the local backend, with a bucket of its own."""
     import boto3
 
+    from airflow_dl_provider.backends.local.server import LOCAL_CREDENTIALS
+
     home = tmp_path / "local-home"
     extra = {
         "backend": "local",
@@ -63,14 +65,14 @@ def local_backend(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "region_name": "us-east-1",
         "local_home": str(home),
     }
-    conn = {"conn_type": "aws", "login": "local", "password": "local", "extra": extra}
+    conn = {"conn_type": "aws", **LOCAL_CREDENTIALS, "extra": extra}
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
     s3 = boto3.client(
         "s3",
         endpoint_url=s3_endpoint,
         region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
+        aws_access_key_id=LOCAL_CREDENTIALS["login"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["password"],
     )
     bucket = f"dl-test-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
@@ -78,8 +80,8 @@ def local_backend(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "logs",
         endpoint_url=s3_endpoint,
         region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
+        aws_access_key_id=LOCAL_CREDENTIALS["login"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["password"],
     )
     return LocalBackend(s3=s3, logs=logs, bucket=bucket, home=home, endpoint=s3_endpoint)
 

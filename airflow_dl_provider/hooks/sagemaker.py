@@ -9,7 +9,9 @@ The backend is chosen by the connection's extra, never by operator code:
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -45,16 +47,63 @@ class SageMakerJobHook(AwsBaseHook):
     def conn(self) -> Any:  # type: ignore[override]
         """The SageMaker client: boto3's, or the local backend's drop-in one."""
         if self.backend == "local":
-            from airflow_dl_provider.backends.local.client import LocalSageMakerClient
-
-            return LocalSageMakerClient.from_hook(self)
+            return self._local_client()
         return self.get_client_type(region_name=self.region_name)
 
     def get_conn(self) -> Any:
         return self.conn
 
+    def _local_region(self) -> str:
+        return self.region_name or "us-east-1"
+
+    def _local_credentials(self) -> tuple[str, str]:
+        """The connection's key pair, else the placeholders: never the AWS credential chain.
+
+        The embedded server accepts any key; asking boto3's chain would fail without credentials,
+        probe the instance metadata service, or hand real AWS keys to the local job processes.
+        """
+        from airflow_dl_provider.backends.local.server import LOCAL_CREDENTIALS
+
+        config = self.conn_config
+        if config.aws_access_key_id and config.aws_secret_access_key:
+            return config.aws_access_key_id, config.aws_secret_access_key
+        return LOCAL_CREDENTIALS["login"], LOCAL_CREDENTIALS["password"]
+
+    def _local_client(self) -> Any:
+        """The local backend's SageMaker client, from the connection extra (``endpoint_url``, ``local_home``)."""
+        from airflow_dl_provider.backends.local.client import DEFAULT_HOME, LocalSageMakerClient
+
+        extra = self.conn_config.extra_config
+        endpoint = str(extra.get("endpoint_url") or "")
+        key, secret = self._local_credentials()
+        env = {
+            "AIRFLOW_DL_ENDPOINT_URL": endpoint,
+            "AWS_DEFAULT_REGION": self._local_region(),
+            "AWS_ACCESS_KEY_ID": key,
+            "AWS_SECRET_ACCESS_KEY": secret,
+        }
+        home = Path(extra.get("local_home") or os.environ.get("AIRFLOW_DL_LOCAL_HOME") or DEFAULT_HOME)
+        return LocalSageMakerClient(
+            home=home, endpoint_url=endpoint, region=self._local_region(), runner_env=env
+        )
+
     def client_for(self, service: str) -> Any:
-        """A boto3 client for ``service`` built from this hook's connection, region, verify and config."""
+        """A boto3 client for ``service`` built from this hook's connection, region, verify and config.
+
+        On the local backend: for the embedded server, with :meth:`_local_credentials`.
+        """
+        if self.backend == "local":
+            import boto3
+
+            key, secret = self._local_credentials()
+            return boto3.session.Session(
+                aws_access_key_id=key, aws_secret_access_key=secret, region_name=self._local_region()
+            ).client(
+                service,
+                endpoint_url=self.conn.endpoint_url,
+                config=self.config,
+                verify=self.verify,
+            )
         return AwsBaseHook(
             aws_conn_id=self.aws_conn_id,
             region_name=self._region_name,

@@ -11,15 +11,18 @@ import os
 import signal
 import textwrap
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from airflow_dl_provider.backends.local.processes import process_alive
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.operators.training import source_archive
 from airflow_dl_provider.validation.requests import validate_response
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # Not imported from tests.conftest: importing conftest.py a second time, as a module of that name,
 # would run its module code again and point AIRFLOW_HOME at a new, unmigrated directory.
@@ -100,22 +103,10 @@ def _wait_for_file(path: Path, timeout: float = 30) -> str:
     raise AssertionError(f"{path} never appeared")
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _wait_gone(pid: int, timeout: float = 15) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _gone(pid):
+        if not process_alive(pid):
             return True
         time.sleep(0.1)
     return False
@@ -193,9 +184,12 @@ def test_duplicate_create_is_refused(local_backend: Any, client: Any, tmp_path: 
     client.create_training_job(**request)
     with pytest.raises(ClientError) as caught:
         client.create_training_job(**request)
-    error = caught.value.response["Error"]
-    assert error["Code"] == "ValidationException"
-    assert "already exists" in error["Message"]
+    # As SageMaker answers a taken name (ResourceInUse, not a validation error).
+    assert caught.value.response["Error"] == {
+        "Code": "ResourceInUse",
+        "Message": "Training job names must be unique within an AWS account and region, and a training job "
+        "with this name already exists (arn:aws:sagemaker:us-east-1:123456789012:training-job/dup-job)",
+    }
     assert _wait(client, "dup-job")["TrainingJobStatus"] == "Completed"
     assert len(client.list_training_jobs()["TrainingJobSummaries"]) == 1
 
@@ -212,26 +206,27 @@ def test_killed_runner_is_reported_as_an_internal_error(
         tmp_path,
         """
         import os, time
-        open(os.environ["PID_FILE"], "w").write(str(os.getpid()))
+        open(os.environ["PID_FILE"], "w").write(f"{os.getpid()} {os.getppid()}")
         time.sleep(60)
         """,
     )
     client.create_training_job(
         **_request(local_backend, "crash-job", submit, environment={"PID_FILE": str(pid_file)})
     )
-    script_pid = int(_wait_for_file(pid_file))
-    state = json.loads((local_backend.home / "jobs" / "training" / "crash-job" / "state.json").read_text())
-    runner_pid = state["_pid"]
+    script_pid, runner_pid = map(int, _wait_for_file(pid_file).split())
     assert client.describe_training_job(TrainingJobName="crash-job")["TrainingJobStatus"] == "InProgress"
 
     os.kill(runner_pid, signal.SIGKILL)
     assert _wait_gone(runner_pid)
+    # Like SageMaker tearing down the instances of a failed job, before anyone asks: the kernel ends
+    # the hosts of a killed runner; no Describe (nor anything else) signals them.
+    assert _wait_gone(script_pid), "the training script outlived its crashed runner"
     described = client.describe_training_job(TrainingJobName="crash-job")
     assert described["TrainingJobStatus"] == "Failed"
-    assert described["FailureReason"].startswith("InternalServerError")
+    assert described["FailureReason"].startswith(
+        "InternalServerError: the local runner process exited before the job ended"
+    )
     validate_response("DescribeTrainingJob", described)
-    # Like SageMaker tearing down the instances of a failed job: nothing of it keeps running here.
-    assert _wait_gone(script_pid), "the training script outlived its crashed runner"
     # And it stays Failed: nothing reports it InProgress again.
     assert client.describe_training_job(TrainingJobName="crash-job")["TrainingJobStatus"] == "Failed"
 
@@ -240,31 +235,27 @@ def test_runner_that_ended_the_job_and_exited_is_not_reported_failed(
     local_backend: Any, client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The runner records Completed and exits between Describe's read of the state and its liveness check."""
-    from airflow_dl_provider.backends.local import client as client_module
-    from airflow_dl_provider.backends.local.state import now_iso
+    from airflow_dl_provider.backends.local.state import LocalJob, now_iso
 
     request = _request(local_backend, "race-job", local_backend.uri("code/sourcedir.tar.gz"))
-    job = client.store.create(
-        "training",
-        "race-job",
-        request,
-        {
-            "TrainingJobName": "race-job",
-            "TrainingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/race-job",
-            "TrainingJobStatus": "InProgress",
-            "SecondaryStatus": "Training",
-            "CreationTime": now_iso(),
-            "LastModifiedTime": now_iso(),
-            "ModelArtifacts": {"S3ModelArtifacts": local_backend.uri("output/race-job/output/model.tar.gz")},
-            "_pid": 2**22 + 1,  # above pid_max on a default kernel: never a live process
-        },
-    )
+    state = {
+        "TrainingJobName": "race-job",
+        "TrainingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/race-job",
+        "TrainingJobStatus": "InProgress",
+        "SecondaryStatus": "Training",
+        "CreationTime": now_iso(),
+        "LastModifiedTime": now_iso(),
+        "ModelArtifacts": {"S3ModelArtifacts": local_backend.uri("output/race-job/output/model.tar.gz")},
+        "_s3_generation": None,
+    }
+    with client.store.creating("training", "race-job", request, state) as created:
+        job = created.job  # no runner is started: its lock goes when this block ends
 
-    def runner_finishes_then_exits(pid: int) -> bool:
+    def runner_finishes_then_exits(self: LocalJob) -> bool:
         job.transition("Completed", "Training job completed", TrainingJobStatus="Completed")
         return False
 
-    monkeypatch.setattr(client_module, "_process_alive", runner_finishes_then_exits)
+    monkeypatch.setattr(LocalJob, "runner_alive", runner_finishes_then_exits)
     described = client.describe_training_job(TrainingJobName="race-job")
     assert described["TrainingJobStatus"] == "Completed"
     assert "FailureReason" not in described

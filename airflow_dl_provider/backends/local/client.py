@@ -6,36 +6,39 @@ this client returns, so code that works here sees the shapes it will see from Sa
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import ipaddress
 import os
-import signal
 import subprocess
 import sys
 import threading
 from functools import partialmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
 from airflow_dl_provider import service_behaviour
+from airflow_dl_provider.backends.local import server
 from airflow_dl_provider.backends.local.endpoint import (
     DELETING_SECONDS,
-    process_alive,
     start_server,
     stop_process,
 )
+from airflow_dl_provider.backends.local.processes import process_alive
 from airflow_dl_provider.backends.local.resources import ResourceStore, public
-from airflow_dl_provider.backends.local.state import JobStore, LocalJob, now_iso
+from airflow_dl_provider.backends.local.state import (
+    TERMINAL,
+    JobStore,
+    LocalJob,
+    NewJob,
+    StatusConflict,
+    now_iso,
+)
 from airflow_dl_provider.backends.local.workers import LOCAL_WORKERS, public_status, worker
 from airflow_dl_provider.jobs.kinds import JOB_KINDS, JobKind
 from airflow_dl_provider.validation.requests import output_shape, validate_request, validate_response
-
-if TYPE_CHECKING:
-    from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 
 ACCOUNT_ID = "123456789012"
 DEFAULT_HOME = Path.home() / ".airflow-dl" / "local"
@@ -70,28 +73,6 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def _kill_job_processes(runner_pid: int) -> None:
-    """Kill what a dead runner left behind, as SageMaker tears down the instances of a failed job.
-
-    The runner leads its own session, so its hosts share its process group; Linux does not reuse a
-    pid while a group still carries it, so the group can only be this job's.
-    """
-    if runner_pid > 0:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(runner_pid, signal.SIGKILL)
-
-
 def _with_datetimes(shape: Any, value: Any) -> Any:
     """Turn the ISO strings of timestamp members back into datetimes, as boto3 returns them."""
     if shape is None:
@@ -124,21 +105,6 @@ class LocalSageMakerClient:
         self.region = region
         self.runner_env = runner_env
 
-    @classmethod
-    def from_hook(cls, hook: SageMakerJobHook) -> LocalSageMakerClient:
-        extra = hook.conn_config.extra_config
-        endpoint = extra.get("endpoint_url") or ""
-        region = hook.region_name or "us-east-1"
-        creds = hook.get_credentials(region_name=region)
-        env = {
-            "AIRFLOW_DL_ENDPOINT_URL": endpoint,
-            "AWS_DEFAULT_REGION": region,
-            "AWS_ACCESS_KEY_ID": creds.access_key or "local",
-            "AWS_SECRET_ACCESS_KEY": creds.secret_key or "local",
-        }
-        home = Path(extra.get("local_home") or os.environ.get("AIRFLOW_DL_LOCAL_HOME") or DEFAULT_HOME)
-        return cls(home=home, endpoint_url=endpoint, region=region, runner_env=env)
-
     # -- generic calls, bound per kind below --------------------------------------------------------
 
     def _create(self, key: str, **request: Any) -> dict[str, Any]:
@@ -152,31 +118,29 @@ class LocalSageMakerClient:
             kind.status_field: "InProgress",
             "CreationTime": now_iso(),
             **worker(key).initial_state(request, name),
+            # The S3 server the job's inputs and artifacts live on; they go when that server goes.
+            "_s3_generation": server.generation(self.store.home),
         }
-        job = self.store.create(key, name, request, state)
-        if job is None:
-            raise _client_error(
-                "ValidationException",
-                f"{kind.noun} names must be unique within an AWS account and region, and a job with "
-                f"this name already exists ({arn})",
-                kind.create_operation,
-            )
-        self._start_runner(job)
+        with self.store.creating(key, name, request, state) as created:
+            if created is None:
+                error = service_behaviour.name_in_use_error(kind.create_operation, kind.noun, arn)
+                raise _service_error(error, kind.create_operation)
+            self._start_runner(created)
         return {kind.arn_field: arn}
 
-    def _start_runner(self, job: LocalJob) -> None:
-        log = open(job.dir / "runner.log", "ab")  # noqa: SIM115 - handed to the child process
-        env = {**os.environ, **self.runner_env}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "airflow_dl_provider.backends.local.runner", str(job.dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,  # a killed task must not take the job down with it
-        )
-        log.close()
-        job.update(_pid=proc.pid)
+    def _start_runner(self, created: NewJob) -> None:
+        """Start the job's runner and hand it the runner lock this process took before the job existed."""
+        job, lock = created.job, created.runner_lock
+        with open(job.dir / "runner.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "airflow_dl_provider.backends.local.runner", str(job.dir), str(lock)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.runner_env},
+                pass_fds=(lock,),
+                start_new_session=True,  # a killed task must not take the job down with it
+            )
         threading.Thread(target=proc.wait, daemon=True).start()  # reap it, no zombie left behind
 
     def _job(self, kind: JobKind, key: str, name: str, operation: str) -> LocalJob:
@@ -187,29 +151,40 @@ class LocalSageMakerClient:
             raise _service_error(service_behaviour.not_found_error(operation, name, arn), operation)
         return job
 
+    def _lost_artifacts(self, state: dict[str, Any]) -> str:
+        """Why the job's artifacts are gone (its S3 server is not the one running now), or ``""``."""
+        recorded, current = state.get("_s3_generation"), server.generation(self.store.home)
+        if recorded == current:
+            return ""
+        if current is None:
+            why = f"the local S3 server of generation {recorded} is not running"
+        else:
+            why = f"the local S3 server was restarted (generation {recorded or 'none'} -> {current})"
+        return f"InternalServerError: {why}; its artifacts are gone"
+
+    def _settled(self, key: str, job: LocalJob) -> dict[str, Any]:
+        """The job's state as Describe, Stop and List see it. Never signals a process.
+
+        A job whose runner is gone (its lock is free) is ended: Stopped if Stop reached it, else
+        Failed. A job that ran against an earlier S3 server is reported Failed unless it ended
+        otherwise, so a retry starts a new attempt instead of reattaching to vanished artifacts.
+        """
+        status_field = JOB_KINDS[key].status_field
+        state = job.state()
+        if state[status_field] not in TERMINAL and not job.runner_alive():
+            state = job.end_without_runner(JOB_KINDS[key].noun)
+        lost = self._lost_artifacts(state)
+        if lost and state[status_field] in ("InProgress", "Stopping", "Completed"):
+            state = {**state, status_field: "Failed", "FailureReason": lost}
+            if "SecondaryStatus" in state:
+                state["SecondaryStatus"] = "Failed"
+        return state
+
     def _describe(self, key: str, **params: Any) -> dict[str, Any]:
         kind = JOB_KINDS[key]
         operation = f"Describe{kind.noun}"
         job = self._job(kind, key, params[kind.name_field], operation)
-        state = job.state()
-        if public_status(key, state[kind.status_field]) in kind.running and not _process_alive(
-            state.get("_pid", 0)
-        ):
-            # Read again: the runner may have recorded the job's end just before it exited.
-            state = job.state()
-            if state[kind.status_field] == "Stopping":
-                # A stop reached the runner before it could handle SIGTERM (it was still starting).
-                _kill_job_processes(state.get("_pid", 0))
-                job.transition("Stopped", f"{kind.noun} stopped", **{kind.status_field: "Stopped"})
-                state = job.state()
-            elif public_status(key, state[kind.status_field]) in kind.running:
-                _kill_job_processes(state.get("_pid", 0))
-                state = job.update(
-                    **{
-                        kind.status_field: "Failed",
-                        "FailureReason": "InternalServerError: the local runner process exited before the job ended",
-                    }
-                )
+        state = self._settled(key, job)
         shape = output_shape(operation)
         merged = {**job.request(), **state}
         merged[kind.status_field] = public_status(key, merged[kind.status_field])
@@ -218,29 +193,32 @@ class LocalSageMakerClient:
         return response
 
     def _stop(self, key: str, **params: Any) -> dict[str, Any]:
+        """Record ``Stopping`` if the job is InProgress (check-and-set); the runner sees it and stops.
+
+        A job that ended first keeps its end, and the call is refused as the service refuses it.
+        """
         kind = JOB_KINDS[key]
         operation = f"Stop{kind.noun}"
         job = self._job(kind, key, params[kind.name_field], operation)
-        state = job.state()
-        if state[kind.status_field] != "InProgress":
-            raise _client_error(
-                "ValidationException",
-                f"The request was rejected because the {kind.noun} is in status {state[kind.status_field]}.",
-                operation,
-            )
-        job.update(**{kind.status_field: "Stopping"})
-        job.transition("Stopping", "Stopping the job")
-        with contextlib.suppress(ProcessLookupError, KeyError):
-            os.kill(state["_pid"], 15)
-        return {}
+        status = self._settled(key, job)[kind.status_field]
+        if status == "InProgress":
+            try:
+                job.transition_if(
+                    {"InProgress"}, "Stopping", "Stopping the job", **{kind.status_field: "Stopping"}
+                )
+                return {}
+            except StatusConflict as conflict:
+                status = conflict.current
+        error = service_behaviour.stop_refused_error(operation, kind.noun, public_status(key, status))
+        raise _service_error(error, operation)
 
     def _list(self, key: str, **params: Any) -> dict[str, Any]:
         kind = JOB_KINDS[key]
         summaries = []
         for job in self.store.all(key):
-            state = job.state()
             if params.get("NameContains", "") not in job.name:
                 continue
+            state = self._settled(key, job)
             status = public_status(key, state[kind.status_field])
             if params.get("StatusEquals") and status != params["StatusEquals"]:
                 continue

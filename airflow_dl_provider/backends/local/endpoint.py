@@ -46,6 +46,7 @@ from airflow_dl_provider.backends.local.hosting import (
     primary_container,
     split_s3_uri,
 )
+from airflow_dl_provider.backends.local.processes import process_alive
 from airflow_dl_provider.backends.local.resources import ResourceStore
 from airflow_dl_provider.validation.requests import validate_request, validate_response
 
@@ -58,19 +59,6 @@ STOP_GRACE_SECONDS = 5.0
 DELETING_SECONDS = 1.0
 DEFAULT_CSV = ("text/csv",)
 DEFAULT_JSON = ("application/json",)
-
-
-def process_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def stop_process(pid: int | None) -> None:

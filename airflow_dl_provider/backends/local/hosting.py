@@ -16,9 +16,9 @@ import tarfile
 import threading
 import uuid
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 from airflow_dl_provider.backends.local.work import JobFailure
+from airflow_dl_provider.validation.preflight import split_s3_uri
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -26,13 +26,6 @@ if TYPE_CHECKING:
 
 HANDLERS = ("model_fn", "input_fn", "predict_fn", "output_fn")
 DEFAULT_PROGRAM = "inference.py"
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise JobFailure(f"ClientError: {uri!r} is not an s3:// URI")
-    return parsed.netloc, parsed.path.lstrip("/")
 
 
 def download_model(s3: Any, model_data_url: str, target: Path) -> Path:

@@ -2,34 +2,38 @@
 
 ``airflow-dl local up`` starts it detached and records it in ``<home>/server.json``; ``local down``
 stops it. Its data lives in memory: stopping it forgets the buckets, as a throwaway sandbox should.
+Each start gets a new *generation*; local jobs record the generation they ran against, and one from
+an older generation is reported Failed, since its artifacts went with the server that held them.
+
+The server is alive exactly while ``<home>/server.lock`` is locked: the lock is taken here and
+inherited by the server process, which holds it until it dies (:mod:`.processes`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from typing import TYPE_CHECKING, Any
 
-from airflow_dl_provider.backends.local.state import write_json_atomic
+from airflow_dl_provider.backends.local.processes import free_port, hold_lock, lock_held
+from airflow_dl_provider.backends.local.state import now_iso, write_json_atomic
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 REGION = "us-east-1"
-# Placeholder credentials for a server on loopback; they reach nothing outside this machine.
-LOCAL_CREDENTIALS = {"login": "local", "password": "local"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# Placeholder credentials for a server on loopback; they reach nothing outside this machine. Not a
+# common word: Airflow's secret masker hides the connection password wherever it appears in a log.
+LOCAL_CREDENTIALS = {"login": "airflow-dl-local-key-id", "password": "airflow-dl-local-key-secret"}
+SERVER_LOCK = "server.lock"
+STOP_GRACE_SECONDS = 5.0
 
 
 def _ready(url: str, timeout: float) -> bool:
@@ -63,17 +67,20 @@ def connection_uri_json(endpoint_url: str, home: Path) -> str:
 
 
 def status(home: Path) -> dict[str, Any] | None:
-    """The running server's record, or None (a stale record of a dead process is removed)."""
+    """The running server's record, or None. Reads only: no signal, no write."""
     record_path = home / "server.json"
-    if not record_path.exists():
+    if not record_path.exists() or not lock_held(home / SERVER_LOCK):
         return None
-    record = json.loads(record_path.read_text())
     try:
-        os.kill(record["pid"], 0)
-    except ProcessLookupError:
-        record_path.unlink(missing_ok=True)
-        return None
-    return dict(record)
+        return dict(json.loads(record_path.read_text()))
+    except (OSError, ValueError):
+        return None  # a server that is starting has not written its record yet
+
+
+def generation(home: Path) -> str | None:
+    """The running server's generation, or None when none runs (its data, if it had any, is gone)."""
+    record = status(home)
+    return str(record["generation"]) if record and record.get("generation") else None
 
 
 def start(home: Path, port: int | None = None) -> dict[str, Any]:
@@ -82,28 +89,53 @@ def start(home: Path, port: int | None = None) -> dict[str, Any]:
     running = status(home)
     if running:
         return running
+    # A dead server's record must not lend its generation to the new server while it starts.
+    (home / "server.json").unlink(missing_ok=True)
+    try:
+        lock = hold_lock(home / SERVER_LOCK)
+    except BlockingIOError:
+        raise RuntimeError(f"another 'airflow-dl local up' is starting the server in {home}") from None
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    with open(home / "server.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    try:
+        with open(home / "server.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                pass_fds=(lock,),  # the server holds the lock for its life
+            )
+    finally:
+        os.close(lock)
     if not _ready(url, timeout=30):
         proc.kill()
         raise RuntimeError(f"the embedded S3 server did not answer on {url}; see {home / 'server.log'}")
-    record = {"pid": proc.pid, "port": port, "endpoint_url": url}
+    record = {
+        "pid": proc.pid,
+        "port": port,
+        "endpoint_url": url,
+        "generation": uuid.uuid4().hex[:12],
+        "started": now_iso(),
+    }
     write_json_atomic(home / "server.json", record)
     return record
 
 
 def stop(home: Path) -> bool:
+    """Stop the running server (SIGTERM, then SIGKILL after a grace period); False if none runs."""
     record = status(home)
     if record is None:
         return False
-    os.kill(record["pid"], signal.SIGTERM)
+    # Its lock is held, so the recorded pid is still the server's and not a stranger's.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(record["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while lock_held(home / SERVER_LOCK) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if lock_held(home / SERVER_LOCK):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(record["pid"], signal.SIGKILL)
     (home / "server.json").unlink(missing_ok=True)
     return True

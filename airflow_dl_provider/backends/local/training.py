@@ -2,13 +2,16 @@
 
 ``InstanceCount=N`` becomes N processes ("hosts" ``algo-1..algo-N``) wired with torch.distributed's
 environment as torchrun sets it, so a DDP script forms one process group over gloo. Channels are
-downloaded from S3, the ``SM_*`` environment is set per host, each host's output goes to its own
-CloudWatch stream, ``MetricDefinitions`` are matched over the log lines, and the model directory of
-``algo-1`` is uploaded as ``<S3OutputPath>/<job>/output/model.tar.gz``.
+downloaded from S3, the ``SM_*`` environment and the script's command line are what SageMaker's
+training toolkit builds from the hyperparameters, each host's output goes to its own CloudWatch
+stream, ``MetricDefinitions`` are matched over the log lines, and the model directory of ``algo-1``
+is uploaded as ``<S3OutputPath>/<job>/output/model.tar.gz``. With ``EnableNetworkIsolation`` the code
+must come from a channel (``/opt/ml/input/data/code/sourcedir.tar.gz``), as on SageMaker.
 
 Simulated, and said so in the job log: the instances (they are local processes, with no GPU unless
-this machine has one), EFA/NCCL (gloo over loopback instead), and the container image (the script
-runs with this Python).
+this machine has one), EFA/NCCL (gloo over loopback instead), the container image (the script runs
+with this Python) and network isolation (refused S3 code is all it enforces: the processes keep this
+machine's network).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import json
 import os
 import queue
 import re
-import socket
 import subprocess
 import sys
 import tarfile
@@ -27,10 +29,11 @@ import threading
 import time
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlparse
 
+from airflow_dl_provider.backends.local.processes import die_with_this_thread, free_port
 from airflow_dl_provider.backends.local.state import LocalJob, now_iso
 from airflow_dl_provider.backends.local.work import CloudWatchStream, JobFailure, Services
+from airflow_dl_provider.validation.preflight import split_s3_uri
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 ARN_NOUN = "training-job"
@@ -38,11 +41,15 @@ _FLUSH_SECONDS = 0.5
 _KILL_GRACE_SECONDS = 10
 
 
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise JobFailure(f"ClientError: {uri!r} is not an s3:// URI")
-    return parsed.netloc, parsed.path.lstrip("/")
+# Where SageMaker mounts the job's files in the container; locally each host's own directory.
+CONTAINER_ROOT = "/opt/ml/"
+# The hyperparameters the training toolkit keeps for itself (sagemaker_training.params:
+# SAGEMAKER_HYPERPARAMETERS, and every name with the "sagemaker_" prefix); the rest are the script's.
+_TOOLKIT_HYPERPARAMETERS = frozenset(
+    {"sagemaker_program", "sagemaker_submit_directory", "sagemaker_region", "sagemaker_job_name",
+     "sagemaker_container_log_level", "sagemaker_enable_cloudwatch_metrics", "sagemaker_s3_output",
+     "default_user_module_name", "_tuning_objective_metric"}
+)  # fmt: skip
 
 
 def decode_hyperparameters(raw: dict[str, str]) -> dict[str, Any]:
@@ -54,6 +61,43 @@ def decode_hyperparameters(raw: dict[str, str]) -> dict[str, Any]:
         except (TypeError, ValueError):
             decoded[key] = value
     return decoded
+
+
+def user_hyperparameters(hps: dict[str, Any]) -> dict[str, Any]:
+    """The script's hyperparameters: what the toolkit leaves after taking its own."""
+    return {
+        k: v for k, v in hps.items() if k not in _TOOLKIT_HYPERPARAMETERS and not k.startswith("sagemaker_")
+    }
+
+
+def env_value(value: Any) -> str:
+    """A value as the toolkit writes it into an ``SM_*`` variable (``mapping.to_env_vars``).
+
+    Strings as they are; everything else (numbers, booleans, lists, dicts) as compact, sorted JSON.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def cmd_args(hps: dict[str, Any]) -> list[str]:
+    """The script's command line, as the toolkit builds it (``mapping.to_cmd_args``).
+
+    Sorted by name; ``--name`` (``-n`` for one letter); a dict becomes ``k=v,k2=v2``, anything else
+    ``str(value)`` (so ``True``, ``[64, 32]``), exactly what a script on SageMaker receives.
+    """
+    args: list[str] = []
+    for key in sorted(hps):
+        name = str(key)
+        value = hps[key]
+        args.append(f"--{name}" if len(name) > 1 else f"-{name}")
+        if isinstance(value, dict):
+            args.append(",".join(f"{k}={v}" for k, v in sorted(value.items())))
+        else:
+            args.append("" if value is None else str(value))
+    return args
 
 
 def _download_prefix(s3: Any, uri: str, target: Path, *, shard: tuple[int, int] | None = None) -> int:
@@ -98,39 +142,55 @@ def _download_channels(job: LocalJob, request: dict[str, Any], s3: Any, hosts: l
     return counts
 
 
-def _fetch_source(s3: Any, submit_dir: str, code_dir: Path) -> None:
+def _fetch_source(s3: Any, submit_dir: str, code_dir: Path, host_root: Path, isolated: bool) -> None:
+    """Unpack the code as the toolkit does: from S3, or from a path in the container (the code channel)."""
     code_dir.mkdir(parents=True, exist_ok=True)
     if submit_dir.startswith("s3://"):
+        if isolated:
+            # The toolkit would try S3 and fail: the container has no network to reach it.
+            raise JobFailure(
+                f"AlgorithmError: sagemaker_submit_directory {submit_dir} is in S3, which a network-isolated "
+                f"container cannot reach; ship the code in the 'code' channel "
+                f"({CONTAINER_ROOT}input/data/code/sourcedir.tar.gz) as the SageMaker SDK does"
+            )
         bucket, key = split_s3_uri(submit_dir)
         archive = code_dir.parent / "sourcedir.tar.gz"
         s3.download_file(bucket, key, str(archive))
-        with tarfile.open(archive) as tar:
-            tar.extractall(code_dir, filter="data")
+    elif submit_dir.startswith(CONTAINER_ROOT):
+        archive = host_root / submit_dir[len(CONTAINER_ROOT) :]
+        if not archive.is_file():
+            raise JobFailure(
+                f"AlgorithmError: sagemaker_submit_directory {submit_dir} is not in the container; "
+                "is the channel that carries it in InputDataConfig?"
+            )
     else:
-        raise JobFailure(f"ClientError: sagemaker_submit_directory must be an s3:// URI, got {submit_dir!r}")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        raise JobFailure(
+            f"ClientError: sagemaker_submit_directory must be an s3:// URI or a path under {CONTAINER_ROOT}, "
+            f"got {submit_dir!r}"
+        )
+    with tarfile.open(archive) as tar:
+        tar.extractall(code_dir, filter="data")
 
 
 def host_environment(
     request: dict[str, Any], hps: dict[str, Any], hosts: list[str], rank: int, host_root: Path, port: int
 ) -> dict[str, str]:
-    """The ``SM_*`` variables SageMaker's training toolkit sets, plus torchrun's for N > 1 hosts."""
-    user_hps = {k: v for k, v in hps.items() if not k.startswith("sagemaker_")}
+    """The ``SM_*`` variables SageMaker's training toolkit sets, plus torchrun's for N > 1 hosts.
+
+    Values are written as the toolkit writes them (:func:`env_value`): a dict or list hyperparameter
+    arrives in ``SM_HP_<NAME>`` as JSON, never as a Python repr.
+    """
+    user_hps = user_hyperparameters(hps)
     channels = sorted(c["ChannelName"] for c in request.get("InputDataConfig", []))
     host = hosts[rank]
     env = {
-        "SM_HOSTS": json.dumps(hosts),
+        "SM_HOSTS": env_value(hosts),
         "SM_CURRENT_HOST": host,
         "SM_CURRENT_INSTANCE_TYPE": request["ResourceConfig"]["InstanceType"],
         "SM_NUM_GPUS": "0",
         "SM_NUM_CPUS": str(os.cpu_count() or 1),
-        "SM_HPS": json.dumps(user_hps),
-        "SM_CHANNELS": json.dumps(channels),
+        "SM_HPS": env_value(user_hps),
+        "SM_CHANNELS": env_value(channels),
         "SM_USER_ENTRY_POINT": str(hps.get("sagemaker_program", "")),
         "SM_MODULE_DIR": str(hps.get("sagemaker_submit_directory", "")),
         "SM_MODEL_DIR": str(host_root / "model"),
@@ -142,10 +202,10 @@ def host_environment(
         "SM_CHECKPOINT_DIR": str(host_root / "checkpoints"),
         "SM_LOG_LEVEL": str(hps.get("sagemaker_container_log_level", 20)),
         "SM_NETWORK_INTERFACE_NAME": "lo",
-        "SM_USER_ARGS": json.dumps([a for k, v in user_hps.items() for a in (f"--{k}", str(v))]),
+        "SM_USER_ARGS": env_value(cmd_args(user_hps)),
         "PYTHONUNBUFFERED": "1",
         **{f"SM_CHANNEL_{c.upper()}": str(host_root / "input" / "data" / c) for c in channels},
-        **{f"SM_HP_{k.upper()}": str(v) for k, v in user_hps.items()},
+        **{f"SM_HP_{k.upper()}": env_value(v) for k, v in user_hps.items()},
         **{str(k): str(v) for k, v in (request.get("Environment") or {}).items()},
     }
     if len(hosts) > 1:
@@ -320,20 +380,19 @@ def run(job: LocalJob, services: Services) -> None:
     job.transition("Downloading", "Downloading input data (local)")
     counts = _download_channels(job, request, services.s3, hosts)
     code_dir = job.work / "code"
-    _fetch_source(services.s3, str(submit_dir), code_dir)
+    isolated = bool(request.get("EnableNetworkIsolation"))
+    _fetch_source(services.s3, str(submit_dir), code_dir, job.work / hosts[0], isolated)
     if not (code_dir / str(program)).is_file():
         raise JobFailure(f"ClientError: entry point {program!r} is not in {submit_dir}")
 
     job.transition("Training", f"Training on {count} host(s); channels {counts}")
     training_start = time.time()
     job.update(TrainingStartTime=now_iso())
-    port = _free_port()
+    port = free_port()
     lines: queue.Queue[tuple[str, int, str]] = queue.Queue()
     procs: list[subprocess.Popen[bytes]] = []
     pumps: list[threading.Thread] = []
-    user_args = json.loads(
-        host_environment(request, hps, hosts, 0, job.work / hosts[0], port)["SM_USER_ARGS"]
-    )
+    user_args = cmd_args(user_hyperparameters(hps))
     for rank, host in enumerate(hosts):
         env = {**os.environ, **host_environment(request, hps, hosts, rank, job.work / host, port)}
         proc = subprocess.Popen(
@@ -343,6 +402,7 @@ def run(job: LocalJob, services: Services) -> None:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_this_thread(),  # a killed runner leaves no host running
         )
         procs.append(proc)
         assert proc.stdout is not None
