@@ -141,7 +141,8 @@ class LabelingRun:
         self.human_budget = int(stopping.get("MaxHumanLabeledObjectCount") or len(self.lines))
         percent = stopping.get("MaxPercentageOfInputDatasetLabeled")
         self.label_budget = math.ceil(len(self.lines) * int(percent) / 100) if percent else len(self.lines)
-        self.stream = CloudWatchStream(services.logs, LOG_GROUP, f"{self.name}/workforce-{int(time.time())}")
+        # Ground Truth writes one stream named exactly after the job (service_behaviour.LOG_STREAMS).
+        self.stream = CloudWatchStream(services.logs, LOG_GROUP, self.name)
 
     def key(self, index: int) -> str:
         line = self.lines[index]
