@@ -474,3 +474,45 @@ def test_log_lines_reach_the_task_log_per_host(
         assert 'hosts ["algo-1", "algo-2"]' in lines
     # The backend says what it simulates, in the job's own log.
     assert any("simulated instances" in line for line in _host_lines(task_log, "algo-1"))
+
+
+def test_hyperparameters_reach_the_script_as_the_toolkit_passes_them(
+    local_backend: Any, task_context: Any, train_data: str, tmp_path: Path, task_log: Any
+) -> None:
+    # Network isolation too: the code must come from the 'code' channel, not from S3.
+    src = _script_dir(
+        tmp_path / "src",
+        """
+        import json, os, sys
+        print("argv " + json.dumps(sys.argv[1:]), flush=True)
+        for name in ("LAYERS", "OPTS", "AMP", "NAME", "LR"):
+            print(f"SM_HP_{name} " + os.environ[f"SM_HP_{name}"], flush=True)
+        print("SM_HPS " + os.environ["SM_HPS"], flush=True)
+        print("SM_CHANNELS " + os.environ["SM_CHANNELS"], flush=True)
+        print("SM_MODULE_DIR " + os.environ["SM_MODULE_DIR"], flush=True)
+        """,
+    )
+    hyperparameters = {
+        "layers": [64, 32],
+        "opts": {"b": "x", "a": 1},
+        "amp": True,
+        "name": "resnet",
+        "lr": 0.1,
+    }
+    op = _operator(local_backend, src, hyperparameters=hyperparameters, enable_network_isolation=True)
+    op.execute(task_context("manual__toolkit_hyperparameters"))
+    lines = _host_lines(task_log, "algo-1")
+    # The command line: sorted names, dicts as k=v pairs, anything else str() (sagemaker_training.mapping).
+    assert (
+        'argv ["--amp", "True", "--layers", "[64, 32]", "--lr", "0.1", "--name", "resnet", "--opts", "a=1,b=x"]'
+        in lines
+    )
+    # The environment: JSON for lists, dicts and booleans, strings as they are; never a Python repr.
+    assert "SM_HP_LAYERS [64,32]" in lines
+    assert 'SM_HP_OPTS {"a":1,"b":"x"}' in lines
+    assert "SM_HP_AMP true" in lines
+    assert "SM_HP_NAME resnet" in lines
+    assert "SM_HP_LR 0.1" in lines
+    assert 'SM_HPS {"amp":true,"layers":[64,32],"lr":0.1,"name":"resnet","opts":{"a":1,"b":"x"}}' in lines
+    assert 'SM_CHANNELS ["code","train"]' in lines
+    assert "SM_MODULE_DIR /opt/ml/input/data/code/sourcedir.tar.gz" in lines
