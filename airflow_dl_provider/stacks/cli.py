@@ -123,25 +123,24 @@ def validate_command(args: argparse.Namespace) -> int:
 def package_command(args: argparse.Namespace) -> int:
     from airflow_dl_provider.stacks.package import package
 
-    if args.airflow_version not in MWAA_VERSIONS:
-        raise StackError(
-            f"--airflow-version: MWAA does not offer {args.airflow_version!r} for this provider; use one of {', '.join(MWAA_VERSIONS)}"
-        )
-    constraints = Path(args.constraints or f"constraints/mwaa-{args.airflow_version}.txt")
     result = package(
         Path(args.out),
         airflow_version=args.airflow_version,
-        constraints=constraints,
+        mwaa_constraints=Path(args.mwaa_constraints) if args.mwaa_constraints else None,
         project_dir=Path(args.project_dir),
         dags_dir=Path(args.dags_folder) if args.dags_folder else None,
         plugins_dir=Path(args.plugins_folder) if args.plugins_folder else None,
         python=args.python,
     )
     print(f"wheel:            {result.wheel}")
-    print(f"plugins.zip:      {result.plugins_zip} (wheel + {len(result.wheelhouse)} wheels + constraints)")
+    print(
+        f"plugins.zip:      {result.plugins_zip} (wheels/: the provider + {len(result.wheelhouse)} "
+        "wheels MWAA's image lacks; constraints.txt)"
+    )
     print(f"requirements.txt: {result.requirements}")
     if result.dags:
-        print(f"dags:             {result.dags}")
+        code = f" (with {', '.join(result.training_code)})" if result.training_code else ""
+        print(f"dags:             {result.dags}{code}")
     return 0
 
 
@@ -214,14 +213,22 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=validate_command)
 
     p = actions.add_parser("package", help="provider wheel, plugins.zip and requirements.txt for MWAA")
-    p.add_argument("--airflow-version", default=StackOptions().airflow_version)
-    p.add_argument("--constraints", default=None, help="default: constraints/mwaa-<version>.txt")
+    p.add_argument(
+        "--airflow-version", default=StackOptions().airflow_version, help=f"one of {', '.join(MWAA_VERSIONS)}"
+    )
+    p.add_argument(
+        "--mwaa-constraints",
+        default=None,
+        help="folder of MWAA's constraint files and package lists (default: <project-dir>/constraints/mwaa)",
+    )
     p.add_argument("--out", default="build/mwaa")
     p.add_argument("--project-dir", default=".")
     p.add_argument("--dags-folder", default="dags")
     p.add_argument("--plugins-folder", default=None)
     p.add_argument(
-        "--python", default=sys.executable, help="Python 3.11 whose pip resolves and builds wheels"
+        "--python",
+        default=None,
+        help="Python 3.12 (MWAA's) whose pip resolves and downloads; default: pyenv's or PATH's python3.12",
     )
     p.set_defaults(func=package_command)
 
