@@ -352,7 +352,7 @@ class Jobs:
 
     # -- CloudWatch Logs -----------------------------------------------------------------------------
 
-    def _streams(self, job: Job) -> list[str]:
+    def streams(self, job: Job) -> list[str]:
         prefix, exact = service_behaviour.log_stream_prefix(job.api.key, job.name)
         if exact:
             return [prefix]
@@ -372,12 +372,12 @@ class Jobs:
         if job.logged == 0:
             with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
                 logs.create_log_group(logGroupName=group)
-            for stream in self._streams(job):
+            for stream in self.streams(job):
                 logs.create_log_stream(logGroupName=group, logStreamName=stream)
         line = job.plan.log_lines[job.logged]
         job.logged += 1
         stamp = int(now().timestamp() * 1000)
-        for stream in self._streams(job):
+        for stream in self.streams(job):
             logs.put_log_events(
                 logGroupName=group, logStreamName=stream, logEvents=[{"timestamp": stamp, "message": line}]
             )

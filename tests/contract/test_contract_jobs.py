@@ -172,3 +172,39 @@ def test_killed_task_stops_its_job(aws: Aws, tmp_path: Path, task_context: Any, 
     # A second SIGTERM sends nothing for a job that has ended.
     op.on_kill()
     assert aws.service.count(f"Stop{case.noun}") == 1
+
+
+LOGGED = [
+    case for case in CASES if case.key != "tuning"
+]  # a tuning job's trials log, the tuning job does not
+
+
+@pytest.mark.parametrize("case", LOGGED, ids=str)
+@pytest.mark.parametrize("deferrable", [False, True], ids=["waiting", "deferred"])
+def test_every_log_line_reaches_the_task_log_once(
+    aws: Aws, tmp_path: Path, task_context: Any, task_log: Any, case: JobCase, deferrable: bool
+) -> None:
+    context = task_context(task_id=case.build(aws, tmp_path).task_id)
+    if deferrable:
+        _event, result = run_deferred(lambda: case.build(aws, tmp_path, deferrable=True), context)
+    else:
+        result = case.build(aws, tmp_path).execute(context)
+
+    job = aws.service.jobs.get(case.noun, result["job_name"])
+    streams = aws.service.jobs.streams(job)
+    for line in job.plan.log_lines:
+        copied = [m for m in task_log.messages if m.endswith(f"] {line}")]
+        assert len(copied) == len(streams), (line, copied, streams)
+
+
+def test_a_job_the_service_stopped_at_max_runtime_says_so(
+    aws: Aws, tmp_path: Path, task_context: Any
+) -> None:
+    from tests.contract.job_cases import training
+
+    aws.service.jobs.plan("TrainingJob", stopped_by="MaxRuntimeExceeded")
+    op = training(aws, tmp_path)
+    with pytest.raises(SageMakerJobError, match="MaxRuntimeExceeded") as caught:
+        op.execute(task_context(task_id=op.task_id))
+    assert caught.value.status == "Stopped"
+    assert aws.service.count("StopTrainingJob") == 0, "nobody asked for the stop"
