@@ -59,7 +59,7 @@ test-compat: $(foreach v,$(COMPAT_VERSIONS),.venv-compat-$(v)/.installed)
 	done
 
 clean:
-	rm -rf $(VENV) .venv-compat-* .venv-tools .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-compat-* .venv-mwaa-* .venv-tools .pytest_cache .mypy_cache .ruff_cache
 
 # --- stacks ---
 # checkov pins versions Airflow conflicts with, so it gets its own venv; the stack tests find it there.
@@ -73,13 +73,46 @@ $(TOOLS_VENV)/.installed-$(CHECKOV_VERSION):
 	$(TOOLS_VENV)/bin/pip install $(PIP_FLAGS) "checkov==$(CHECKOV_VERSION)"
 	touch $@
 
-.PHONY: tools test-package
+.PHONY: tools test-package mwaa-venvs
 tools: $(TOOLS_VENV)/.installed-$(CHECKOV_VERSION)
 
 test: tools
 
-# The offline MWAA install of the packaged requirements.txt, on both MWAA Airflow versions (slow).
-test-package: venv $(foreach v,$(COMPAT_VERSIONS),.venv-compat-$(v)/.installed)
-	AIRFLOW_DL_PACKAGE_TEST=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider -m slow tests/integration/test_package_offline.py
+# --- MWAA-faithful venvs: Python 3.12 (as both MWAA images), built the way the image's bootstrap does ---
+# safe-pip-install -c airflow_constraints.txt <required packages>, under mwaa_essential_constraints.txt
+# (constraints/mwaa/README.md). Skipped: psycopg2 and pycurl, which build from source against libpq and
+# libcurl headers; the metadata DB driver and celery's SQS transport are not used by a DagBag parse.
+# Python 3.12 comes from pyenv (newest 3.12.x), else from PATH; PYTHON312=... overrides.
+MWAA_DIR := constraints/mwaa
+MWAA_SKIPPED := psycopg2 pycurl
+PYTHON312 ?= $(or $(shell ls -d "$$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)"/versions/3.12.*/bin/python3.12 2>/dev/null | sort -V | tail -n 1),$(shell command -v python3.12 2>/dev/null))
+MWAA_STAMPS := $(foreach v,$(COMPAT_VERSIONS),.venv-mwaa-$(v)/.installed)
+
+.venv-mwaa-%/.installed: $(MWAA_DIR)/airflow_constraints-%.txt $(MWAA_DIR)/mwaa_essential_constraints-%.txt $(MWAA_DIR)/required-packages-%.txt
+	@test -n "$(PYTHON312)" || { echo "error: no Python 3.12 found (pyenv install 3.12, or make PYTHON312=/path/to/python3.12)"; exit 1; }
+	@start=$$(date +%s); \
+	rm -rf .venv-mwaa-$* && \
+	$(PYTHON312) -m venv .venv-mwaa-$* && \
+	.venv-mwaa-$*/bin/pip install $(PIP_FLAGS) --upgrade pip && \
+	sed -e 's/$${AIRFLOW_VERSION}/$*/' $(MWAA_DIR)/required-packages-$*.txt \
+		| grep -v -x $(foreach p,$(MWAA_SKIPPED),-e $(p)) > .venv-mwaa-$*/required-packages.txt && \
+	.venv-mwaa-$*/bin/pip install $(PIP_FLAGS) --constraint $(MWAA_DIR)/mwaa_essential_constraints-$*.txt \
+		-c $(MWAA_DIR)/airflow_constraints-$*.txt -r .venv-mwaa-$*/required-packages.txt && \
+	echo "built .venv-mwaa-$* ($$($(PYTHON312) -V), skipped $(MWAA_SKIPPED)) in $$(( $$(date +%s) - start )) s"
+	touch $@
+
+# Both versions at once: separate folders, and pip's cache writes are atomic.
+mwaa-venvs:
+	$(MAKE) -j2 $(MWAA_STAMPS)
+
+# stack package for each MWAA version, the offline install into its .venv-mwaa-<v> exactly as MWAA runs
+# it, and a DagBag parse of the packaged dags/ (slow; the venvs are reused while their inputs are unchanged).
+# Both versions at once, each in its own pytest (-O: one version's output, then the other's).
+test-package: venv mwaa-venvs
+	$(MAKE) -j2 -O $(foreach v,$(COMPAT_VERSIONS),test-package-$(v))
+
+test-package-%: venv .venv-mwaa-%/.installed
+	AIRFLOW_DL_PACKAGE_TEST=1 AIRFLOW_DL_PACKAGE_VERSIONS=$* $(VENV)/bin/python -m pytest -q -rP \
+		-p no:cacheprovider -m slow tests/integration/test_package_offline.py
 
 test-compat: test-package

@@ -1,144 +1,189 @@
-"""The packaged requirements.txt installs the provider offline, as on MWAA, on Airflow 2.11.0 and 3.0.6.
+"""The packaged requirements.txt installs offline into MWAA's image, and the packaged dags/ import there.
 
-For each version: ``stack package`` builds the wheel, ``plugins.zip`` and ``requirements.txt`` with
-the compat venv's Python 3.11 (``.venv-compat-<v>``, which ``make test-compat`` builds from MWAA's
-constraints). Then a fresh venv stands in for MWAA's image and ``pip install -r requirements.txt``
-runs in it with ``--no-index``, the unzipped ``plugins.zip`` as the only place to find wheels, and no
-pip configuration (so no site-wide find-links or index can help).
+For each MWAA version, ``.venv-mwaa-<v>`` (``make test-package`` builds it, see the Makefile) is MWAA's
+image as its bootstrap builds it: Python 3.12, ``required-packages-<v>.txt`` installed with
+``-c airflow_constraints-<v>.txt`` under ``mwaa_essential_constraints-<v>.txt`` (psycopg2 and pycurl
+left out: they build against libpq and libcurl headers, and nothing here imports them). Then:
 
-Shortcut (to stay inside CI's time budget): the fresh venv is not populated by installing Airflow
-again. MWAA's pre-installed set (Airflow and the providers MWAA's constraints pin, resolved) is
-taken from the compat venv, which has exactly those versions installed: every file of those
-distributions, and nothing else, is symlinked into one folder that a ``.pth`` file puts on the fresh
-venv's path. pip sees them as installed, exactly as on MWAA; anything else the provider needs (Great
-Expectations and its dependencies) must come from the wheelhouse in ``plugins.zip``. Two seconds of
-symlinks instead of two minutes of installs per version.
+1. ``stack package`` resolves and downloads with that venv's Python 3.12 and pip.
+2. A full copy of the venv (real files, so the test never changes the shared one and pip sees exactly
+   the image's installed distributions) gets ``plugins.zip`` unzipped beside it and the packaged
+   ``requirements.txt`` installed the way MWAA's entrypoint runs ``safe-pip-install``:
+   ``pip3 install --constraint mwaa_essential_constraints.txt -r requirements.txt``, with no pip
+   configuration and no index: only the wheels in ``plugins.zip`` can satisfy it.
+3. Airflow's DagBag parses the packaged ``dags/`` in that venv: 0 import errors.
 
-Runs only from ``make test-package`` (part of ``make test-compat``), which sets
-``AIRFLOW_DL_PACKAGE_TEST=1``; the compat venvs can be pointed elsewhere with
-``AIRFLOW_DL_COMPAT_PYTHON_<2110|306>``.
+The one liberty: ``/usr/local/airflow/plugins`` in ``requirements.txt`` is replaced by the folder the
+zip was unzipped into. Runs only from ``make test-package`` (``AIRFLOW_DL_PACKAGE_TEST=1``); the venvs
+can be pointed elsewhere with ``AIRFLOW_DL_MWAA_VENV_<2110|306>`` and the versions chosen with
+``AIRFLOW_DL_PACKAGE_VERSIONS`` (comma-separated).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from airflow_dl_provider.stacks.package import (
+    CONSTRAINTS_NAME,
     MWAA_PLUGINS_DIR,
-    mwaa_base_requirements,
+    WHEELS_DIR,
+    canonical,
     package,
-    resolve,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+VERSIONS = [v for v in os.environ.get("AIRFLOW_DL_PACKAGE_VERSIONS", "2.11.0,3.0.6").split(",") if v]
+HEAVY = ("torch", "pandas", "great_expectations", "scipy", "sklearn")
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.timeout(900),
+    pytest.mark.timeout(1500),
     pytest.mark.skipif(
         not os.environ.get("AIRFLOW_DL_PACKAGE_TEST"),
         reason="the offline MWAA install runs in 'make test-package' (part of make test-compat)",
     ),
 ]
 
+_PARSE = r"""
+import json, sys
+from airflow.models.dagbag import DagBag
+from airflow.utils.file import list_py_file_paths
+import airflow_dl_provider
+folder = sys.argv[1]
+bag = DagBag(dag_folder=folder, include_examples=False)
+print(json.dumps({
+    "dags": sorted(bag.dag_ids),
+    "errors": {path: str(error)[-800:] for path, error in bag.import_errors.items()},
+    "scanned": list_py_file_paths(folder, safe_mode=False),
+    "provider": airflow_dl_provider.__file__,
+    "heavy": sorted(m for m in sys.argv[2].split(",") if m in sys.modules),
+}))
+"""
 
-def _compat_python(version: str) -> str:
-    override = os.environ.get(f"AIRFLOW_DL_COMPAT_PYTHON_{version.replace('.', '')}")
-    python = Path(override or ROOT / f".venv-compat-{version}" / "bin" / "python")
-    if not python.exists():
-        pytest.fail(f"{python} is missing; 'make test-compat' builds it")
-    return str(python)
+
+def _mwaa_venv(version: str) -> Path:
+    override = os.environ.get(f"AIRFLOW_DL_MWAA_VENV_{version.replace('.', '')}")
+    venv = Path(override or ROOT / f".venv-mwaa-{version}")
+    if not (venv / ".installed").exists() and not override:
+        pytest.fail(f"{venv} is missing; 'make test-package' builds it")
+    return venv
 
 
 def _run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
-    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd)
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd, check=False)
     assert proc.returncode == 0, f"{' '.join(args)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
 
 
-_LINK_BASE = r"""
-import importlib.metadata as md, os, re, sys
-names, target = set(sys.argv[2].split(",")), sys.argv[1]
-for dist in md.distributions():
-    if re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower() not in names:
-        continue
-    for f in dist.files or []:
-        if str(f).startswith(".."):
-            continue
-        src, dst = str(dist.locate_file(f)), os.path.join(target, str(f))
-        if os.path.exists(src) and not os.path.lexists(dst):
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            os.symlink(src, dst)
-"""
+def _freeze(python: str) -> set[tuple[str, str]]:
+    out = _run(python, "-m", "pip", "--disable-pip-version-check", "list", "--format=json")
+    return {(canonical(d["name"]), d["version"]) for d in json.loads(out)}
 
 
-def _mwaa_mirror(compat_python: str, base: dict[str, str], where: Path) -> str:
-    """A fresh venv that sees exactly MWAA's pre-installed distributions (symlinked from the compat venv)."""
-    _run(compat_python, "-m", "venv", str(where / "venv"))
-    python = str(where / "venv" / "bin" / "python")
-    site = _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip()
-    base_dir = where / "mwaa-base"
-    base_dir.mkdir()
-    _run(compat_python, "-c", _LINK_BASE, str(base_dir), ",".join(sorted(base)))
-    (Path(site) / "mwaa_base.pth").write_text(f"{base_dir}\n")
-    return python
+def _isolated_env(**extra: str) -> dict[str, str]:
+    """No pip configuration, index or find-links of this machine: only what requirements.txt names."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "AIRFLOW", "PYTHON"))}
+    return {**env, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INPUT": "1", **extra}
 
 
-@pytest.mark.parametrize("version", ["2.11.0", "3.0.6"])
-def test_packaged_requirements_install_offline(tmp_path, version):
-    compat = _compat_python(version)
-    constraints = ROOT / "constraints" / f"mwaa-{version}.txt"
+@pytest.mark.parametrize("version", VERSIONS)
+def test_package_installs_offline_and_dags_import(tmp_path, version):
+    venv = _mwaa_venv(version)
+    started = time.monotonic()
     result = package(
         tmp_path / "out",
         airflow_version=version,
-        constraints=constraints,
         project_dir=ROOT,
         dags_dir=ROOT / "dags",
-        python=compat,
+        python=str(venv / "bin" / "python"),
     )
+    packaged_s = time.monotonic() - started
+
     requirements = result.requirements.read_text()
-    assert "--no-index" in requirements and f"--find-links {MWAA_PLUGINS_DIR}" in requirements
+    lines = [line for line in requirements.splitlines() if line and not line.startswith("#")]
+    assert lines == [
+        "--no-index",
+        f"--find-links {MWAA_PLUGINS_DIR}/{WHEELS_DIR}",
+        f"--constraint {MWAA_PLUGINS_DIR}/{CONSTRAINTS_NAME}",
+        f"airflow-dl-provider=={result.wheel.name.split('-')[1]}",
+    ]
     with zipfile.ZipFile(result.plugins_zip) as archive:
         names = archive.namelist()
-    assert result.wheel.name in names and "constraints.txt" in names
-    assert any(n.startswith("great_expectations-") for n in names), names
-    assert (result.dags / "configs").is_dir()
+    wheels = [n.removeprefix(f"{WHEELS_DIR}/") for n in names if n.endswith(".whl")]
+    assert all(n.startswith(f"{WHEELS_DIR}/") for n in names if n.endswith(".whl"))
+    assert CONSTRAINTS_NAME in names and result.wheel.name in wheels
+    assert any(n.startswith("great_expectations-") for n in wheels), wheels
+    # MWAA's Python and platform only: cp312 manylinux x86_64, or pure Python.
+    for name in wheels:
+        tags = name.removesuffix(".whl").split("-")[-3:]
+        assert tags[2] == "any" or (tags[0] == "cp312" and "manylinux" in tags[2] and "x86_64" in tags[2]), (
+            name
+        )
 
-    base = resolve(mwaa_base_requirements(constraints, version), constraints, compat)
-    assert "great-expectations" not in base
-    python = _mwaa_mirror(compat, base, tmp_path)
-    version_seen = _run(python, "-c", "import airflow; print(airflow.__version__)").strip()
-    assert version_seen == version
+    # Nothing the image already has at that version is shipped.
+    image_python = str(venv / "bin" / "python")
+    image = _freeze(image_python)
+    shipped = {(canonical(n.split("-")[0]), n.split("-")[1]) for n in wheels}
+    assert not shipped & image, sorted(shipped & image)
 
+    # The image, copied for real (no links into the shared venv), and plugins.zip where MWAA puts it.
+    started = time.monotonic()
+    copy = tmp_path / "image"
+    _run("cp", "-a", str(venv), str(copy))
+    python = str(copy / "bin" / "python")
     plugins = tmp_path / "plugins"
     with zipfile.ZipFile(result.plugins_zip) as archive:
         archive.extractall(plugins)
-    local_requirements = tmp_path / "requirements.txt"
-    local_requirements.write_text(requirements.replace(MWAA_PLUGINS_DIR, str(plugins)))
-    # No pip configuration at all: the site config's find-links and indexes must not help.
-    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INPUT": "1"}
-    env.pop("PIP_FIND_LINKS", None)
-    env.pop("PIP_INDEX_URL", None)
-    env.pop("PIP_EXTRA_INDEX_URL", None)
-    env.pop("PIP_CONSTRAINT", None)
+    local = tmp_path / "requirements.txt"
+    local.write_text(requirements.replace(MWAA_PLUGINS_DIR, str(plugins)))
+    assert any(re.search(r"-c |--constraint ", line) for line in local.read_text().splitlines())
+    essential = ROOT / "constraints" / "mwaa" / f"mwaa_essential_constraints-{version}.txt"
     _run(
-        python, "-m", "pip", "install", "--disable-pip-version-check", "-r", str(local_requirements), env=env
-    )
-
-    # Both came from plugins.zip into the fresh venv, not from the MWAA base folder.
-    where = _run(
         python,
-        "-c",
-        "import airflow_dl_provider, great_expectations; "
-        "from airflow_dl_provider.operators.training import DistributedTrainingOperator; "
-        "print(airflow_dl_provider.__file__); print(great_expectations.__file__)",
-        env=env,
-        cwd=tmp_path,  # not the checkout, whose airflow_dl_provider/ would shadow the installed one
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--constraint",
+        str(essential),
+        "-r",
+        str(local),
+        env=_isolated_env(),
+        cwd=tmp_path,
     )
-    venv = str(Path(python).parents[1])
-    assert all(line.startswith(venv) for line in where.splitlines()[-2:]), where
+    installed_s = time.monotonic() - started
+
+    # Exactly the shipped wheels were installed, and nothing of the image changed.
+    assert _freeze(python) - image == shipped
+    assert image - _freeze(python) == set()
+
+    dags = result.dags
+    assert dags is not None and result.training_code == ("training_code/training",)
+    home = tmp_path / "airflow-home"
+    home.mkdir()
+    env = _isolated_env(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(plugins),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    )
+    parsed = json.loads(
+        _run(python, "-c", _PARSE, str(dags), ",".join(HEAVY), env=env, cwd=tmp_path).splitlines()[-1]
+    )
+    assert parsed["errors"] == {}
+    assert parsed["dags"] == ["dl_drift_monitor_digits", "dl_pipeline_digits", "dl_retrain_digits"]
+    assert parsed["provider"].startswith(str(copy))
+    assert parsed["heavy"] == []
+    assert [Path(p).name for p in parsed["scanned"]] == ["dl_pipeline.py"]  # .airflowignore holds
+    print(
+        f"\nAirflow {version}: stack package {packaged_s:.0f} s, copy + offline install {installed_s:.0f} s, "
+        f"{len(wheels)} wheels ({result.plugins_zip.stat().st_size / 2**20:.0f} MiB): {', '.join(sorted(wheels))}"
+    )
