@@ -1,4 +1,8 @@
-"""Neo compilation: typed arguments -> one CreateCompilationJob request."""
+"""Neo compilation: typed arguments -> one CreateCompilationJob request.
+
+What Neo accepts (PyTorch versions per target, the model file) is data in
+:mod:`airflow_dl_provider.presets.compilation`, checked at DAG import and again before the job.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 from airflow_dl_provider.exceptions import PreflightError
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
 from airflow_dl_provider.operators.base import SageMakerJobOperator
+from airflow_dl_provider.presets.compilation import check_framework_version, pytorch_target
 from airflow_dl_provider.validation.preflight import check_s3_prefix
 
 FRAMEWORKS = ("TENSORFLOW", "KERAS", "MXNET", "ONNX", "PYTORCH", "XGBOOST", "TFLITE", "DARKNET", "SKLEARN")
@@ -37,13 +42,19 @@ def _is_shape(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(d, int) and d > 0 for d in value)
 
 
-def check_data_input_config(framework: str, config: Any, *, optional: bool) -> None:
-    """The layout Neo expects for ``framework``: a dict of input name to shape (PyTorch: or a list of shapes)."""
+def check_data_input_config(framework: str, config: Any, target_device: str | None) -> None:
+    """The layout Neo expects for ``framework``: a dict of input name to shape (PyTorch: or a list of shapes).
+
+    Required for every framework but XGBoost and scikit-learn, and for every framework on Inferentia and
+    Trainium targets, which compile for fixed input shapes.
+    """
     if config in (None, "", {}, []):
-        if optional or framework in NO_SHAPES:
+        target = pytorch_target(target_device)
+        if framework in NO_SHAPES and not target.needs_shapes:
             return
+        needs = f"{target_device} targets need" if target.needs_shapes else f"{framework} needs"
         raise PreflightError(
-            f"data_input_config: {framework} needs the input names and shapes, e.g. {{'input0': [1, 3, 224, 224]}}"
+            f"data_input_config: {needs} the input names and shapes, e.g. {{'input0': [1, 3, 224, 224]}}"
         )
     value = _parse_config(config) if isinstance(config, str) else config
     named = isinstance(value, Mapping) and all(_is_shape(s) for s in value.values())
@@ -79,28 +90,22 @@ def check_target(output_config: Mapping[str, Any]) -> None:
         )
 
 
-def _optional_shapes(framework: str, framework_version: str | None, output_config: Mapping[str, Any]) -> bool:
-    """PyTorch >= 2.0 models compiled for cloud instances carry their own input shapes."""
-    if framework != "PYTORCH" or not framework_version:
-        return False
-    try:
-        major = int(str(framework_version).split(".", 1)[0])
-    except ValueError:
-        return False
-    return major >= 2 and str(output_config.get("TargetDevice") or "").startswith("ml_")
-
-
 class NeoCompilationOperator(SageMakerJobOperator):
     """Compile a trained model with SageMaker Neo for a target device or platform.
 
     :param role_arn: the role Neo uses to read the model and write the artifact. (templated)
     :param model_artifacts: ``s3://.../model.tar.gz`` to compile, e.g. a training task's
-        ``model_artifacts``. (templated)
+        ``model_artifacts``. For PyTorch it holds exactly one ``.pt``/``.pth`` file, the model traced
+        with ``torch.jit.trace`` and saved with ``torch.jit.save`` (``docker/training/train.py`` saves
+        ``model.pth``). (templated)
     :param output_path: ``s3://`` prefix; the artifact lands at ``<output_path>/<model basename>-<target>.tar.gz``. (templated)
     :param framework: ``PYTORCH`` (default), ``TENSORFLOW``, ``KERAS``, ``MXNET``, ``ONNX``, ``XGBOOST``, ...
-    :param framework_version: e.g. ``2.0``; with PyTorch >= 2.0 and an ``ml_*`` device, shapes are optional. (templated)
+    :param framework_version: the framework version Neo compiles with, ``major.minor`` (``2.0.1`` is
+        sent as ``2.0``); required for PyTorch and one Neo accepts for the target (cloud instances 1.4
+        to 2.0, ``ml_inf1`` 1.7-1.9, ``ml_inf2``/``ml_trn1`` 1.13, edge 1.7-1.8). (templated)
     :param data_input_config: input name -> shape (``{"input0": [1, 64]}``), or for PyTorch a list of
-        shapes; a dict, list or JSON string. (templated)
+        shapes; a dict, list or JSON string. Required, except for XGBoost and scikit-learn models on
+        targets other than Inferentia and Trainium. (templated)
     :param target_device: e.g. ``ml_c5``, ``jetson_xavier``; exactly one of this and ``target_platform``. (templated)
     :param target_platform: ``{"Os": "LINUX", "Arch": "X86_64", "Accelerator": "NVIDIA"}``. (templated)
     :param compiler_options: a dict or JSON string; required for NVIDIA targets. (templated)
@@ -174,12 +179,10 @@ class NeoCompilationOperator(SageMakerJobOperator):
         ):
             try:
                 check_target(output)
-                if not _templated(data_input_config) and not _templated(framework_version):
-                    check_data_input_config(
-                        framework,
-                        data_input_config,
-                        optional=_optional_shapes(framework, framework_version, output),
-                    )
+                if not _templated(framework_version):
+                    check_framework_version(framework, framework_version, target_device)
+                if not _templated(data_input_config):
+                    check_data_input_config(framework, data_input_config, target_device)
             except PreflightError as err:
                 raise ValueError(f"{task}: {err}") from None
 
@@ -201,8 +204,9 @@ class NeoCompilationOperator(SageMakerJobOperator):
         config = self.data_input_config
         if config not in (None, "", {}, []):
             input_config["DataInputConfig"] = config if isinstance(config, str) else json.dumps(config)
-        if self.framework_version:
-            input_config["FrameworkVersion"] = str(self.framework_version)
+        version = check_framework_version(self.framework, self.framework_version, self.target_device)
+        if version:
+            input_config["FrameworkVersion"] = version
         request: dict[str, Any] = {
             "RoleArn": self.role_arn,
             "InputConfig": input_config,
@@ -216,10 +220,12 @@ class NeoCompilationOperator(SageMakerJobOperator):
     def preflight(self, request: Mapping[str, Any], context: Any) -> None:
         output, source = request["OutputConfig"], request["InputConfig"]
         check_target(output)
+        # Again on the merged request: overrides may have changed the version, the target or the shapes.
+        check_framework_version(
+            source["Framework"], source.get("FrameworkVersion"), output.get("TargetDevice")
+        )
         check_data_input_config(
-            source["Framework"],
-            source.get("DataInputConfig"),
-            optional=_optional_shapes(source["Framework"], source.get("FrameworkVersion"), output),
+            source["Framework"], source.get("DataInputConfig"), output.get("TargetDevice")
         )
         check_s3_prefix(self.hook.s3, source["S3Uri"], "model_artifacts")
 

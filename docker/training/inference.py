@@ -2,6 +2,11 @@
 
 Packaged as ``code/inference.py`` inside ``model.tar.gz``; ``train.py`` imports :class:`DigitsNet` from
 here so training and serving share one definition. Pure torch + numpy, CPU only.
+
+``model.tar.gz`` holds the weights twice: ``model.ckpt`` (state dict and constructor arguments, what
+:func:`model_fn` loads) and ``model.pth``, the model traced with ``torch.jit.trace``, which is what
+SageMaker Neo compiles. Neo takes exactly one ``.pt``/``.pth`` file per archive, so the checkpoint has
+another suffix.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-MODEL_FILENAME = "model.pt"
+CHECKPOINT_FILENAME = "model.ckpt"
+TRACED_FILENAME = "model.pth"
 CSV = "text/csv"
 JSON = "application/json"
 NPY = "application/x-npy"
@@ -46,7 +52,7 @@ class DigitsNet(nn.Module):
         )
 
     def config(self) -> dict[str, Any]:
-        """Constructor arguments, saved next to the weights in ``model.pt``."""
+        """Constructor arguments, saved next to the weights in ``model.ckpt``."""
         return {
             "input_dim": self.input_dim,
             "hidden": self.hidden,
@@ -59,9 +65,9 @@ class DigitsNet(nn.Module):
 
 
 def model_fn(model_dir: str) -> DigitsNet:
-    """Load ``model.pt`` (``{"state_dict", "config"}``) on CPU in eval mode."""
+    """Load ``model.ckpt`` (``{"state_dict", "config"}``) on CPU in eval mode."""
     # weights_only: the checkpoint holds only tensors and plain types, so refuse anything that would unpickle code.
-    checkpoint = torch.load(Path(model_dir) / MODEL_FILENAME, map_location="cpu", weights_only=True)
+    checkpoint = torch.load(Path(model_dir) / CHECKPOINT_FILENAME, map_location="cpu", weights_only=True)
     model = DigitsNet(**checkpoint["config"])
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()

@@ -398,14 +398,31 @@ def train(params: Hyperparameters, env: dict[str, str]) -> dict[str, Any]:
     return metrics
 
 
+def save_traced(model: torch.nn.Module, input_dim: int, path: Path) -> None:
+    """Trace ``model`` on CPU with one float32 row and save it as TorchScript: SageMaker Neo's PyTorch input.
+
+    Neo loads the file with ``torch.jit.load`` and compiles it for the input shape given in the
+    compilation job's ``DataInputConfig`` (``{"input0": [1, <features>]}``); it never sees this code.
+    """
+    import torch
+
+    model = model.cpu().eval()
+    example = torch.zeros(1, input_dim, dtype=torch.float32)
+    with torch.no_grad():
+        traced = torch.jit.trace(model, example)  # check_trace compares it with the eager model
+    torch.jit.save(traced, str(path))
+
+
 def _save(model: torch.nn.Module, metrics: dict[str, Any], env: dict[str, str]) -> None:
     import torch
+    from inference import CHECKPOINT_FILENAME, TRACED_FILENAME
 
     model_dir = Path(env.get("SM_MODEL_DIR", "/opt/ml/model"))
     code_dir = model_dir / "code"
     code_dir.mkdir(parents=True, exist_ok=True)
     state_dict = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    torch.save({"state_dict": state_dict, "config": model.config()}, model_dir / "model.pt")
+    torch.save({"state_dict": state_dict, "config": model.config()}, model_dir / CHECKPOINT_FILENAME)
+    save_traced(model, int(model.config()["input_dim"]), model_dir / TRACED_FILENAME)
     # SageMaker's PyTorch serving container looks for the handlers in model.tar.gz's code/ directory.
     shutil.copyfile(_HERE / "inference.py", code_dir / "inference.py")
     data_dir = Path(env.get("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data"))

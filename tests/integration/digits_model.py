@@ -1,4 +1,5 @@
-"""A small, untrained digits model packaged as training leaves it: ``model.pt`` + ``code/inference.py``.
+"""A small, untrained digits model packaged as training leaves it: ``model.ckpt``, the traced
+``model.pth`` and ``code/inference.py``.
 
 Untrained weights are enough where a test compares the backend's output with the same handlers
 called directly; building it takes milliseconds where training would take seconds.
@@ -29,14 +30,17 @@ def inference_module() -> Any:
 
 
 def model_dir(root: Path, seed: int = 0) -> Path:
-    """An unpacked model: ``model.pt`` (DigitsNet, hidden=32) and ``code/inference.py``."""
+    """An unpacked model: ``model.ckpt`` and ``model.pth`` (DigitsNet, hidden=32), ``code/inference.py``."""
     import torch
 
     inference = inference_module()
     torch.manual_seed(seed)
-    model = inference.DigitsNet(hidden=32)
+    model = inference.DigitsNet(hidden=32).eval()
     root.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": model.state_dict(), "config": model.config()}, root / "model.pt")
+    torch.save(
+        {"state_dict": model.state_dict(), "config": model.config()}, root / inference.CHECKPOINT_FILENAME
+    )
+    torch.jit.save(torch.jit.trace(model, torch.zeros(1, 64)), str(root / inference.TRACED_FILENAME))
     (root / "code").mkdir(exist_ok=True)
     shutil.copy(INFERENCE, root / "code" / "inference.py")
     return root

@@ -151,7 +151,7 @@ def test_two_instances_train_one_model(local_backend: Any, task_context: Any) ->
     )
     with tarfile.open(fileobj=io.BytesIO(body["Body"].read())) as tar:
         members = set(tar.getnames())
-    assert {"model.pt", "code/inference.py"} <= members
+    assert {"model.ckpt", "model.pth", "code/inference.py"} <= members
 
     streams = local_backend.logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=job_name)
     hosts = sorted(s["logStreamName"].split("/", 1)[1].rsplit("-", 1)[0] for s in streams["logStreams"])

@@ -214,7 +214,9 @@ def test_two_process_run_prints_metrics_and_saves_model(ddp_run: Run) -> None:
         "accuracy=" in line or line.startswith("world_size=") for line in _lines(ddp_run.stdouts[1])
     )
 
-    assert (ddp_run.model_dir / "model.pt").is_file()
+    assert (ddp_run.model_dir / "model.ckpt").is_file()
+    # Neo compiles the one .pt/.pth file of the archive: the traced model, nothing else.
+    assert sorted(p.name for p in ddp_run.model_dir.iterdir() if p.suffix in (".pt", ".pth")) == ["model.pth"]
     assert (ddp_run.model_dir / "code" / "inference.py").read_text() == (
         TRAINING_DIR / "inference.py"
     ).read_text()
@@ -269,7 +271,7 @@ def test_single_process_run(tmp_path: Path, splits: dict[str, Split]) -> None:
     assert lines[-2] == "epoch=4 " + lines[-2].split(" ", 1)[1]
     test = TEST_LINE.match(lines[-1])
     assert test and float(test.group(1)) >= 0.5
-    assert (run.model_dir / "model.pt").is_file()
+    assert (run.model_dir / "model.ckpt").is_file() and (run.model_dir / "model.pth").is_file()
     assert (run.model_dir / "code" / "inference.py").is_file()
 
 
@@ -297,7 +299,26 @@ def test_failing_run_writes_failure_file(
     assert failure.count("\n") == 1 and failure.endswith("\n")
     assert expected in failure
     assert all("Traceback" in err for err in run.stderrs)
-    assert not (run.model_dir / "model.pt").exists()
+    assert not (run.model_dir / "model.ckpt").exists() and not (run.model_dir / "model.pth").exists()
+
+
+@pytest.mark.slow
+def test_traced_model_is_torchscript_that_computes_what_the_checkpoint_does(
+    ddp_run: Run, splits: dict[str, Split]
+) -> None:
+    """What Neo receives: TorchScript loadable without this code, giving the served model's outputs."""
+    import torch
+
+    assert ddp_run.returncodes == [0, 0], ddp_run.stderrs
+    traced = torch.jit.load(str(ddp_run.model_dir / "model.pth"))
+    assert isinstance(traced, torch.jit.ScriptModule)
+    inference = _load_module(ddp_run.model_dir / "code" / "inference.py", "packaged_digits_for_trace")
+    served = inference.model_fn(str(ddp_run.model_dir))
+    rows = torch.as_tensor(splits["test"].features, dtype=torch.float32)
+    with torch.no_grad():
+        assert torch.allclose(traced(rows), served(rows), atol=1e-5)
+        # Traced with a batch of one (Neo's DataInputConfig shape), it still takes any batch size here.
+        assert traced(rows[:1]).shape == (1, 10)
 
 
 @pytest.fixture(scope="module")

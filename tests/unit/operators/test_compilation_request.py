@@ -40,7 +40,7 @@ def _operator(model: str, local_backend: Any, **kwargs: Any) -> NeoCompilationOp
         "role_arn": ROLE_ARN,
         "model_artifacts": model,
         "output_path": local_backend.uri("compiled"),
-        "framework_version": "1.13",
+        "framework_version": "1.8",
         "data_input_config": {"input0": [1, 64]},
         "target_platform": NVIDIA,
         "compiler_options": OPTIONS,
@@ -63,7 +63,7 @@ def test_sends_exactly_this_request(
             "S3Uri": model,
             "Framework": "PYTORCH",
             "DataInputConfig": '{"input0": [1, 64]}',
-            "FrameworkVersion": "1.13",
+            "FrameworkVersion": "1.8",
         },
         "OutputConfig": {
             "S3OutputLocation": local_backend.uri("compiled"),
@@ -118,8 +118,56 @@ def test_sends_exactly_this_request(
         ),
         ({"compiler_options": None}, "NVIDIA targets need"),
         ({"data_input_config": {"input0": [1, -64]}}, "not a PyTorch layout"),
-        ({"data_input_config": None}, "needs the input names and shapes"),
-        ({"framework": "KERAS", "data_input_config": [[1, 64]]}, "needs a dict of input name to shape"),
+        ({"data_input_config": None}, "PYTORCH needs the input names and shapes"),
+        ({"framework_version": None}, "framework_version: Neo needs the PyTorch version"),
+        ({"framework_version": "2.0"}, "framework_version: Neo does not compile PyTorch 2.0 for edge"),
+        ({"framework_version": "two"}, "framework_version: 'two' is not a version"),
+        (
+            {
+                "target_platform": None,
+                "target_device": "ml_c5",
+                "compiler_options": None,
+                "framework_version": "2.5.1",
+            },
+            "framework_version: Neo does not compile PyTorch 2.5.1 for cloud instances; use one of 1.4, 1.5",
+        ),
+        (
+            {
+                "target_platform": None,
+                "target_device": "ml_inf1",
+                "compiler_options": None,
+                "framework_version": "2.0",
+            },
+            "framework_version: Neo does not compile PyTorch 2.0 for ml_inf1 .Inferentia.; use one of 1.7, 1.8, 1.9 ",
+        ),
+        (
+            {
+                "target_platform": None,
+                "target_device": "ml_inf2",
+                "compiler_options": None,
+                "framework_version": "1.8",
+            },
+            "for ml_inf2 and ml_trn1",
+        ),
+        (
+            {"framework": "ONNX", "data_input_config": {"data": [1, 3, 224, 224]}},
+            "framework_version: Neo takes it for MXNET, PYTORCH, TENSORFLOW, TFLITE only, not ONNX",
+        ),
+        (
+            {
+                "framework": "XGBOOST",
+                "framework_version": None,
+                "data_input_config": None,
+                "target_platform": None,
+                "target_device": "ml_inf1",
+                "compiler_options": None,
+            },
+            "data_input_config: ml_inf1 targets need the input names and shapes",
+        ),
+        (
+            {"framework": "KERAS", "framework_version": None, "data_input_config": [[1, 64]]},
+            "needs a dict of input name to shape",
+        ),
         ({"framework": "CAFFE"}, "framework: 'CAFFE' is not one of"),
     ],
 )
@@ -146,14 +194,50 @@ def test_rendered_bad_target_fails_before_any_job(
     assert "\n" not in str(caught.value)
 
 
-def test_pytorch_2_on_a_cloud_target_may_omit_shapes(local_backend: Any) -> None:
+@pytest.mark.parametrize(
+    ("device", "version"),
+    [("ml_c5", "2.0"), ("ml_p3", "1.13"), ("ml_inf1", "1.9"), ("ml_inf2", "1.13"), ("ml_trn1", "1.13")],
+)
+def test_pytorch_shapes_are_required_on_every_target(local_backend: Any, device: str, version: str) -> None:
+    cloud = {
+        "target_platform": None,
+        "target_device": device,
+        "compiler_options": None,
+        "framework_version": version,
+    }
+    with pytest.raises(ValueError, match=r"^compile: data_input_config: .* need"):
+        _operator("s3://b/model.tar.gz", local_backend, data_input_config=None, **cloud)
+    op = _operator("s3://b/model.tar.gz", local_backend, **cloud)
+    assert op.build_request({})["InputConfig"]["FrameworkVersion"] == version
+
+
+def test_patch_versions_are_sent_as_neo_spells_them(local_backend: Any) -> None:
     op = _operator(
         "s3://b/model.tar.gz",
         local_backend,
-        framework_version="2.0",
-        data_input_config=None,
+        framework_version="2.0.1",
         target_platform=None,
         target_device="ml_c5",
         compiler_options=None,
     )
-    assert "DataInputConfig" not in op.build_request({})["InputConfig"]
+    assert op.build_request({})["InputConfig"]["FrameworkVersion"] == "2.0"
+
+
+def test_overridden_version_is_checked_before_any_job(
+    local_backend: Any, model: str, sagemaker: Any, task_context: Any
+) -> None:
+    client, _stub = sagemaker  # nothing stubbed: any SageMaker call fails the test
+    op = _operator(
+        model,
+        local_backend,
+        target_platform=None,
+        target_device="ml_c5",
+        compiler_options=None,
+        framework_version="2.0",
+        overrides={"InputConfig": {"FrameworkVersion": "2.4"}},
+    )
+    use(op, client)
+    with pytest.raises(
+        PreflightError, match=r"^framework_version: Neo does not compile PyTorch 2\.4 for cloud"
+    ):
+        op.execute(task_context("manual__1", task_id="compile"))
