@@ -33,7 +33,7 @@ from airflow_dl_provider.presets.containers import pytorch_image
 from airflow_dl_provider.validation.requests import validate_request
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 CAPTURE_MODES = ("Input", "Output")
 SERVING = frozenset({"InService"})
@@ -202,7 +202,7 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
         self.hook.conn.create_endpoint_config(**request)
         self.log.info("Created EndpointConfig %s", request["EndpointConfigName"])
 
-    def _poll(self, done: Any) -> dict[str, Any] | None:
+    def _poll(self, done: Callable[[dict[str, Any] | None], bool]) -> dict[str, Any] | None:
         """Describe with the job engine's backoff until ``done(description)`` says True; return it.
 
         :param done: called with each description (None: the endpoint does not exist); it raises to stop.
@@ -212,9 +212,9 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
         last = None
         while True:
             description = self._describe()
-            status = None if description is None else description["EndpointStatus"]
+            status = "gone" if description is None else str(description["EndpointStatus"])
             if status != last:
-                self.log.info("Endpoint %s: %s", self.endpoint_name, status or "gone")
+                self.log.info("Endpoint %s: %s", self.endpoint_name, status)
                 last = status
             if done(description):
                 return description
