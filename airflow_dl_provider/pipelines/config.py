@@ -22,7 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from airflow_dl_provider.exceptions import PipelineConfigError
+from airflow_dl_provider.exceptions import PipelineConfigError, PreflightError
+from airflow_dl_provider.presets.compilation import check_framework_version
 from airflow_dl_provider.presets.labeling import PUBLIC_WORKFORCE_CLOSED, is_public_workteam
 
 
@@ -145,15 +146,32 @@ class TuningConfig(_Strict):
 
 
 class CompilationConfig(_Strict):
-    """Arguments of :class:`~airflow_dl_provider.operators.compilation.NeoCompilationOperator`."""
+    """Arguments of :class:`~airflow_dl_provider.operators.compilation.NeoCompilationOperator`.
+
+    The stage compiles the trained ``model.tar.gz``, whose ``model.pth`` is the traced TorchScript model.
+    Without ``framework_version``, a PyTorch model is compiled as the newest PyTorch Neo lists for the
+    target that is not newer than ``training.framework_version``.
+    """
 
     framework: str = "PYTORCH"
-    framework_version: str | None = None
-    data_input_config: dict[str, Any] | list[Any] | str
     target_device: str | None = None
     target_platform: dict[str, str] | None = None
+    # After target_device: its check reads the target.
+    framework_version: str | None = None
+    data_input_config: dict[str, Any] | list[Any] | str
     compiler_options: dict[str, Any] | str | None = None
     max_runtime_seconds: int = Field(900, ge=1)
+
+    @field_validator("framework_version")
+    @classmethod
+    def _neo_accepts(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            framework = str(info.data.get("framework", "PYTORCH")).upper()
+            try:
+                check_framework_version(framework, value, info.data.get("target_device"))
+            except PreflightError as err:
+                raise ValueError(str(err).removeprefix("framework_version: ")) from None
+        return value
 
 
 class RegistryConfig(_Strict):

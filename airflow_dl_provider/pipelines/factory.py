@@ -139,6 +139,18 @@ def dag_arguments(config: PipelineConfig, config_path: Path) -> dict[str, Any]:
     }
 
 
+def neo_framework_version(config: PipelineConfig) -> str | None:
+    """The compile stage's ``FrameworkVersion``: the config's, else for PyTorch the newest one Neo lists
+    for the target that is not newer than the PyTorch the model was trained with."""
+    from airflow_dl_provider.presets.compilation import newest_pytorch_version
+
+    compilation = config.compilation
+    assert compilation is not None
+    if compilation.framework_version or compilation.framework.upper() != "PYTORCH":
+        return compilation.framework_version
+    return newest_pytorch_version(compilation.target_device, config.training.framework_version)
+
+
 def _after_training(config: PipelineConfig, best: str, upstream: Any) -> None:
     """Compile, register, baseline and batch-transform the best model; score the transform."""
     from airflow_dl_provider.operators.compilation import NeoCompilationOperator
@@ -151,6 +163,7 @@ def _after_training(config: PipelineConfig, best: str, upstream: Any) -> None:
     job = xcom(best, "best_training_job" if best == "tune" else "job_name")
     if config.compilation:
         compilation = config.compilation
+        # The trained model.tar.gz: its model.pth is the traced TorchScript model Neo compiles.
         upstream >> NeoCompilationOperator(
             task_id="compile",
             job_name_prefix=f"{config.pipeline}-compile",
@@ -158,7 +171,7 @@ def _after_training(config: PipelineConfig, best: str, upstream: Any) -> None:
             model_artifacts=artifacts,
             output_path=config.s3_uri("compiled"),
             framework=compilation.framework,
-            framework_version=compilation.framework_version,
+            framework_version=neo_framework_version(config),
             data_input_config=compilation.data_input_config,
             target_device=compilation.target_device,
             target_platform=compilation.target_platform,

@@ -56,3 +56,38 @@ def test_vendor_work_team_loads(tmp_path: Path, digits: dict[str, Any]) -> None:
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(digits))
     assert load_config(path).labeling is not None
+
+
+# -- the compile stage ---------------------------------------------------------------------------------------
+
+
+def test_compile_version_neo_does_not_list_is_refused(tmp_path: Path, digits: dict[str, Any]) -> None:
+    digits["compilation"]["framework_version"] = "2.5"
+    message = _error(tmp_path, digits)
+    assert message.startswith("compilation.framework_version: ")
+    assert "Neo does not compile PyTorch 2.5 for cloud instances; use one of 1.4" in message
+
+
+def test_inferentia_version_is_checked_against_its_own_table(tmp_path: Path, digits: dict[str, Any]) -> None:
+    digits["compilation"].update(target_device="ml_inf1", framework_version="2.0")
+    assert "Neo does not compile PyTorch 2.0 for ml_inf1 (Inferentia)" in _error(tmp_path, digits)
+
+
+def test_compile_stage_compiles_the_trained_archive_as_a_version_neo_lists(
+    tmp_path: Path, digits: dict[str, Any]
+) -> None:
+    from airflow_dl_provider.pipelines.factory import build_dag, neo_framework_version
+
+    config = load_config(DIGITS_YAML)
+    compile_task = build_dag(config, DIGITS_YAML).get_task("compile")
+    assert compile_task.framework_version == "2.0"
+    assert compile_task.data_input_config == {"input0": [1, 64]}
+    assert "ti.xcom_pull(task_ids='tune')['model_artifacts']" in compile_task.model_artifacts
+
+    del digits["compilation"]["framework_version"]  # derived from training.framework_version (2.5.1)
+    path = tmp_path / "derived.yaml"
+    path.write_text(yaml.safe_dump(digits))
+    assert neo_framework_version(load_config(path)) == "2.0"
+    digits["training"]["framework_version"] = "1.13.1"
+    path.write_text(yaml.safe_dump(digits))
+    assert neo_framework_version(load_config(path)) == "1.13"
