@@ -466,7 +466,9 @@ VOLUME_KMS_SOURCE = "https://docs.aws.amazon.com/sagemaker/latest/APIReference/A
 INSTANCE_STORE_SOURCE = (
     "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/InstanceStorage.html#instance-store-volumes"
 )
-INSTANCE_STORE_ATTRIBUTE = "d"  # https://docs.aws.amazon.com/ec2/latest/instancetypes/instance-type-names.html
+INSTANCE_STORE_ATTRIBUTE = (
+    "d"  # https://docs.aws.amazon.com/ec2/latest/instancetypes/instance-type-names.html
+)
 NVME_INSTANCE_FAMILIES = frozenset(
     {
         "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200",

@@ -99,7 +99,10 @@ def test_sends_exactly_these_requests(local_backend: Any, sagemaker: Any, task_c
     stub.add_response("create_model", {"ModelArn": model_arn}, expected_model)
     # DescribeTransformJob's own not-found message (not DescribeTrainingJob's "Requested resource not found.").
     not_found(
-        stub, "describe_transform_job", f"Could not find requested job with name {name}", TransformJobName=name
+        stub,
+        "describe_transform_job",
+        f"Could not find requested job with name {name}",
+        TransformJobName=name,
     )
     stub.add_response("create_transform_job", {"TransformJobArn": arn}, expected)
     stub.add_response(
