@@ -185,7 +185,10 @@ class Jobs:
     def add_completed_training_job(self, name: str, metrics: dict[str, float]) -> Job:
         """A training job that finished before the test (e.g. the one a model came from)."""
         request = {
-            "AlgorithmSpecification": {"TrainingImage": "1.dkr.ecr.us-east-1.amazonaws.com/t:1"},
+            "AlgorithmSpecification": {
+                "TrainingImage": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5.1-cpu-py311",
+                "TrainingInputMode": "File",
+            },
             "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/SageMakerExecution",
             "OutputDataConfig": {"S3OutputPath": "s3://earlier/output"},
             "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
