@@ -168,10 +168,12 @@ def check_python(python: str) -> str:
 
 
 def find_python() -> str:
-    """A Python 3.12: pyenv's newest 3.12.x, else ``python3.12`` on ``PATH``, else this one if it is 3.12."""
+    """A Python 3.12: this one if it is, else pyenv's newest 3.12.x, else ``python3.12`` on ``PATH``."""
     import os
     import shutil
 
+    if "{}.{}".format(*sys.version_info[:2]) == MWAA_PYTHON:
+        return sys.executable
     root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
     found = sorted(
         root.glob("versions/3.12.*/bin/python3.12"),
@@ -181,8 +183,6 @@ def find_python() -> str:
         return str(found[-1])
     if on_path := shutil.which("python3.12"):
         return on_path
-    if "{}.{}".format(*sys.version_info[:2]) == MWAA_PYTHON:
-        return sys.executable
     raise StackError("--python: no Python 3.12 found (MWAA runs 3.12); install one or pass --python PATH")
 
 
