@@ -151,7 +151,9 @@ class JobEngine:
         """Poll until the job ends, copying its log lines; return its description if it succeeded.
 
         Polls start fast and back off with jitter up to ``poll_interval``, so a short local job is seen
-        to end quickly and a long cluster job is not polled into throttling.
+        to end quickly and a long cluster job is not polled into throttling. A poll the service throttles
+        past botocore's own retries is tried again later: the job runs (and bills) on, and failing the
+        task would only make its retry reattach.
 
         :raises SageMakerJobError: the job failed or was stopped, or ``max_wait`` passed (the job is
             then stopped: nobody is waiting for it any more).
@@ -161,8 +163,21 @@ class JobEngine:
         deadline = None if max_wait is None else self._clock() + max_wait
         delay = min(1.0, poll_interval)
         last_status = None
+        throttled = 0
         while True:
-            description = self.describe(name)
+            try:
+                description = self.describe(name)
+            except ClientError as err:
+                if not service_behaviour.is_throttling(err) or (
+                    deadline is not None and self._clock() >= deadline
+                ):
+                    raise
+                throttled += 1
+                log = self.log.warning if throttled == 1 else self.log.debug
+                log("Describe%s %s throttled (%s); polling again later", self.kind.noun, name, err)
+                self._sleep(poll_interval * random.uniform(0.8, 1.2))
+                delay = poll_interval
+                continue
             if description is None:
                 raise SageMakerJobError(f"{self.kind.noun} {name} does not exist", job_name=name)
             status = description[self.kind.status_field]

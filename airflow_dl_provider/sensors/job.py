@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from botocore.exceptions import ClientError
 
+from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.jobs import kinds
 from airflow_dl_provider.jobs.engine import JobEngine
@@ -36,7 +38,13 @@ class SageMakerJobSensor(AwsBaseSensor[SageMakerJobHook]):
 
     def poke(self, context: Any) -> bool:
         engine = JobEngine(self.kind, self.hook.conn, log=self.log)
-        description = engine.describe(self.job_name)
+        try:
+            description = engine.describe(self.job_name)
+        except ClientError as err:
+            if not service_behaviour.is_throttling(err):
+                raise
+            self.log.warning("%s %s: %s; poking again later", self.kind.noun, self.job_name, err)
+            return False
         if description is None or description[self.kind.status_field] in self.kind.running:
             return False
         engine.check(description)

@@ -8,7 +8,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from botocore.exceptions import ClientError
 
+from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.jobs.engine import JobEngine
 from airflow_dl_provider.jobs.kinds import job_kind
@@ -81,7 +83,15 @@ class SageMakerJobTrigger(BaseTrigger):
         kind = job_kind(self.job_kind)
         while True:
             # boto3 and the local client are blocking: keep them off the triggerer's event loop.
-            description = await asyncio.to_thread(self.engine.describe, self.job_name)
+            try:
+                description = await asyncio.to_thread(self.engine.describe, self.job_name)
+            except ClientError as err:
+                if not service_behaviour.is_throttling(err):
+                    raise
+                # Throttled past botocore's retries: the job runs on; ask again at the next poll.
+                self.log.warning("%s %s: %s; polling again later", kind.noun, self.job_name, err)
+                await asyncio.sleep(self.poll_interval)
+                continue
             if description is None:
                 yield self._event("error", f"{kind.noun} {self.job_name} does not exist")
                 return

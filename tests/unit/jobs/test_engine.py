@@ -581,3 +581,23 @@ def test_an_exact_stream_not_written_yet_is_quiet(logs: Any, caplog: pytest.LogC
         with caplog.at_level(logging.INFO):
             assert JobLogStreamer(logs, "labeling", "job-1", logging.getLogger("t")).copy_new_lines({}) == 0
     assert _warnings(caplog) == []
+
+
+def test_wait_survives_polls_throttled_past_botocores_retries(
+    engine: JobEngine, stub: Stubber, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    expect_describe(stub, NAME, "InProgress")
+    for _ in range(4):  # each one is what botocore raises once its own retries are spent
+        stub.add_client_error("describe_training_job", "ThrottlingException", "Rate exceeded")
+    expect_describe(stub, NAME, "Completed")
+    with caplog.at_level(logging.INFO):
+        assert engine.wait(NAME, poll_interval=30)["TrainingJobStatus"] == "Completed"
+    assert len(_warnings(caplog)) == 1 and "throttled" in _warnings(caplog)[0]
+
+
+def test_wait_passes_other_errors_through(engine: JobEngine, stub: Stubber) -> None:
+    from botocore.exceptions import ClientError
+
+    stub.add_client_error("describe_training_job", "AccessDeniedException", "not authorized")
+    with pytest.raises(ClientError, match="not authorized"):
+        engine.wait(NAME)

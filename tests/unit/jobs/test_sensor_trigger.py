@@ -85,3 +85,26 @@ def test_trigger_reports_a_missing_transform_job_as_an_error_event(client: Any) 
         "job_name": NAME,
         "message": f"TransformJob {NAME} does not exist",
     }
+
+
+def test_sensor_pokes_again_when_throttled(client: Any) -> None:
+    sagemaker, stub = client
+    sensor = SageMakerJobSensor(task_id="watch", job_kind="transform", job_name=NAME, region_name="us-east-1")
+    sensor.hook.__dict__["conn"] = sagemaker
+    stub.add_client_error("describe_transform_job", "ThrottlingException", "Rate exceeded")
+    assert sensor.poke({}) is False
+    _described(stub, "Completed")
+    assert sensor.poke({}) is True
+
+
+def test_trigger_polls_again_when_throttled(client: Any) -> None:
+    sagemaker, stub = client
+    trigger = SageMakerJobTrigger(job_kind="transform", job_name=NAME, poll_interval=0.01)
+    trigger.__dict__["engine"] = JobEngine(TRANSFORM, sagemaker)
+    stub.add_client_error("describe_transform_job", "ThrottlingException", "Rate exceeded")
+    _described(stub, "Completed")
+
+    async def first_event() -> Any:
+        return await trigger.run().__anext__()
+
+    assert asyncio.run(first_event()).payload["status"] == "success"
