@@ -153,6 +153,37 @@ def test_a_job_whose_creator_died_before_starting_its_runner_fails(
     assert client.describe_training_job(TrainingJobName="orphan-job")["TrainingJobStatus"] == "Failed"
 
 
+def test_a_job_whose_runner_is_still_starting_is_in_progress_with_the_full_shape(
+    local_backend: Any, client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the create and the runner's first write the job is InProgress, not Failed or half there."""
+    holders: list[subprocess.Popen[bytes]] = []
+
+    def slow_runner(self: Any, created: Any) -> None:  # holds the runner lock, writes nothing yet
+        holders.append(
+            subprocess.Popen(
+                [sys.executable, "-c", "import time; time.sleep(60)"], pass_fds=(created.runner_lock,)
+            )
+        )
+
+    monkeypatch.setattr(LocalSageMakerClient, "_start_runner", slow_runner)
+    submit = _script(local_backend.s3, local_backend.bucket, tmp_path, "print('later')\n")
+    client.create_training_job(**_request("starting-job", local_backend.bucket, submit))
+    try:
+        described = client.describe_training_job(TrainingJobName="starting-job")
+        assert described["TrainingJobStatus"] == "InProgress"
+        assert described["LastModifiedTime"] == described["CreationTime"]
+        validate_response("DescribeTrainingJob", described)
+        listed = client.list_training_jobs()["TrainingJobSummaries"]
+        assert [(s["TrainingJobName"], s["TrainingJobStatus"]) for s in listed] == [
+            ("starting-job", "InProgress")
+        ]
+    finally:
+        holders[0].kill()
+        holders[0].wait()
+    assert client.describe_training_job(TrainingJobName="starting-job")["TrainingJobStatus"] == "Failed"
+
+
 def test_a_creator_that_died_before_writing_the_job_leaves_the_name_free(
     local_backend: Any, client: Any, tmp_path: Path
 ) -> None:

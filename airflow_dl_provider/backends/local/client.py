@@ -112,11 +112,13 @@ class LocalSageMakerClient:
         validate_request(kind.create_operation, request)
         name = request[kind.name_field]
         arn = f"arn:aws:sagemaker:{self.region}:{ACCOUNT_ID}:{worker(key).ARN_NOUN}/{name.lower()}"
+        created_at = now_iso()
         state = {
             kind.name_field: name,
             kind.arn_field: arn,
             kind.status_field: "InProgress",
-            "CreationTime": now_iso(),
+            "CreationTime": created_at,
+            "LastModifiedTime": created_at,  # required by Describe from the first call, runner or not
             **worker(key).initial_state(request, name),
             # The S3 server the job's inputs and artifacts live on; they go when that server goes.
             "_s3_generation": server.generation(self.store.home),
