@@ -88,9 +88,9 @@ class MwaaImage:
                     "there (constraints/mwaa/README.md says from where)"
                 )
         # Airflow 3's own constraints do not pin apache-airflow; MWAA's essential constraints always do.
-        for path, required in ((files[0], False), (files[1], True)):
+        for path, must_pin in ((files[0], False), (files[1], True)):
             pinned = constraint_pins(path).get("apache-airflow")
-            if (pinned is not None or required) and pinned != airflow_version:
+            if (pinned is not None or must_pin) and pinned != airflow_version:
                 raise StackError(
                     f"--mwaa-constraints: {path} pins apache-airflow=={pinned}, not {airflow_version}; "
                     f"use MWAA's files for {airflow_version}"
@@ -357,7 +357,8 @@ def package(
     requirements = out_dir / "requirements.txt"
     requirements.write_text(requirements_text(airflow_version, _wheel_version(wheel)))
 
-    dags_out, code = None, ()
+    dags_out: Path | None = None
+    code: tuple[str, ...] = ()
     if dags_dir is not None:
         from airflow_dl_provider.stacks.dag_folder import package_dags
 
