@@ -16,11 +16,13 @@ if TYPE_CHECKING:
     from tests.contract.conftest import Aws
 
 
-def _table(rows: int, *, shift: float = 0.0, seed: int = 0) -> str:
+def _table(rows: int, *, shift: float = 0.0, seed: int = 0, label: bool = True) -> str:
+    """CSV of features ``a`` and ``b`` (``b`` moved by ``shift``), with a ``label`` column first."""
     rng = random.Random(seed)
-    lines = ["label,a,b"]
+    lines = ["label,a,b" if label else "a,b"]
     for index in range(rows):
-        lines.append(f"{index % 3},{rng.gauss(0, 1):.4f},{rng.gauss(shift, 1):.4f}")
+        features = f"{rng.gauss(0, 1):.4f},{rng.gauss(shift, 1):.4f}"
+        lines.append(f"{index % 3},{features}" if label else features)
     return "\n".join(lines) + "\n"
 
 
@@ -76,14 +78,7 @@ def test_split_baseline_drift_and_evaluation_chain(aws: Aws, table: str, task_co
     assert baseline["features"] == ["a", "b"] and baseline["rows"] == split["rows"]["train"]
     assert aws.exists(baseline["baseline_uri"])
 
-    aws.upload(
-        "batches/shifted/part-0.csv",
-        _table(1500, shift=1.5, seed=7)
-        .replace("label,", "", 1)
-        .replace("\n0,", "\n")
-        .replace("\n1,", "\n")
-        .replace("\n2,", "\n"),
-    )
+    aws.upload("batches/shifted/part-0.csv", _table(1500, shift=1.5, seed=7, label=False))
     drift = DriftDetectionOperator(
         task_id="drift",
         baseline_uri=baseline["baseline_uri"],
