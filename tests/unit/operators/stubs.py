@@ -19,6 +19,8 @@ def sagemaker_client() -> Any:
 
 def use(op: Any, client: Any) -> None:
     # hook and hook.conn are cached properties: seeding the instance dict swaps the SageMaker client only.
+    # The local hook builds S3 and logs from its own client's endpoint, so they are built before the swap.
+    _ = op.hook.s3, op.hook.logs
     op.hook.__dict__["conn"] = client
 
 

@@ -57,6 +57,7 @@ def _operator(local_backend: Any, client: Any = None, **kwargs: Any) -> GroundTr
     args.update(kwargs)
     op = GroundTruthLabelingOperator(**args)
     if client is not None:
+        _ = op.hook.s3, op.hook.logs  # built from the local client's endpoint, so before the swap
         op.hook.__dict__["conn"] = client  # swap the SageMaker client only; S3 stays on the embedded server
     return op
 
