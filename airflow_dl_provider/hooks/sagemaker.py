@@ -69,6 +69,16 @@ class SageMakerJobHook(AwsBaseHook):
             return config.aws_access_key_id, config.aws_secret_access_key
         return LOCAL_CREDENTIALS["login"], LOCAL_CREDENTIALS["password"]
 
+    def _local_endpoint(self) -> str:
+        """The embedded server's URL from the connection extra; refused unless it is on loopback.
+
+        Read from the connection, not from :attr:`conn`: the S3 and Logs clients must not depend on
+        how the SageMaker client was built (tests swap it for a stubbed one).
+        """
+        from airflow_dl_provider.backends.local.client import loopback_endpoint
+
+        return loopback_endpoint(str(self.conn_config.extra_config.get("endpoint_url") or ""))
+
     def _local_client(self) -> Any:
         """The local backend's SageMaker client, from the connection extra (``endpoint_url``, ``local_home``)."""
         from airflow_dl_provider.backends.local.client import DEFAULT_HOME, LocalSageMakerClient
@@ -100,7 +110,7 @@ class SageMakerJobHook(AwsBaseHook):
                 aws_access_key_id=key, aws_secret_access_key=secret, region_name=self._local_region()
             ).client(
                 service,
-                endpoint_url=self.conn.endpoint_url,
+                endpoint_url=self._local_endpoint(),
                 config=self.config,
                 verify=self.verify,
             )

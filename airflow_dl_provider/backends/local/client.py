@@ -73,6 +73,16 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
+def loopback_endpoint(url: str) -> str:
+    """``url`` if it is on loopback; the local backend never talks to anything else."""
+    if not url or not _is_loopback(url):
+        raise ValueError(
+            "the local backend needs the connection extra 'endpoint_url' on 127.0.0.1 "
+            f"(the embedded S3 server from 'airflow-dl local up'), got {url!r}"
+        )
+    return url
+
+
 def _with_datetimes(shape: Any, value: Any) -> Any:
     """Turn the ISO strings of timestamp members back into datetimes, as boto3 returns them."""
     if shape is None:
@@ -95,11 +105,7 @@ class LocalSageMakerClient:
     """
 
     def __init__(self, *, home: Path, endpoint_url: str, region: str, runner_env: dict[str, str]) -> None:
-        if not endpoint_url or not _is_loopback(endpoint_url):
-            raise ValueError(
-                "the local backend needs the connection extra 'endpoint_url' on 127.0.0.1 "
-                f"(the embedded S3 server from 'airflow-dl local up'), got {endpoint_url!r}"
-            )
+        loopback_endpoint(endpoint_url)
         self.store = JobStore(home)
         self.endpoint_url = endpoint_url
         self.region = region
