@@ -23,7 +23,7 @@ _EXPORTS = {
     "FeatureDrift": "check",
     "NumericProfile": "profile",
     "baseline_uri_for": "profile",
-    "build_baseline": "profile",
+    "build_baseline": "baseline",
     "check_drift": "check",
     "guess_format": "readers",
     "load_baseline": "profile",

@@ -1,20 +1,28 @@
 """The streaming drift check: current data in chunks against a baseline profile, then one decision.
 
 Each chunk is counted into the baseline's own bins and dropped, so memory is bins x features plus
-one chunk, whatever the size of the data. Per feature the check reports PSI, the KS statistic with
-its p-value, the Jensen-Shannon distance and the Wasserstein-1 distance (numeric), or the
-chi-square test, PSI, Jensen-Shannon and total variation distances (categorical).
+one chunk, whatever the size of the data. Per feature the check reports the missing rate and its
+change, PSI, the KS statistic with its p-value, the Jensen-Shannon distance, the Wasserstein-1
+distance also in training standard deviations, and the chi-square test on the PSI bins (numeric),
+or the chi-square test, PSI, Jensen-Shannon and total variation distances and the share of new
+values (categorical).
 
-A feature is flagged when any enabled rule fires (a threshold set to ``None`` is off):
+Every rule pairs an effect size with a significance test at ``alpha / features`` (Bonferroni, so
+that ``ks_pvalue`` and ``chi2_pvalue`` are the data set's false-positive rates, not each
+feature's); a threshold set to ``None`` turns its rule off. A feature is flagged when any rule fires:
 
-- ``psi``: PSI at or above it;
-- ``js_distance``: Jensen-Shannon distance at or above it;
-- KS (numeric): the statistic at or above ``ks_statistic`` *and* its p-value below ``ks_pvalue``;
-- chi-square (categorical): the p-value below ``chi2_pvalue`` *and* the total variation distance
-  (the categorical analogue of the KS statistic) at or above ``ks_statistic``.
+- ``ks_statistic`` (numeric): KS statistic at or above it, KS test significant;
+- ``wasserstein_normed`` (numeric): Wasserstein-1 / training std at or above it, KS test significant;
+- ``psi`` and ``js_distance``: the distance at or above it, chi-square test on the same bins
+  significant;
+- chi-square (categorical): total variation (the categorical KS statistic) at or above
+  ``ks_statistic``, chi-square test significant;
+- ``missing_rate``: the share of missing values changed by at least it, Fisher's test significant;
+- a feature absent from every chunk of the data.
 
-A p-value alone flags negligible shifts once there are millions of rows, hence the effect size
-next to it. The data set drifts when at least ``min_features_drifted`` features are flagged.
+A feature with fewer than ``min_rows`` values (PSI and JS: also fewer than 5 per bin) is not judged
+on its distribution: its status is "too few rows". The data set drifts when at least
+``min_features_drifted`` features are flagged.
 """
 
 from __future__ import annotations
@@ -27,25 +35,29 @@ from typing import Any
 import numpy as np
 
 from airflow_dl_provider.drift import statistics as st
+from airflow_dl_provider.drift.columns import category_counts, to_floats
+from airflow_dl_provider.drift.histogram import SCALED_ABOVE, EdgeCounts, scale_for, sort_finite
 from airflow_dl_provider.drift.profile import (
     MAX_CATEGORIES,
-    MISSING_TOKENS,
     OTHER,
+    ROWS_PER_PSI_BIN,
     BaselineProfile,
     CategoricalProfile,
     NumericProfile,
-    as_categories,
-    parse_numeric,
 )
 from airflow_dl_provider.drift.thresholds import DriftThresholds
 from airflow_dl_provider.exceptions import DriftInputError
 
 NEW = "__new__"
+DRIFTED, STABLE, TOO_FEW_ROWS = "drifted", "stable", "too few rows"
 
 
 @dataclass
 class FeatureDrift:
-    """The verdict and scores of one feature; ``chart`` holds coarse proportions for the report."""
+    """The verdict and scores of one feature; ``chart`` holds coarse proportions for the report.
+
+    :param note: why a feature's distribution was not judged (too few rows), for the report.
+    """
 
     name: str
     kind: str
@@ -56,13 +68,21 @@ class FeatureDrift:
     invalid: int
     scores: dict[str, float | None]
     chart: dict[str, list[Any]] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def status(self) -> str:
+        """``drifted``, ``stable``, or ``too few rows`` (its distribution not judged)."""
+        return DRIFTED if self.drifted else (TOO_FEW_ROWS if self.note else STABLE)
 
     def to_dict(self, ndigits: int | None = None) -> dict[str, Any]:
         scores = {k: _round(v, ndigits) for k, v in self.scores.items()}
         return {
             "kind": self.kind,
             "drifted": self.drifted,
+            "status": self.status,
             "reasons": list(self.reasons),
+            "note": self.note,
             "rows": self.rows,
             "missing": self.missing,
             "invalid": self.invalid,
@@ -94,15 +114,20 @@ class DriftResult:
     def features_drifted(self) -> list[str]:
         return [name for name, feature in self.features.items() if feature.drifted]
 
+    @property
+    def features_too_few_rows(self) -> list[str]:
+        return [name for name, feature in self.features.items() if feature.status == TOO_FEW_ROWS]
+
     def summary(self, ndigits: int = 4) -> dict[str, Any]:
         """Small and JSON-safe, for XCom and an Asset event: the decision and rounded scores."""
         return {
             "drifted": self.drifted,
             "model_version": self.model_version,
             "features_drifted": self.features_drifted,
+            "features_too_few_rows": self.features_too_few_rows,
             "rows": self.rows,
             "scores": {
-                name: {k: _round(v, ndigits) for k, v in feature.scores.items() if v is not None}
+                name: {k: r for k, v in feature.scores.items() if (r := _round(v, ndigits)) is not None}
                 for name, feature in self.features.items()
             },
         }
@@ -115,164 +140,237 @@ class DriftResult:
             "baseline_created_at": self.baseline_created_at,
             "rows": self.rows,
             "features_drifted": self.features_drifted,
+            "features_too_few_rows": self.features_too_few_rows,
             "thresholds": self.thresholds.to_dict(),
             "features": {name: feature.to_dict() for name, feature in self.features.items()},
         }
 
 
-class _NumericCounts:
-    """Counts of the current data in the baseline's fine bins, plus what Wasserstein's tails need."""
+@dataclass(frozen=True)
+class _Rules:
+    """The thresholds with each test's per-feature significance level (Bonferroni over ``tests``)."""
+
+    thresholds: DriftThresholds
+    tests: int
+
+    def alpha(self, level: float | None) -> float | None:
+        return None if level is None else level / max(self.tests, 1)
+
+    def fire(
+        self, label: str, effect: float | None, limit: float | None, pvalue: float | None, level: float | None
+    ) -> str | None:
+        """The reason when ``effect >= limit`` and ``pvalue < level / tests``, else ``None``."""
+        alpha = self.alpha(level)
+        if limit is None or effect is None or not effect >= limit:
+            return None
+        if alpha is not None and (pvalue is None or not pvalue < alpha):
+            return None
+        significance = f", p {pvalue:.3g} < {alpha:.3g}" if alpha is not None and pvalue is not None else ""
+        return f"{label} {effect:.4g} >= {limit:g}{significance}"
+
+
+class _Counts:
+    """What both kinds count: rows, missing values, and chunks that lacked the column."""
+
+    def __init__(self, baseline_missing_rate: float) -> None:
+        self.baseline_missing_rate = baseline_missing_rate
+        self.rows = self.missing = self.absent = 0
+
+    def lacking(self, rows: int) -> None:
+        self.rows += rows
+        self.missing += rows
+        self.absent += rows
+
+    def missing_scores(self, profile: NumericProfile | CategoricalProfile) -> dict[str, float | None]:
+        rate = self.missing / self.rows if self.rows else 0.0
+        present = self.rows - self.missing
+        pvalue = st.fisher_exact_pvalue(profile.count, profile.missing, present, self.missing)
+        return {
+            "missing_rate": rate,
+            "missing_rate_change": rate - self.baseline_missing_rate,
+            "missing_pvalue": pvalue,
+        }
+
+    def common_reasons(self, scores: Mapping[str, float | None], rules: _Rules) -> list[str]:
+        reasons = []
+        if self.rows and self.absent == self.rows:
+            reasons.append(f"absent from the data (all {self.rows} rows)")
+        change = scores.get("missing_rate_change")
+        limit = rules.thresholds.missing_rate
+        reason = rules.fire(
+            f"missing_rate {scores['missing_rate']:.4g} (baseline {self.baseline_missing_rate:.4g}) changed by",
+            abs(change) if change is not None else None,
+            limit,
+            scores.get("missing_pvalue"),
+            rules.thresholds.chi2_pvalue,
+        )
+        return [*reasons, reason] if reason else reasons
+
+
+def _too_few(values: int, rules: _Rules) -> str:
+    if values >= rules.thresholds.min_rows:
+        return ""
+    return f"too few rows: {values} values, min_rows {rules.thresholds.min_rows}; distribution not judged"
+
+
+def _bin_reasons(scores: Mapping[str, float | None], rules: _Rules, values: int, bins: int) -> list[str]:
+    """PSI and JS, gated by the chi-square test on their bins (needs about 5 values per bin)."""
+    if values < ROWS_PER_PSI_BIN * bins:
+        return []
+    t = rules.thresholds
+    pvalue = scores.get("chi2_pvalue")
+    found = [
+        rules.fire("psi", scores.get("psi"), t.psi, pvalue, t.chi2_pvalue),
+        rules.fire("js_distance", scores.get("js_distance"), t.js_distance, pvalue, t.chi2_pvalue),
+    ]
+    return [r for r in found if r]
+
+
+class _NumericCounts(_Counts):
+    """Counts of the current data in the baseline's fine bins, plus what Wasserstein needs."""
 
     def __init__(self, profile: NumericProfile) -> None:
+        super().__init__(profile.missing_rate)
         self.profile = profile
-        self.edges = profile.edges
-        self.counts = np.zeros(profile.edges.size + 1, dtype=np.int64)
-        self.rows = self.missing = self.invalid = 0
-        self.sums = np.zeros(profile.edges.size + 1, dtype=np.float64)
-        self._build_guess_table()
+        magnitude = max(abs(float(profile.edges[0])), abs(float(profile.edges[-1])))
+        self.bins = EdgeCounts(profile.edges, scale=scale_for(magnitude, SCALED_ABOVE))
+        self.invalid = 0
         self.example: str | None = None
 
     def update(self, values: Any) -> None:
-        floats, invalid = parse_numeric(values)
+        floats, invalid, example = to_floats(values)
+        ordered, nan, infinite = sort_finite(floats)
         self.rows += floats.size
-        if invalid:
-            self.invalid += invalid
-            if self.example is None:
-                self.example = _first_invalid(values, floats)
-        nan = np.isnan(floats)
-        valid = floats[~nan] if nan.any() else floats
-        self.missing += floats.size - valid.size - invalid
-        index = self._bin_index(valid)
-        self.counts += np.bincount(index, minlength=self.counts.size)
-        self.sums += np.bincount(index, weights=valid, minlength=self.sums.size)
+        self.invalid += invalid + infinite
+        self.missing += nan - invalid
+        if self.example is None and (invalid or infinite):
+            self.example = example if invalid else "inf"
+        self.bins.add(ordered)
 
-    def _build_guess_table(self) -> None:
-        """A lookup table from a value's cell to its bin, on a grid that is fine where edges are dense.
+    def _scores(self, m: int, psi_bins: int) -> tuple[dict[str, float | None], dict[str, list[Any]]]:
+        profile, counts, edges = self.profile, self.bins.counts, self.profile.edges
+        ks = st.binned_ks(profile.cdf(), np.cumsum(counts[: edges.size]) / m)
+        groups = profile.psi_groups(psi_bins)
+        ref_groups = np.add.reduceat(profile.counts, groups)
+        cur_groups = np.add.reduceat(counts, groups)
+        p, q = st.proportions(ref_groups), st.proportions(cur_groups)
+        # Both sides in units of the check's scale (1 unless values come near the float limit).
+        unit = self.bins.scale
+        ref_sums = profile.means / unit * profile.counts
+        distance = st.binned_wasserstein(profile.counts, ref_sums, counts, self.bins.sums)
+        scores: dict[str, float | None] = {
+            "psi": st.psi(p, q),
+            "js_distance": st.js_distance(p, q),
+            "chi2_pvalue": st.chi2_homogeneity(ref_groups, cur_groups)[1],
+            "ks_statistic": ks,
+            "ks_pvalue": st.ks_pvalue(ks, profile.count, m),
+            "ks_error_bound": profile.ks_error_bound,
+            "wasserstein": distance * unit,
+            "wasserstein_normed": distance / (profile.std / unit) if profile.std > 0 else None,
+        }
+        # Coarse group g holds fine bins groups[g] .. groups[g+1]-1, so its top edge is edges[groups[g+1]-1].
+        tops = edges[groups[1:] - 1].tolist()
+        labels = [f"<= {t:.4g}" for t in tops] + ([f"> {tops[-1]:.4g}"] if tops else ["all"])
+        return scores, {"labels": labels, "reference": p.tolist(), "current": q.tolist()}
 
-        Cells are uniform in ``asinh((x - median) / iqr)``, which spreads heavy tails over few cells
-        and the dense middle over many; 16 cells per bin put most values in a cell with no edge.
-        """
-        edges = self.edges
-        n = edges.size
-        self._center = float(edges[n // 2])
-        self._spread = float(edges[(3 * n) // 4] - edges[n // 4]) or 1.0
-        z = np.arcsinh((edges[[0, -1]] - self._center) / self._spread)
-        self._z0 = float(z[0])
-        self._cells = 16 * n
-        self._scale = self._cells / float(z[1] - z[0]) if z[1] > z[0] else 0.0
-        grid = np.sinh(np.linspace(z[0], z[1], self._cells + 1)) * self._spread + self._center
-        self._table = np.searchsorted(edges, grid, side="left").astype(np.intp)
-        self._padded = np.concatenate(([-np.inf], edges, [np.inf]))
-
-    def _bin_index(self, values: np.ndarray) -> np.ndarray:
-        """``np.searchsorted(edges, values, side="left")``, exactly, at a fraction of its cost.
-
-        Guess each bin from the lookup table, verify ``edges[i-1] < x <= edges[i]`` for all of them
-        at once, and binary-search only the values whose cell holds an edge.
-        """
-        cell = np.arcsinh((values - self._center) / self._spread)
-        cell -= self._z0
-        cell *= self._scale
-        np.clip(cell, 0, self._cells, out=cell)
-        index = self._table[cell.astype(np.intp)]
-        wrong = ~((self._padded[index] < values) & (values <= self._padded[index + 1]))
-        if wrong.any():
-            index[wrong] = np.searchsorted(self.edges, values[wrong], side="left")
-        return index
-
-    def result(self, thresholds: DriftThresholds, psi_bins: int) -> FeatureDrift:
-        profile = self.profile
-        m = int(self.counts.sum())
-        scores: dict[str, float | None] = {}
-        reasons: list[str] = []
+    def result(self, rules: _Rules, psi_bins: int) -> FeatureDrift:
+        m = int(self.bins.counts.sum())
+        scores = self.missing_scores(self.profile)
         chart: dict[str, list[Any]] = {}
-        if m and profile.count:
-            ref_cdf = profile.cdf()
-            cur_cdf = np.cumsum(self.counts[: self.edges.size]) / m
-            ks = st.binned_ks(ref_cdf, cur_cdf)
-            groups = profile.psi_groups(psi_bins)
-            ref_groups = np.add.reduceat(profile.counts, groups)
-            cur_groups = np.add.reduceat(self.counts, groups)
-            p, q = st.proportions(ref_groups), st.proportions(cur_groups)
-            wasserstein = st.binned_wasserstein(profile.counts, profile.sums, self.counts, self.sums)
-            scores = {
-                "psi": st.psi(p, q),
-                "ks_statistic": ks,
-                "ks_pvalue": st.ks_pvalue(ks, profile.count, m),
-                "ks_error_bound": profile.ks_error_bound,
-                "js_distance": st.js_distance(p, q),
-                "wasserstein": wasserstein,
-                "wasserstein_normed": wasserstein / profile.std if profile.std > 0 else None,
-            }
-            reasons = _common_reasons(scores, thresholds)
-            if _fires(ks, scores["ks_pvalue"], thresholds.ks_statistic, thresholds.ks_pvalue):
-                reasons.append(
-                    _reason("ks", ks, thresholds.ks_statistic, scores["ks_pvalue"], thresholds.ks_pvalue)
-                )
-            # Coarse group g holds fine bins groups[g] .. groups[g+1]-1, so its top edge is edges[groups[g+1]-1].
-            tops = self.edges[groups[1:] - 1].tolist()
-            labels = [f"<= {t:.4g}" for t in tops] + ([f"> {tops[-1]:.4g}"] if tops else ["all"])
-            chart = {"labels": labels, "reference": p.tolist(), "current": q.tolist()}
-        return FeatureDrift(
-            name=profile.name,
-            kind="numeric",
-            drifted=bool(reasons),
-            reasons=reasons,
-            rows=self.rows,
-            missing=self.missing,
-            invalid=self.invalid,
-            scores=scores,
-            chart=chart,
-        )
+        reasons = self.common_reasons(scores, rules)
+        note = _too_few(m, rules)
+        if m:
+            distribution, chart = self._scores(m, psi_bins)
+            scores.update(distribution)
+        if m and not note:
+            t = rules.thresholds
+            found = [
+                rules.fire("ks", scores["ks_statistic"], t.ks_statistic, scores["ks_pvalue"], t.ks_pvalue),
+                rules.fire(
+                    "wasserstein_normed",
+                    scores["wasserstein_normed"],
+                    t.wasserstein_normed,
+                    scores["ks_pvalue"],
+                    t.ks_pvalue,
+                ),
+                *_bin_reasons(scores, rules, m, len(chart["reference"])),
+            ]
+            reasons += [r for r in found if r]
+        return _feature(self, "numeric", reasons, scores, chart, note, self.invalid)
 
 
-class _CategoricalCounts:
+def _feature(
+    counts: _Counts,
+    kind: str,
+    reasons: list[str],
+    scores: dict[str, float | None],
+    chart: dict[str, list[Any]],
+    note: str,
+    invalid: int,
+) -> FeatureDrift:
+    profile: NumericProfile | CategoricalProfile = counts.profile  # type: ignore[attr-defined]
+    return FeatureDrift(
+        name=profile.name,
+        kind=kind,
+        drifted=bool(reasons),
+        reasons=reasons,
+        rows=counts.rows,
+        missing=counts.missing,
+        invalid=invalid,
+        scores=scores,
+        chart=chart,
+        note=note if not reasons else "",
+    )
+
+
+class _CategoricalCounts(_Counts):
     def __init__(self, profile: CategoricalProfile) -> None:
+        super().__init__(profile.missing_rate)
         self.profile = profile
         self.index = {c: i for i, c in enumerate(profile.categories)}
+        self.other = self.index.get(OTHER)
         self.counts = np.zeros(len(profile.categories), dtype=np.int64)
         # Values the baseline never saw; bounded, the rest pooled, so memory stays flat.
         self.new: dict[str, int] = {}
-        self.rows = self.missing = 0
 
     def update(self, values: Any) -> None:
-        text = as_categories(values)
-        self.rows += text.size
-        uniques, counts = np.unique(text, return_counts=True)
-        for value, count in zip(uniques.tolist(), counts.tolist(), strict=False):
-            if value == "":
-                self.missing += count
-            elif value in self.index:
-                self.counts[self.index[value]] += count
-            elif OTHER in self.index:
-                self.counts[self.index[OTHER]] += count
+        counts, missing = category_counts(values)
+        self.rows += len(values)
+        self.missing += missing
+        tail = self.profile.tail
+        for value, count in counts.items():
+            index = self.index.get(value)
+            if index is None and self.other is not None and tail is not None and value in tail:
+                index = self.other  # a value the training data had, pooled in its long tail
+            if index is not None:
+                self.counts[index] += count
             elif value in self.new or len(self.new) < MAX_CATEGORIES:
                 self.new[value] = self.new.get(value, 0) + count
             else:
                 self.new[NEW] = self.new.get(NEW, 0) + count
 
-    def result(self, thresholds: DriftThresholds) -> FeatureDrift:
+    def result(self, rules: _Rules) -> FeatureDrift:
         ref = np.concatenate([self.profile.counts, np.zeros(len(self.new), dtype=np.int64)])
         cur = np.concatenate([self.counts, np.asarray(list(self.new.values()), dtype=np.int64)])
-        scores: dict[str, float | None] = {}
-        reasons: list[str] = []
+        m = int(cur.sum())
+        scores = self.missing_scores(self.profile)
+        reasons = self.common_reasons(scores, rules)
+        note = _too_few(m, rules)
         chart: dict[str, list[Any]] = {}
-        if cur.sum() and ref.sum():
+        if m and ref.sum():
             statistic, pvalue, dof = st.chi2_homogeneity(ref, cur)
             p, q = st.proportions(ref), st.proportions(cur)
-            tv = st.total_variation(ref, cur)
-            scores = {
-                "psi": st.psi(p, q),
-                "chi2_statistic": statistic,
-                "chi2_pvalue": pvalue,
-                "chi2_dof": float(dof),
-                "js_distance": st.js_distance(p, q),
-                "total_variation": tv,
-                "new_values": float(sum(self.new.values()) / cur.sum()),
-            }
-            reasons = _common_reasons(scores, thresholds)
-            if _fires(tv, pvalue, thresholds.ks_statistic, thresholds.chi2_pvalue):
-                reasons.append(_reason("chi2", tv, thresholds.ks_statistic, pvalue, thresholds.chi2_pvalue))
+            scores.update(
+                {
+                    "psi": st.psi(p, q),
+                    "chi2_statistic": statistic,
+                    "chi2_pvalue": pvalue,
+                    "chi2_dof": float(dof),
+                    "js_distance": st.js_distance(p, q),
+                    "total_variation": st.total_variation(ref, cur),
+                    "new_values": float(sum(self.new.values()) / m),
+                }
+            )
             labels = [*self.profile.categories, *self.new]
             top = np.argsort(-(p + q), kind="stable")[:12]
             chart = {
@@ -280,57 +378,21 @@ class _CategoricalCounts:
                 "reference": p[top].tolist(),
                 "current": q[top].tolist(),
             }
-        return FeatureDrift(
-            name=self.profile.name,
-            kind="categorical",
-            drifted=bool(reasons),
-            reasons=reasons,
-            rows=self.rows,
-            missing=self.missing,
-            invalid=0,
-            scores=scores,
-            chart=chart,
-        )
-
-
-def _fires(effect: float, pvalue: float | None, min_effect: float | None, alpha: float | None) -> bool:
-    if min_effect is None and alpha is None:
-        return False
-    big = min_effect is None or effect >= min_effect
-    significant = alpha is None or (pvalue is not None and pvalue < alpha)
-    return big and significant
-
-
-def _reason(
-    test: str, effect: float, min_effect: float | None, pvalue: float | None, alpha: float | None
-) -> str:
-    parts = [f"{test} {effect:.4g}" + (f" >= {min_effect:g}" if min_effect is not None else "")]
-    if alpha is not None and pvalue is not None:
-        parts.append(f"p {pvalue:.3g} < {alpha:g}")
-    return ", ".join(parts)
-
-
-def _common_reasons(scores: Mapping[str, float | None], thresholds: DriftThresholds) -> list[str]:
-    reasons = []
-    for name, limit in (("psi", thresholds.psi), ("js_distance", thresholds.js_distance)):
-        value = scores.get(name)
-        if limit is not None and value is not None and value >= limit:
-            reasons.append(f"{name} {value:.4g} >= {limit:g}")
-    return reasons
-
-
-def _first_invalid(values: Any, floats: np.ndarray) -> str | None:
-    for raw, parsed in zip(np.asarray(values).ravel().tolist(), floats.tolist(), strict=False):
-        if math.isnan(parsed) and raw is not None and str(raw).strip().lower() not in MISSING_TOKENS:
-            return str(raw)[:40]
-    return None
+            if not note:
+                t = rules.thresholds
+                tv = rules.fire(
+                    "chi2 total_variation", scores["total_variation"], t.ks_statistic, pvalue, t.chi2_pvalue
+                )
+                reasons += [r for r in (tv, *_bin_reasons(scores, rules, m, int(dof) + 1)) if r]
+        return _feature(self, "categorical", reasons, scores, chart, note, 0)
 
 
 class DriftCheck:
     """Count chunks of current data against a baseline; :meth:`result` gives the decision.
 
-    :param features: check only these (each must be in the baseline and the data); by default every
-        feature of the baseline, and a data column the baseline lacks is an error.
+    :param features: check only these (each must be in the baseline); by default every feature of
+        the baseline, and a data column the baseline lacks is an error. A feature a chunk lacks
+        counts as missing in that chunk's rows.
     """
 
     def __init__(
@@ -356,28 +418,33 @@ class DriftCheck:
             for name, p in ((n, profile.features[n]) for n in self.features)
         }
         self.rows = 0
+        self.seen: set[str] = set()
 
     def update(self, chunk: Mapping[str, Any]) -> None:
-        columns = set(chunk)
-        absent = [f for f in self.features if f not in columns]
-        if absent:
-            raise DriftInputError(
-                f"{self.where}: lacks baseline feature(s) {absent}; pass features=[...] to check a subset"
-            )
         if not self.subset:
-            extra = sorted(columns - set(self.profile.features))
+            extra = sorted(set(chunk) - set(self.profile.features))
             if extra:
                 raise DriftInputError(
                     f"{self.where}: has column(s) {extra} that the baseline lacks; pass features=[...] or rebuild the baseline"
                 )
-        sizes = {len(chunk[f]) for f in self.features}
-        self.rows += max(sizes) if sizes else 0
-        for name in self.features:
-            self.counts[name].update(chunk[name])
+        rows = max((len(chunk[f]) for f in self.features if f in chunk), default=0)
+        rows = rows or max((len(v) for v in chunk.values()), default=0)
+        self.rows += rows
+        for name, counts in self.counts.items():
+            if name in chunk:
+                self.seen.add(name)
+                counts.update(chunk[name])
+            else:
+                counts.lacking(rows)
 
     def result(self) -> DriftResult:
         if self.rows == 0:
             raise DriftInputError(f"{self.where}: is empty (no rows to check)")
+        if not self.seen:
+            raise DriftInputError(
+                f"{self.where}: has none of the baseline's features {self.features[:10]}; is it the right data?"
+            )
+        rules = _Rules(self.thresholds, len(self.counts))
         features: dict[str, FeatureDrift] = {}
         for name, counts in self.counts.items():
             if isinstance(counts, _NumericCounts):
@@ -387,9 +454,9 @@ class DriftCheck:
                         f"{self.where}: numeric column {name!r} has {share:.1%} non-numeric values "
                         f"(e.g. {counts.example!r}), more than max_invalid_fraction {self.thresholds.max_invalid_fraction:.1%}"
                     )
-                features[name] = counts.result(self.thresholds, self.profile.psi_bins)
+                features[name] = counts.result(rules, self.profile.psi_bins)
             else:
-                features[name] = counts.result(self.thresholds)
+                features[name] = counts.result(rules)
         flagged = sum(f.drifted for f in features.values())
         return DriftResult(
             drifted=flagged >= self.thresholds.min_features_drifted,

@@ -1,9 +1,14 @@
-"""Chunked readers: CSV, Parquet, JSON Lines and SageMaker endpoint data capture, as numpy columns.
+"""Chunked readers: CSV, Parquet, JSON Lines and SageMaker endpoint data capture, as columns.
 
 Each reader takes a binary file object (a local file, or the body of an S3 ``get_object``) and
-yields ``{column: numpy array}`` chunks of at most ``chunk_rows`` rows, so a drift check's memory is
-one chunk plus its bins, whatever the size of the data. Only the standard library and numpy are
-used; Parquet needs pyarrow, imported when a Parquet file is read.
+yields ``{column: array}`` chunks of at most ``chunk_rows`` rows. CSV, JSON Lines and Parquet are
+parsed by pyarrow's columnar readers into pyarrow arrays: CSV and JSON Lines a block of
+``block_bytes`` of text at a time, cut at a record boundary, parsed with pyarrow's threads while the
+check counts the block before (that overlap is what keeps the real path near the in-memory speed).
+A block pyarrow refuses (a ragged row, a JSON value whose type changes within the block, bad
+UTF-8) is parsed again by the standard library, which either reads it or names the exact line.
+Memory is about three blocks plus the check's bins, whatever the size of the data. Data capture
+payloads are decoded event by event into numpy arrays.
 """
 
 from __future__ import annotations
@@ -13,25 +18,42 @@ import csv
 import gzip
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from airflow_dl_provider.drift.columns import NULL_VALUES
 from airflow_dl_provider.exceptions import DriftInputError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 DEFAULT_CHUNK_ROWS = 50_000
+#: Text parsed at once: large enough for pyarrow's threads to pay off, small enough that three
+#: blocks in flight stay around 100 MiB.
+DEFAULT_BLOCK_BYTES = 8 * 2**20
 FORMATS = ("csv", "parquet", "jsonl", "data_capture")
+_BOM = b"\xef\xbb\xbf"
 
-Chunk = dict[str, np.ndarray]
+Chunk = dict[str, Any]
+
+
+def _pyarrow(name: str, what: str) -> Any:
+    try:
+        import pyarrow
+    except ImportError:
+        raise DriftInputError(f"data: {name} is {what}, which needs pyarrow: pip install pyarrow") from None
+    return pyarrow
+
+
+def _binary(stream: IO[bytes], name: str) -> IO[bytes]:
+    return cast("IO[bytes]", gzip.GzipFile(fileobj=stream)) if name.endswith(".gz") else stream
 
 
 def _text_lines(stream: IO[bytes], name: str) -> Iterator[str]:
     """Decoded lines of a (possibly gzipped) binary stream, read a block at a time."""
-    raw = cast("IO[bytes]", gzip.GzipFile(fileobj=stream)) if name.endswith(".gz") else stream
-    text = io.TextIOWrapper(cast("Any", _Readable(raw)), encoding="utf-8", newline="")
+    text = io.TextIOWrapper(cast("Any", _Readable(_binary(stream, name))), encoding="utf-8", newline="")
     try:
         yield from text
     except UnicodeDecodeError as err:
@@ -53,6 +75,64 @@ class _Readable(io.RawIOBase):
         return len(data)
 
 
+def _record_end(buffer: bytes, quoted: bool) -> int:
+    """The end of the last whole record in ``buffer`` (0 if none): after a newline outside quotes.
+
+    CSV doubles a quote inside a quoted field, so a newline is outside quotes exactly when the
+    quotes before it, from a record boundary, are even in number.
+    """
+    end = buffer.rfind(b"\n") + 1
+    if quoted:
+        while end and buffer.count(b'"', 0, end) % 2:
+            end = buffer.rfind(b"\n", 0, end - 1) + 1
+    return end
+
+
+def _blocks(raw: IO[bytes], block_bytes: int, quoted: bool) -> Iterator[tuple[bytes, int]]:
+    """``(block, number of its first line)``: whole records, about ``block_bytes`` each."""
+    rest, line = b"", 1
+    while True:
+        data = raw.read(block_bytes)
+        if line == 1 and not rest and data.startswith(_BOM):
+            data = data[len(_BOM) :]
+        buffer = rest + data if rest else data
+        if not data:
+            if buffer.strip():
+                yield buffer, line
+            return
+        cut = _record_end(buffer, quoted)
+        if not cut:  # one record longer than a block: read on
+            rest = buffer
+            continue
+        block, rest = buffer[:cut], buffer[cut:]
+        yield block, line
+        line += block.count(b"\n")
+
+
+def _prefetched(blocks: Iterable[Any], parse: Callable[[Any], Any]) -> Iterator[Any]:
+    """``parse`` of each block, the next one parsing on a thread while the caller uses this one.
+
+    pyarrow's parser and numpy's sort both release the GIL, so reading and checking overlap.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-reader") as pool:
+        pending = None
+        for block in blocks:
+            future = pool.submit(parse, block)
+            if pending is not None:
+                yield pending.result()
+            pending = future
+        if pending is not None:
+            yield pending.result()
+
+
+def _table_chunks(table: Any, chunk_rows: int) -> Iterator[Chunk]:
+    # pyarrow parses a block in ~1 MiB pieces; one chunk per piece would make the check pay its
+    # per-chunk cost (a search per bin edge) every few thousand rows, so join them first.
+    for batch in table.combine_chunks().to_batches(max_chunksize=chunk_rows):
+        if batch.num_rows:
+            yield {name: batch.column(i) for i, name in enumerate(batch.schema.names)}
+
+
 def _columns_of(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> Chunk:
     # CSV fields are always text; numeric columns are parsed by the check, which counts bad values.
     columns = list(zip(*rows, strict=False)) if rows else [() for _ in names]
@@ -68,35 +148,169 @@ def _array(values: Sequence[Any]) -> np.ndarray:
     return np.asarray(values, dtype=object)
 
 
+def _decode(block: bytes, name: str, first_line: int) -> str:
+    try:
+        return block.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = first_line + block.count(b"\n", 0, err.start)
+        raise DriftInputError(f"data: {name} is not UTF-8 text ({err.reason} on line {line})") from None
+
+
+class _CsvBlocks:
+    """Parses one CSV block with pyarrow, or, when pyarrow refuses it, with the ``csv`` module."""
+
+    def __init__(self, header: list[str], name: str, types: Mapping[str, str] | None) -> None:
+        self.pa = _pyarrow(name, "CSV")
+        import pyarrow.csv as pcsv
+
+        self.pcsv = pcsv
+        self.header = header
+        self.name = name
+        # Known numeric features parse straight to float64; everything else stays text, so that a
+        # category reads the same from every block (no per-block type guess turning "007" into 7).
+        numeric = {n for n, kind in (types or {}).items() if kind == "numeric"}
+        self.typed = {n: self.pa.float64() if n in numeric else self.pa.string() for n in header}
+        self.text = dict.fromkeys(header, self.pa.string())
+
+    def _pyarrow_table(self, block: bytes, column_types: Mapping[str, Any]) -> Any:
+        pcsv = self.pcsv
+        return pcsv.read_csv(
+            self.pa.BufferReader(block),
+            read_options=pcsv.ReadOptions(column_names=self.header, use_threads=True),
+            parse_options=pcsv.ParseOptions(newlines_in_values=b'"' in block),
+            convert_options=pcsv.ConvertOptions(
+                column_types=column_types, null_values=NULL_VALUES, strings_can_be_null=True
+            ),
+        )
+
+    def __call__(self, item: tuple[bytes, int]) -> Any:
+        block, first_line = item
+        for column_types in (self.typed, self.text):
+            try:
+                return self._pyarrow_table(block, column_types)
+            except self.pa.ArrowInvalid:
+                continue  # a number that is not one: try again as text, then with the csv module
+        return self._python(block, first_line)
+
+    def _python(self, block: bytes, first_line: int) -> Chunk:
+        reader = csv.reader(io.StringIO(_decode(block, self.name, first_line), newline=""))
+        width = len(self.header)
+        rows = []
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != width:
+                line = first_line + reader.line_num - 1
+                raise DriftInputError(
+                    f"data: {self.name} line {line} has {len(row)} fields, the header has {width}"
+                )
+            rows.append(row)
+        return _columns_of(rows, self.header)
+
+
+def _split_header(block: bytes, name: str) -> tuple[list[str], int]:
+    """The header's names and where the data starts in the first block."""
+    end = 0
+    while True:
+        end = block.find(b"\n", end) + 1
+        if not end:
+            end = len(block)
+            break
+        if block.count(b'"', 0, end) % 2 == 0:
+            break
+    header = next(csv.reader(io.StringIO(_decode(block[:end], name, 1), newline="")), [])
+    return [h.strip() for h in header], end
+
+
 def read_csv(
-    stream: IO[bytes], *, name: str = "data.csv", chunk_rows: int = DEFAULT_CHUNK_ROWS
+    stream: IO[bytes],
+    *,
+    name: str = "data.csv",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    types: Mapping[str, str] | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> Iterator[Chunk]:
-    """A CSV with a header row; a row with another number of fields is a one-line error."""
-    reader = csv.reader(_text_lines(stream, name))
-    header = next(reader, None)
-    if header is None:
+    """A CSV with a header row; a row with another number of fields is a one-line error.
+
+    :param types: ``{column: "numeric" | "categorical"}`` (a baseline's kinds): numeric columns
+        are parsed as floats by pyarrow; all others are read as text.
+    """
+    blocks = _blocks(_binary(stream, name), block_bytes, quoted=True)
+    first = next(blocks, None)
+    if first is None:
         return
-    header = [h.strip() for h in header]
-    width = len(header)
-    rows: list[list[str]] = []
-    for line_no, row in enumerate(reader, start=2):
-        if not row:
-            continue
-        if len(row) != width:
-            raise DriftInputError(
-                f"data: {name} line {line_no} has {len(row)} fields, the header has {width}"
-            )
-        rows.append(row)
-        if len(rows) >= chunk_rows:
-            yield _columns_of(rows, header)
-            rows = []
-    if rows:
-        yield _columns_of(rows, header)
+    block, line = first
+    header, end = _split_header(block, name)
+    if not header:
+        return
+    parse = _CsvBlocks(header, name, types)
+
+    def data_blocks() -> Iterator[tuple[bytes, int]]:
+        if block[end:].strip():
+            yield block[end:], line + block.count(b"\n", 0, end)
+        yield from blocks
+
+    for parsed in _prefetched(data_blocks(), parse):
+        yield from _chunks_of(parsed, chunk_rows)
 
 
 def _records_to_chunk(records: list[dict[str, Any]], columns: Sequence[str] | None) -> Chunk:
     names = list(columns) if columns is not None else list(dict.fromkeys(k for r in records for k in r))
     return {name: _array([r.get(name) for r in records]) for name in names}
+
+
+class _JsonBlocks:
+    """Parses one JSON Lines block with pyarrow, or, when pyarrow refuses it, line by line."""
+
+    def __init__(self, name: str, columns: Sequence[str] | None) -> None:
+        self.pa = _pyarrow(name, "JSON Lines")
+        import pyarrow.json as pjson
+
+        self.pjson = pjson
+        self.name = name
+        self.columns = columns
+
+    def __call__(self, item: tuple[bytes, int]) -> Any:
+        block, first_line = item
+        try:
+            table = self.pjson.read_json(
+                self.pa.BufferReader(block), read_options=self.pjson.ReadOptions(use_threads=True)
+            )
+        except self.pa.ArrowInvalid:  # a type that changes within the block, a line that is not an object
+            return self._python(block, first_line)
+        if self.columns is None:
+            return table
+        present = set(table.column_names)
+        return self.pa.table(
+            {c: table[c] if c in present else self.pa.nulls(table.num_rows) for c in self.columns}
+        )
+
+    def _python(self, block: bytes, first_line: int) -> Chunk:
+        records: list[dict[str, Any]] = []
+        # split("\n"), not splitlines(): JSON strings may hold U+2028 and other line separators.
+        for offset, line in enumerate(_decode(block, self.name, first_line).split("\n")):
+            if not line.strip():
+                continue
+            line_no = first_line + offset
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DriftInputError(f"data: {self.name} line {line_no} is not JSON ({err.msg})") from None
+            if not isinstance(record, dict):
+                raise DriftInputError(
+                    f"data: {self.name} line {line_no} is a JSON {type(record).__name__}, not an object"
+                )
+            records.append(record)
+        return _records_to_chunk(records, self.columns)
+
+
+def _chunks_of(parsed: Any, chunk_rows: int) -> Iterator[Chunk]:
+    if isinstance(parsed, dict):
+        size = max((len(v) for v in parsed.values()), default=0)
+        for start in range(0, size, chunk_rows):
+            yield {k: v[start : start + chunk_rows] for k, v in parsed.items()}
+    else:
+        yield from _table_chunks(parsed, chunk_rows)
 
 
 def read_jsonl(
@@ -105,26 +319,12 @@ def read_jsonl(
     name: str = "data.jsonl",
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     columns: Sequence[str] | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> Iterator[Chunk]:
     """JSON Lines, one object per line; a key a line lacks is a missing value."""
-    records: list[dict[str, Any]] = []
-    for line_no, line in enumerate(_text_lines(stream, name), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DriftInputError(f"data: {name} line {line_no} is not JSON ({err.msg})") from None
-        if not isinstance(record, dict):
-            raise DriftInputError(
-                f"data: {name} line {line_no} is a JSON {type(record).__name__}, not an object"
-            )
-        records.append(record)
-        if len(records) >= chunk_rows:
-            yield _records_to_chunk(records, columns)
-            records = []
-    if records:
-        yield _records_to_chunk(records, columns)
+    parse = _JsonBlocks(name, columns)
+    for parsed in _prefetched(_blocks(_binary(stream, name), block_bytes, quoted=False), parse):
+        yield from _chunks_of(parsed, chunk_rows)
 
 
 def _decode_capture(payload: dict[str, Any], where: str) -> tuple[str, str, str]:
@@ -255,24 +455,20 @@ def read_parquet(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     columns: Sequence[str] | None = None,
 ) -> Iterator[Chunk]:
-    """Parquet, one record batch at a time (pyarrow, imported here: it is optional).
+    """Parquet, one record batch at a time, as pyarrow arrays.
 
     :param source: a path or a seekable binary file (Parquet's footer is at the end).
     """
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DriftInputError(f"data: {name} is Parquet, which needs pyarrow: pip install pyarrow") from None
+    pa = _pyarrow(name, "Parquet")
+    import pyarrow.parquet as pq
+
     try:
         parquet = pq.ParquetFile(source)
         present = set(parquet.schema_arrow.names)
         wanted = [c for c in columns if c in present] if columns is not None else None
         for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
-            yield {
-                field: batch.column(i).to_numpy(zero_copy_only=False)
-                for i, field in enumerate(batch.schema.names)
-            }
-    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid and ArrowIOError subclass these
+            yield {field: batch.column(i) for i, field in enumerate(batch.schema.names)}
+    except (OSError, ValueError, pa.ArrowException) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DriftInputError(f"data: {name} cannot be read as Parquet ({first})") from None
 
@@ -299,10 +495,14 @@ def read_chunks(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     columns: Sequence[str] | None = None,
     capture: str = "input",
+    types: Mapping[str, str] | None = None,
 ) -> Iterator[Chunk]:
-    """Dispatch to the reader for ``data_format``."""
+    """Dispatch to the reader for ``data_format``.
+
+    :param types: ``{column: "numeric" | "categorical"}`` for CSV (a baseline's feature kinds).
+    """
     if data_format == "csv":
-        return read_csv(stream, name=name, chunk_rows=chunk_rows)
+        return read_csv(stream, name=name, chunk_rows=chunk_rows, types=types)
     if data_format == "jsonl":
         return read_jsonl(stream, name=name, chunk_rows=chunk_rows)
     if data_format == "data_capture":

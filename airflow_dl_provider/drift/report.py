@@ -76,14 +76,16 @@ def report_html(result: DriftResult, title: str = "Drift report", extra: dict[st
         "model version": result.model_version or "-",
         "rows checked": f"{result.rows:,}",
         "features drifted": f"{len(result.features_drifted)} of {len(result.features)} ({flagged})",
+        "too few rows to judge": ", ".join(result.features_too_few_rows) or "none",
         "thresholds": ", ".join(f"{k}={v}" for k, v in result.thresholds.to_dict().items()),
         **{k: str(v) for k, v in (extra or {}).items()},
     }
     sections = []
     # Drifted features first: they are what the reader came for.
     for feature in sorted(result.features.values(), key=lambda f: (not f.drifted, f.name)):
-        badge = "<span class='bad'>drifted</span>" if feature.drifted else "<span class='ok'>stable</span>"
-        reasons = "; ".join(feature.reasons) or "no threshold crossed"
+        style = {"drifted": "bad", "stable": "ok"}.get(feature.status, "muted")
+        badge = f"<span class='{style}'>{html.escape(feature.status)}</span>"
+        reasons = "; ".join(feature.reasons) or feature.note or "no threshold crossed"
         sections.append(
             f"<section><h2>{html.escape(feature.name)} <small>{feature.kind}</small> {badge}</h2>"
             f"<p class='muted'>{html.escape(reasons)} &middot; rows {feature.rows:,}, missing {feature.missing:,}"

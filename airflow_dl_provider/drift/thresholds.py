@@ -21,22 +21,39 @@ DEFAULT_MAX_INVALID_FRACTION = 0.01
 class DriftThresholds:
     """When a feature counts as drifted, and how many of them make the data set drift.
 
-    :param psi: PSI at or above this flags a feature (> 0; 0.1 is a small shift, 0.2 a large one).
+    Every rule pairs an effect size with a significance test, so that neither noise in a small
+    batch nor a negligible shift in a huge one flags; ``docs/drift.rst`` has the measurements behind
+    the defaults. A threshold set to ``None`` turns its rule off.
+
+    :param psi: PSI at or above this, with the chi-square test on the same bins significant, flags
+        a feature (> 0; 0.1 is a small shift, 0.2 a large one).
     :param ks_statistic: the smallest KS statistic (or, for categories, total variation) that
-        flags a feature, in (0, 1].
-    :param ks_pvalue: the KS p-value below which the shift is significant, in (0, 1).
-    :param js_distance: Jensen-Shannon distance (base 2) at or above this flags a feature, in (0, 1].
-    :param chi2_pvalue: the chi-square p-value below which a categorical shift is significant.
+        flags a feature with a significant test, in (0, 1].
+    :param wasserstein_normed: the smallest Wasserstein-1 distance, in training standard
+        deviations, that flags a numeric feature with a significant KS test (> 0).
+    :param js_distance: Jensen-Shannon distance (base 2) at or above this, with the chi-square
+        test significant, flags a feature, in (0, 1].
+    :param missing_rate: the smallest change in the share of missing values that flags a feature
+        with a significant Fisher test, in (0, 1].
+    :param ks_pvalue: the KS test's significance level, for the whole data set: each feature is
+        tested at ``ks_pvalue / features`` (Bonferroni), in (0, 1).
+    :param chi2_pvalue: the same for the chi-square tests (categories, PSI and JS bins) and the
+        missing-rate test, in (0, 1).
+    :param min_rows: values a feature needs before its distribution is judged; below, the report
+        says "too few rows" (a missing-rate change is still judged) (>= 1).
     :param min_features_drifted: flagged features needed for the data set to drift (>= 1).
     :param max_invalid_fraction: the share of non-numeric values a numeric column may hold before
         the check fails instead of ignoring them, in [0, 1).
     """
 
     psi: float | None = 0.2
-    ks_statistic: float | None = 0.1
+    ks_statistic: float | None = 0.05
+    wasserstein_normed: float | None = 0.1
+    js_distance: float | None = 0.05
+    missing_rate: float | None = 0.05
     ks_pvalue: float | None = 0.05
-    js_distance: float | None = 0.2
     chi2_pvalue: float | None = 0.05
+    min_rows: int = 100
     min_features_drifted: int = 1
     max_invalid_fraction: float = DEFAULT_MAX_INVALID_FRACTION
 
@@ -55,17 +72,17 @@ class DriftThresholds:
         check("psi", self.psi, 0.0, math.inf, True, True)
         check("ks_statistic", self.ks_statistic, 0.0, 1.0, True, False)
         check("ks_pvalue", self.ks_pvalue, 0.0, 1.0, True, True)
+        check("wasserstein_normed", self.wasserstein_normed, 0.0, math.inf, True, True)
         check("js_distance", self.js_distance, 0.0, 1.0, True, False)
+        check("missing_rate", self.missing_rate, 0.0, 1.0, True, False)
         check("chi2_pvalue", self.chi2_pvalue, 0.0, 1.0, True, True)
         check("max_invalid_fraction", self.max_invalid_fraction, 0.0, 1.0, False, True)
-        if isinstance(self.min_features_drifted, bool) or not isinstance(self.min_features_drifted, int):
-            raise DriftInputError(
-                f"thresholds.min_features_drifted: must be an integer, got {self.min_features_drifted!r}"
-            )
-        if self.min_features_drifted < 1:
-            raise DriftInputError(
-                f"thresholds.min_features_drifted: must be >= 1, got {self.min_features_drifted}"
-            )
+        for name in ("min_rows", "min_features_drifted"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise DriftInputError(f"thresholds.{name}: must be an integer, got {value!r}")
+            if value < 1:
+                raise DriftInputError(f"thresholds.{name}: must be >= 1, got {value}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> DriftThresholds:

@@ -47,9 +47,10 @@ class DriftDetectionOperator(S3Operator):
         data column the baseline lacks is an error). (templated)
     :param columns: names for headerless data (data capture CSV); default the baseline's features.
     :param capture: for data capture, ``input`` (requests) or ``output`` (responses).
-    :param thresholds: a dict of :class:`~airflow_dl_provider.drift.check.DriftThresholds` fields
-        (``psi``, ``ks_statistic``, ``ks_pvalue``, ``js_distance``, ``chi2_pvalue``,
-        ``min_features_drifted``, ``max_invalid_fraction``); checked when the DAG is parsed.
+    :param thresholds: a dict of :class:`~airflow_dl_provider.drift.thresholds.DriftThresholds`
+        fields (``psi``, ``ks_statistic``, ``wasserstein_normed``, ``js_distance``,
+        ``missing_rate``, ``ks_pvalue``, ``chi2_pvalue``, ``min_rows``, ``min_features_drifted``,
+        ``max_invalid_fraction``); checked when the DAG is parsed.
     :param report_prefix: where reports go, under ``<run id>/``; default ``drift-reports/`` beside
         the baseline. (templated)
     :param model_version: recorded in the report and the evidence; default the baseline's. (templated)
@@ -58,9 +59,10 @@ class DriftDetectionOperator(S3Operator):
     :param asset_uri: the drift Asset's URI, fixed at parse time so DAGs can be scheduled on it.
     :param soft_fail: skip instead of failing when the inputs are unusable (no data yet, say).
     :param chunk_rows: rows per chunk.
-    :return: ``{"drifted", "model_version", "features_drifted", "rows", "scores": {feature:
-        {score: value}}, "report_json", "report_html", "data_uri", "files", "asset_uri"}``; pushed
-        as the return value on drift, and as XCom ``drift_summary`` in both cases.
+    :return: ``{"drifted", "model_version", "features_drifted", "features_too_few_rows", "rows",
+        "scores": {feature: {score: value}}, "report_json", "report_html", "data_uri", "files",
+        "asset_uri"}``; pushed as the return value on drift, and as XCom ``drift_summary`` in both
+        cases.
     """
 
     template_fields: Sequence[str] = aws_template_fields(
@@ -134,8 +136,15 @@ class DriftDetectionOperator(S3Operator):
         summary = self._publish(context, result, files)
         context["ti"].xcom_push(key="drift_summary", value=summary)
         if not result.drifted:
-            self.log.info("No drift in %s (%d rows); skipping downstream tasks", self.data_uri, result.rows)
-            raise AirflowSkipException(f"no drift in {result.rows} rows of {self.data_uri}")
+            unjudged = result.features_too_few_rows
+            if unjudged and len(unjudged) == len(result.features):
+                message = f"too few rows to judge drift: {result.rows} rows of {self.data_uri} (min_rows {self.drift_thresholds.min_rows})"
+            else:
+                message = f"no drift in {result.rows} rows of {self.data_uri}"
+                if unjudged:
+                    message += f"; too few rows to judge {unjudged}"
+            self.log.info("%s; skipping downstream tasks", message)
+            raise AirflowSkipException(message)
         evidence = {
             "model_version": summary["model_version"],
             "features_drifted": summary["features_drifted"],
@@ -163,14 +172,17 @@ class DriftDetectionOperator(S3Operator):
         bucket, names = self.data_keys(self.data_uri, skip_name=_SKIP_NAME, error=DriftInputError)
         keys = [(bucket, name) for name in names]
         columns = list(self.columns) if self.columns else list(profile.features)
+        types = {name: feature.kind for name, feature in profile.features.items()}
         for bucket, key in keys:
-            for chunk in self._chunks(s3, bucket, key, columns):
+            for chunk in self._chunks(s3, bucket, key, columns, types):
                 check.update(chunk)
                 del chunk  # before the reader builds the next one
         self.log.info("Read %d rows from %d object(s) under %s", check.rows, len(keys), self.data_uri)
         return check.result(), [f"s3://{b}/{k}" for b, k in keys]
 
-    def _chunks(self, s3: Any, bucket: str, key: str, columns: list[str]) -> Iterator[Mapping[str, Any]]:
+    def _chunks(
+        self, s3: Any, bucket: str, key: str, columns: list[str], types: Mapping[str, str]
+    ) -> Iterator[Mapping[str, Any]]:
         from airflow_dl_provider.drift.readers import guess_format, read_chunks
 
         name = f"s3://{bucket}/{key}"
@@ -200,6 +212,7 @@ class DriftDetectionOperator(S3Operator):
                 chunk_rows=self.chunk_rows,
                 columns=columns,
                 capture=self.capture,
+                types=types,
             )
         finally:
             body.close()
@@ -260,6 +273,8 @@ class DriftBaselineOperator(S3Operator):
     :param label_column: the column to leave out; ``None`` when the data has no label.
     :param data_format: ``csv`` (with a header row), ``parquet``, ``jsonl`` or ``auto`` (by name).
     :param features: profile only these columns (default: every column but the label).
+    :param categorical: columns that are categories even where they read as numbers (integer
+        codes); they read the same from CSV, JSON Lines and Parquet.
     :param bins: fine quantile bins per numeric feature (default 2,000; the KS error is about 1/bins).
     :return: ``{"baseline_uri": uri, "features": [name, ...], "rows": n}``
     """
@@ -275,6 +290,7 @@ class DriftBaselineOperator(S3Operator):
         label_column: str | None = "label",
         data_format: str = "csv",
         features: Sequence[str] | None = None,
+        categorical: Sequence[str] = (),
         bins: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -294,48 +310,55 @@ class DriftBaselineOperator(S3Operator):
         self.label_column = label_column
         self.data_format = data_format
         self.features = list(features) if features is not None else None
+        self.categorical = list(categorical)
         self.bins = bins
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_dl_provider.drift.profile import (
-            DEFAULT_BINS,
-            baseline_uri_for,
-            build_baseline,
-            save_baseline,
-        )
+        from airflow_dl_provider.drift.baseline import build_baseline
+        from airflow_dl_provider.drift.profile import DEFAULT_BINS, baseline_uri_for, save_baseline
 
         s3 = self.hook.conn
         bucket, names = self.data_keys(
             self.data_uri, skip_name=_SKIP_NAME, error=DriftInputError, hint="is the training data there?"
         )
         keys = [(bucket, name) for name in names]
-        # The build sorts each column, so it holds them all anyway: read every chunk up front.
-        chunks = [chunk for bucket, key in keys for chunk in self._chunks(s3, bucket, key)]
-        columns = list(dict.fromkeys(name for chunk in chunks for name in chunk))
-        if self.label_column is not None and self.label_column not in columns:
-            raise DriftInputError(
-                f"label_column: {self.label_column!r} is not a column of {self.data_uri} ({columns[:5]}...); "
-                "pass label_column=None when the data has no label"
-            )
-        features = self.features or [c for c in columns if c != self.label_column]
+
+        def training_data() -> Iterator[Mapping[str, Any]]:
+            # The build reads the data twice (bounded memory): each pass streams every object again.
+            first = True
+            for bucket, key in keys:
+                for chunk in self._chunks(s3, bucket, key):
+                    if first:
+                        self._check_label(list(chunk))
+                        first = False
+                    yield chunk
+
         uri = baseline_uri_for(str(self.model_artifacts))
         profile = build_baseline(
-            chunks,
-            features=features,
+            training_data,
+            features=self.features,
+            exclude=[self.label_column] if self.label_column is not None else [],
+            categorical=self.categorical,
             bins=self.bins or DEFAULT_BINS,
             model_version=str(self.model_artifacts),
             source=self.data_uri,
         )
-        del chunks
         save_baseline(profile, s3, uri)
         self.log.info(
             "Baseline of %d features over %d rows of %s -> %s",
-            len(features),
+            len(profile.features),
             profile.rows,
             self.data_uri,
             uri,
         )
         return {"baseline_uri": uri, "features": list(profile.features), "rows": profile.rows}
+
+    def _check_label(self, columns: list[str]) -> None:
+        if self.label_column is not None and self.label_column not in columns:
+            raise DriftInputError(
+                f"label_column: {self.label_column!r} is not a column of {self.data_uri} ({columns[:5]}...); "
+                "pass label_column=None when the data has no label"
+            )
 
     def _chunks(self, s3: Any, bucket: str, key: str) -> Iterator[Mapping[str, Any]]:
         from airflow_dl_provider.drift.readers import guess_format, read_chunks
@@ -350,7 +373,8 @@ class DriftBaselineOperator(S3Operator):
                 yield from read_chunks(spool, "parquet", name=name)
             return
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        types = dict.fromkeys(self.categorical, "categorical")
         try:
-            yield from read_chunks(body, data_format, name=name)
+            yield from read_chunks(body, data_format, name=name, types=types)
         finally:
             body.close()

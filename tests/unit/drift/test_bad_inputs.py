@@ -39,10 +39,13 @@ def test_data_column_the_baseline_lacks(profile) -> None:
     assert "has column(s) ['c'] that the baseline lacks" in _one_line(err)
 
 
-def test_baseline_feature_the_data_lacks(profile) -> None:
+def test_data_with_none_of_the_features(profile) -> None:
     with pytest.raises(DriftInputError) as err:
-        check_drift(profile, {"a": [1.0]})
-    assert "lacks baseline feature(s) ['b']" in _one_line(err)
+        check_drift(profile, {}, features=["a"])
+    assert "is empty" in _one_line(err)
+    with pytest.raises(DriftInputError) as err:
+        check_drift(profile, {"z": [1.0, 2.0]}, features=["a", "b"])
+    assert "has none of the baseline's features ['a', 'b']" in _one_line(err)
 
 
 def test_subset_of_features_is_allowed(profile) -> None:
@@ -82,7 +85,7 @@ def test_baseline_of_another_version(profile, tmp_path: Path) -> None:
     with pytest.raises(DriftInputError) as err:
         load_baseline(None, str(path))
     assert (
-        "is format 'airflow-dl-drift-baseline/0', this provider reads 'airflow-dl-drift-baseline/1'"
+        "is format 'airflow-dl-drift-baseline/0', this provider reads 'airflow-dl-drift-baseline/2'"
         in _one_line(err)
     )
 
@@ -96,6 +99,9 @@ def test_baseline_of_another_version(profile, tmp_path: Path) -> None:
         ({"js_distance": 2}, "thresholds.js_distance: must be in (0, 1], got 2"),
         ({"chi2_pvalue": "0.05"}, "thresholds.chi2_pvalue: must be a number, got '0.05'"),
         ({"min_features_drifted": 0}, "thresholds.min_features_drifted: must be >= 1, got 0"),
+        ({"min_rows": 2.5}, "thresholds.min_rows: must be an integer, got 2.5"),
+        ({"wasserstein_normed": 0}, "thresholds.wasserstein_normed: must be in (0, inf), got 0"),
+        ({"missing_rate": 1.5}, "thresholds.missing_rate: must be in (0, 1], got 1.5"),
         ({"max_invalid_fraction": 1}, "thresholds.max_invalid_fraction: must be in [0, 1), got 1"),
     ],
 )

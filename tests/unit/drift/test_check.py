@@ -74,7 +74,15 @@ def test_ks_within_0005_of_scipy_and_psi_matches_direct(n: int, m: int, seed: in
 def test_flags_the_same_features_as_scipy_at_the_same_threshold() -> None:
     rng = np.random.default_rng(7)
     ref, cur = _reference(rng, 50_000), _shifted(rng, 10_000)
-    thresholds = DriftThresholds(psi=None, js_distance=None, ks_statistic=0.08, ks_pvalue=0.05)
+    # The KS rule alone, at a per-feature level of 0.05 (the check divides ks_pvalue by the features).
+    thresholds = DriftThresholds(
+        psi=None,
+        js_distance=None,
+        wasserstein_normed=None,
+        missing_rate=None,
+        ks_statistic=0.08,
+        ks_pvalue=0.05 * len(FEATURES),
+    )
 
     result = check_drift(build_baseline(ref), cur, thresholds)
 
@@ -155,26 +163,5 @@ def test_check_memory_is_bins_not_rows() -> None:
     for _ in range(20):
         check.update({"x": rng.normal(size=5_000)})
     counts = check.counts["x"]
-    assert counts.counts.size == profile.features["x"].edges.size + 1
+    assert counts.bins.counts.size == profile.features["x"].edges.size + 1  # type: ignore[union-attr]
     assert check.rows == 100_000
-
-
-@pytest.mark.parametrize("kind", ["normal", "t2", "lognormal", "ties", "constant"])
-def test_bin_lookup_equals_searchsorted(kind: str) -> None:
-    from airflow_dl_provider.drift.check import _NumericCounts
-
-    rng = np.random.default_rng(4)
-    draw = {
-        "normal": lambda n: rng.normal(size=n),
-        "t2": lambda n: rng.standard_t(2, size=n),
-        "lognormal": lambda n: rng.lognormal(0, 2, size=n),
-        "ties": lambda n: rng.integers(0, 7, size=n).astype(float),
-        "constant": lambda n: np.full(n, 3.0),
-    }[kind]
-    profile = build_baseline({"x": draw(20_000)}).features["x"]
-    counts = _NumericCounts(profile)  # type: ignore[arg-type]
-    values = np.concatenate(
-        [draw(20_000) * 1.3 + 0.1, profile.edges, [-1e300, 1e300, profile.edges[0] - 1e-9]]
-    )
-
-    assert np.array_equal(counts._bin_index(values), np.searchsorted(profile.edges, values, side="left"))

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from airflow_dl_provider.drift import build_baseline, check_drift, guess_format, read_chunks
+from airflow_dl_provider.drift import DriftThresholds, build_baseline, check_drift, guess_format, read_chunks
 from airflow_dl_provider.drift.readers import read_csv, read_data_capture, read_jsonl, read_parquet
 from airflow_dl_provider.exceptions import DriftInputError
 
@@ -42,12 +42,12 @@ def test_csv_in_chunks_of_n_rows() -> None:
     body = "a,b,color\n" + "".join(f"{i},{i * 0.5},red\n" for i in range(10))
     chunks = list(read_csv(io.BytesIO(body.encode()), chunk_rows=4))
     assert [len(c["a"]) for c in chunks] == [4, 4, 2]
-    assert chunks[0]["color"].tolist() == ["red"] * 4
+    assert chunks[0]["color"].to_pylist() == ["red"] * 4
 
 
 def test_csv_gzip_and_ragged_row() -> None:
     body = gzip.compress(b"a,b\n1,2\n3,4\n")
-    assert [c["b"].tolist() for c in read_csv(io.BytesIO(body), name="x.csv.gz")] == [["2", "4"]]
+    assert [c["b"].to_pylist() for c in read_csv(io.BytesIO(body), name="x.csv.gz")] == [["2", "4"]]
     with pytest.raises(DriftInputError, match=r"x.csv line 3 has 1 fields, the header has 2"):
         list(read_csv(io.BytesIO(b"a,b\n1,2\n3\n"), name="x.csv"))
 
@@ -55,8 +55,8 @@ def test_csv_gzip_and_ragged_row() -> None:
 def test_jsonl_missing_keys_are_missing_values() -> None:
     body = b'{"a": 1, "b": "x"}\n{"a": 2.5}\n\n'
     (chunk,) = read_jsonl(io.BytesIO(body))
-    assert chunk["a"].dtype == np.float64
-    assert chunk["b"].tolist() == ["x", None]
+    assert str(chunk["a"].type) == "double"
+    assert chunk["b"].to_pylist() == ["x", None]
     with pytest.raises(DriftInputError, match="line 1 is not JSON"):
         list(read_jsonl(io.BytesIO(b"{oops\n")))
 
@@ -120,3 +120,79 @@ def test_parquet_without_pyarrow_is_one_line(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     with pytest.raises(DriftInputError, match="needs pyarrow: pip install pyarrow"):
         list(read_parquet(io.BytesIO(b""), name="d.parquet"))
+
+
+def _csv_rows(rng: np.random.Generator, n: int) -> bytes:
+    lines = ["x,y,c"]
+    for i in range(n):
+        x = "" if i % 7 == 0 else f"{rng.normal():.6f}"  # empty fields: missing, not bad numbers
+        lines.append(f"{x},{rng.normal():.6f},{'ab'[i % 2]}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_csv_is_read_by_pyarrow_with_empty_fields_as_nulls() -> None:
+    rng = np.random.default_rng(1)
+    body = _csv_rows(rng, 1_000)
+    chunks = list(read_csv(io.BytesIO(body), types={"x": "numeric", "y": "numeric", "c": "categorical"}))
+    x = chunks[0]["x"]
+    assert type(x).__module__.startswith("pyarrow")  # columnar, not a Python list of fields
+    assert str(x.type) == "double"
+    assert x.null_count == len(range(0, 1_000, 7))
+    assert str(chunks[0]["c"].type) == "string"
+
+
+def test_csv_blocks_read_the_same_as_one_block() -> None:
+    rng = np.random.default_rng(2)
+    body = _csv_rows(rng, 3_000)
+    types = {"x": "numeric", "y": "numeric"}
+    whole = list(read_csv(io.BytesIO(body), types=types))
+    pieces = list(read_csv(io.BytesIO(body), types=types, block_bytes=4_096, chunk_rows=500))
+    assert len(pieces) > 10
+    for name in ("x", "y", "c"):
+        joined = [v for chunk in pieces for v in chunk[name].to_pylist()]
+        assert joined == [v for chunk in whole for v in chunk[name].to_pylist()]
+
+
+def test_csv_quoted_newlines_across_blocks() -> None:
+    rows = "".join(f'{i},"line one\nline ""two"" {i}"\n' for i in range(300))
+    chunks = list(read_csv(io.BytesIO(("n,text\n" + rows).encode()), block_bytes=1_000))
+    texts = [t for c in chunks for t in c["text"].to_pylist()]
+    assert len(texts) == 300
+    assert texts[299] == 'line one\nline "two" 299'
+
+
+def test_csv_bad_numbers_fall_back_and_are_counted() -> None:
+    profile = build_baseline({"x": np.arange(1_000.0)})
+    body = b"x\n" + b"".join(b"%d\n" % i for i in range(995)) + b"abc\n" * 5
+    check = check_drift(
+        profile, read_csv(io.BytesIO(body), types={"x": "numeric"}), DriftThresholds(max_invalid_fraction=0.1)
+    )
+    feature = check.features["x"]
+    assert (feature.rows, feature.invalid, feature.missing) == (1_000, 5, 0)
+
+
+def test_csv_ragged_row_names_its_line_in_a_later_block() -> None:
+    body = b"a,b\n" + b"1,2\n" * 2_000 + b"3\n"
+    with pytest.raises(DriftInputError, match=r"^data: x.csv line 2002 has 1 fields, the header has 2$"):
+        list(read_csv(io.BytesIO(body), name="x.csv", block_bytes=1_000))
+
+
+def test_csv_bom_and_bad_utf8() -> None:
+    (chunk,) = read_csv(io.BytesIO(b"\xef\xbb\xbfa,b\n1,2\n"))
+    assert list(chunk) == ["a", "b"]
+    with pytest.raises(DriftInputError, match=r"is not UTF-8 text \(invalid start byte on line 3\)"):
+        list(read_csv(io.BytesIO(b"a,b\n1,2\n3,\xff\n"), name="x.csv"))
+
+
+def test_jsonl_blocks_with_a_type_change_fall_back_per_block() -> None:
+    lines = [json.dumps({"a": i, "c": "x"}) for i in range(500)] + [json.dumps({"a": "n/a", "c": 1})]
+    chunks = list(read_jsonl(io.BytesIO(("\n".join(lines) + "\n").encode()), block_bytes=2_000))
+    assert sum(len(c["a"]) for c in chunks) == 501
+    assert any(isinstance(c["a"], np.ndarray) for c in chunks)  # the block pyarrow refused
+    assert any(type(c["a"]).__module__.startswith("pyarrow") for c in chunks)
+    with pytest.raises(DriftInputError, match=r"^data: d.jsonl line 502 is a JSON list, not an object$"):
+        list(
+            read_jsonl(
+                io.BytesIO(("\n".join([*lines, "[1, 2]"]) + "\n").encode()), name="d.jsonl", block_bytes=2_000
+            )
+        )
