@@ -22,8 +22,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import botocore.compat
 import botocore.endpoint
 import botocore.handlers
+import botocore.hooks
 import botocore.loaders
 import botocore.session
 from botocore.awsrequest import AWSResponse
@@ -222,6 +224,8 @@ def serving(service: SageMakerService, monkeypatch: Any) -> Iterator[list[float]
     pauses: list[float] = []
     monkeypatch.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=pauses.append))
     monkeypatch.setattr(botocore.session, "create_loader", _shared_loader)
+    monkeypatch.setattr(botocore.hooks, "accepts_kwargs", _accepts_kwargs)
+    monkeypatch.setattr(botocore.hooks.EventAliaser, "__init__", _shared_aliases)
     # The Amazon hook names its caller in the User-Agent by walking inspect.stack(), which reads the
     # source of every frame: under pytest's deep stacks that is a third of the suite's time, for a
     # header nothing here reads.
@@ -231,6 +235,33 @@ def serving(service: SageMakerService, monkeypatch: Any) -> Iterator[list[float]
         AwsGenericHook, "_get_caller", lambda self, target_function_name="execute": "Contract"
     )
     yield pauses
+
+
+# Every hook builds a new botocore session, and each session re-derives what is the same for all of
+# them: the service models from disk, whether each of its ~140 built-in handlers takes **kwargs
+# (inspect.signature), the aliases of every event name. Derived once here, they cost the suite a
+# fraction of its time; botocore does exactly what it did with them.
+_ALIASES: dict[str, str] = {}
+_ORIGINAL_ALIASER_INIT = botocore.hooks.EventAliaser.__init__
+
+
+def _shared_aliases(self: Any, event_emitter: Any, event_aliases: Any = None) -> None:
+    _ORIGINAL_ALIASER_INIT(self, event_emitter, event_aliases)
+    if event_aliases is None:
+        self._alias_name_cache = _ALIASES
+
+
+@functools.cache
+def _accepts_kwargs_of(func: Any) -> bool:
+    return bool(botocore.compat.accepts_kwargs(func))
+
+
+def _accepts_kwargs(func: Any) -> bool:
+    target = getattr(func, "__func__", func)  # a bound method takes **kwargs if its function does
+    try:
+        return _accepts_kwargs_of(target)
+    except TypeError:  # unhashable
+        return bool(botocore.compat.accepts_kwargs(func))
 
 
 class _SearchPaths(list):  # type: ignore[type-arg]
@@ -243,9 +274,7 @@ class _SearchPaths(list):  # type: ignore[type-arg]
 
 @functools.cache
 def _shared_loader(search_path_string: str | None = None) -> Any:
-    """One botocore data loader for every session: each hook builds a new session, and re-reading the
-    service models from disk for each (~0.2 s a client) would dominate the suite. The models are
-    read-only data; sharing them changes nothing botocore does with them."""
+    """One botocore data loader (and its cache of the read-only service models) for every session."""
     loader = botocore.loaders.create_loader(search_path_string)
     loader._search_paths = _SearchPaths(loader.search_paths)
     return loader
