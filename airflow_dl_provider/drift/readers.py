@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 DEFAULT_CHUNK_ROWS = 50_000
-#: Text parsed at once: large enough for pyarrow's threads to pay off, small enough that three
-#: blocks in flight stay around 100 MiB.
-DEFAULT_BLOCK_BYTES = 8 * 2**20
+#: Text parsed at once: large enough for pyarrow's threads to pay off (CPU per row is the same from
+#: 2 to 64 MiB), small enough that the blocks in flight and their columns stay near 60 MiB.
+DEFAULT_BLOCK_BYTES = 4 * 2**20
 FORMATS = ("csv", "parquet", "jsonl", "data_capture")
 _BOM = b"\xef\xbb\xbf"
 
@@ -75,6 +75,12 @@ class _Readable(io.RawIOBase):
         return len(data)
 
 
+def _count(buffer: bytes, byte: bytes, end: int | None = None) -> int:
+    """Occurrences of one byte: numpy's compare is a few times faster than ``bytes.count``."""
+    view = np.frombuffer(buffer, dtype=np.uint8, count=len(buffer) if end is None else end)
+    return int(np.count_nonzero(view == ord(byte)))
+
+
 def _record_end(buffer: bytes, quoted: bool) -> int:
     """The end of the last whole record in ``buffer`` (0 if none): after a newline outside quotes.
 
@@ -82,9 +88,12 @@ def _record_end(buffer: bytes, quoted: bool) -> int:
     quotes before it, from a record boundary, are even in number.
     """
     end = buffer.rfind(b"\n") + 1
-    if quoted:
-        while end and buffer.count(b'"', 0, end) % 2:
-            end = buffer.rfind(b"\n", 0, end - 1) + 1
+    if quoted and b'"' in buffer:
+        quotes = _count(buffer, b'"', end)
+        while end and quotes % 2:
+            previous = buffer.rfind(b"\n", 0, end - 1) + 1
+            quotes -= buffer.count(b'"', previous, end)
+            end = previous
     return end
 
 
@@ -106,7 +115,7 @@ def _blocks(raw: IO[bytes], block_bytes: int, quoted: bool) -> Iterator[tuple[by
             continue
         block, rest = buffer[:cut], buffer[cut:]
         yield block, line
-        line += block.count(b"\n")
+        line += _count(block, b"\n")
 
 
 def _prefetched(blocks: Iterable[Any], parse: Callable[[Any], Any]) -> Iterator[Any]:

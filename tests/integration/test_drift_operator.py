@@ -118,6 +118,73 @@ def test_bad_inputs_fail_or_soft_fail(local_backend: Any, task_context: Any) -> 
         DriftDetectionOperator(task_id="drift", baseline_uri="{{ params.b }}", data_uri="s3://b/k")
 
 
+def test_baseline_from_csv_then_checks_of_json_lines_read_categories_alike(
+    local_backend: Any, task_context: Any
+) -> None:
+    from airflow_dl_provider.operators.drift import (
+        AirflowSkipException,
+        DriftBaselineOperator,
+        DriftDetectionOperator,
+    )
+
+    rng = np.random.default_rng(3)
+    codes = rng.choice([1, 2, 3], size=3_000, p=[0.6, 0.3, 0.1])
+    rows = "".join(
+        f"{c},{x:.5f},{int(y)}\n" for c, x, y in zip(codes, rng.normal(size=3_000), codes, strict=True)
+    )
+    local_backend.upload("cat/train/part-0.csv", "region,x,label\n" + rows)
+    baseline = DriftBaselineOperator(
+        task_id="baseline",
+        data_uri=local_backend.uri("cat/train/"),
+        model_artifacts=local_backend.uri("cat/models/v1/model.tar.gz"),
+        categorical=["region"],
+    ).execute(task_context())
+    assert baseline["features"] == ["region", "x"]
+
+    # The same population as JSON Lines, where a JSON writer turned the codes into 1.0, 2.0, 3.0.
+    current = rng.choice([1, 2, 3], size=1_000, p=[0.6, 0.3, 0.1])
+    lines = "".join(
+        json.dumps({"region": float(c), "x": float(v)}) + "\n"
+        for c, v in zip(current, rng.normal(size=1_000), strict=True)
+    )
+    local_backend.upload("cat/incoming/batch.jsonl", lines)
+    op = DriftDetectionOperator(
+        task_id="drift",
+        baseline_uri=baseline["baseline_uri"],
+        data_uri=local_backend.uri("cat/incoming/"),
+        model_name="cat",
+    )
+    context = {**task_context(), "outlet_events": _Events()}
+    with pytest.raises(AirflowSkipException, match="no drift in 1000 rows"):
+        op.execute(context)
+    assert context["ti"].pushed["drift_summary"]["scores"]["region"]["new_values"] == 0.0
+
+    # An upstream change empties a column: that is drift, not "stable".
+    empty = "".join(json.dumps({"region": float(c), "x": None}) + "\n" for c in current)
+    local_backend.upload("cat/incoming/batch.jsonl", empty)
+    summary = op.execute({**task_context(), "outlet_events": _Events()})
+    assert summary["features_drifted"] == ["x"]
+    assert summary["scores"]["x"]["missing_rate"] == 1.0
+
+
+def test_a_small_batch_is_skipped_as_too_few_rows(local_backend: Any, task_context: Any) -> None:
+    from airflow_dl_provider.operators.drift import AirflowSkipException, DriftDetectionOperator
+
+    uris = _seed(local_backend, drift=False, prefix="small")
+    rng = np.random.default_rng(4)
+    local_backend.upload("small/tiny/batch.csv", _csv({name: rng.normal(size=10) for name in FEATURES}))
+    op = DriftDetectionOperator(
+        task_id="drift", baseline_uri=uris["baseline_uri"], data_uri=local_backend.uri("small/tiny/")
+    )
+    context = {**task_context(), "outlet_events": _Events()}
+    with pytest.raises(
+        AirflowSkipException, match=r"^too few rows to judge drift: 10 rows of .* \(min_rows 100\)$"
+    ):
+        op.execute(context)
+    assert context["ti"].pushed["drift_summary"]["features_too_few_rows"] == list(FEATURES)
+    assert dict(context["outlet_events"]) == {}
+
+
 DAG_FILE = """
 from __future__ import annotations
 
