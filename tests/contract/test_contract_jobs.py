@@ -146,6 +146,20 @@ def test_a_throttling_burst_while_waiting_is_survived(
     assert aws.service.count(f"Create{case.noun}") == 1
 
 
+def test_a_throttling_burst_in_the_triggerer_is_survived(
+    aws: Aws, tmp_path: Path, task_context: Any, case: JobCase
+) -> None:
+    context = task_context(task_id=case.build(aws, tmp_path).task_id)
+    # Three Describes before the task defers (not found, created, state before deferring): the
+    # burst lands on the trigger's polls.
+    aws.service.throttle(f"Describe{case.noun}", times=8, after=3)
+    event, result = run_deferred(lambda: case.build(aws, tmp_path, deferrable=True), context)
+
+    assert event["status"] == "success", event
+    assert not isinstance(result, Exception), result
+    assert aws.service.count(f"Describe{case.noun}", error="ThrottlingException") == 8
+
+
 def test_killed_task_stops_its_job(aws: Aws, tmp_path: Path, task_context: Any, case: JobCase) -> None:
     aws.service.jobs.plan(case.noun, polls=None)  # runs until stopped
     op = case.build(aws, tmp_path)
