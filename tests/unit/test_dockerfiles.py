@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,5 +35,11 @@ def test_hadolint_is_clean(dockerfile):
 
 def test_airflow_image_installs_the_packaged_requirements_offline():
     text = (ROOT / "docker" / "airflow" / "Dockerfile").read_text()
-    assert "pip install --requirement /usr/local/airflow/requirements.txt" in text
+    # MWAA's own command on the user's file: pip3 install --constraint <essential> -r requirements.txt.
+    assert re.search(
+        r"pip install --constraint /opt/mwaa/mwaa_essential_constraints-\$\{AIRFLOW_VERSION\}\.txt \\\s+"
+        r"--requirement /usr/local/airflow/requirements.txt",
+        text,
+    )
+    assert "FROM python:${PYTHON_VERSION}-slim" in text and "ARG PYTHON_VERSION=3.12" in text
     assert "unzip -q /usr/local/airflow/plugins.zip -d /usr/local/airflow/plugins" in text
