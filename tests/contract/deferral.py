@@ -35,7 +35,7 @@ def run_deferred(make: Callable[[], Any], context: Any) -> tuple[Any, Any]:
     """
     with pytest.raises(task_deferred()) as caught:
         make().execute(context)
-    deferred = caught.value
+    deferred: Any = caught.value
     path, kwargs = deferred.trigger.serialize()
     assert path == "airflow_dl_provider.triggers.job.SageMakerJobTrigger"
     event = first_event(type(deferred.trigger)(**kwargs))

@@ -449,7 +449,7 @@ class Jobs:
         trials = int(limits.get("MaxNumberOfTrainingJobs") or 2)
         base = float(job.plan.metrics.get(objective["MetricName"], 0.9))
         definition = job.request["TrainingJobDefinition"]
-        summaries = []
+        summaries: list[dict[str, Any]] = []
         for index in range(1, trials + 1):
             tuned = _trial_hyperparameters(ranges, index)
             digest = hashlib.sha256(f"{job.name}{index}".encode()).hexdigest()[:8]
@@ -590,8 +590,8 @@ def _trial_hyperparameters(ranges: dict[str, Any], index: int) -> dict[str, str]
     for spec in ranges.get("CategoricalParameterRanges") or []:
         tuned[spec["Name"]] = spec["Values"][(index - 1) % len(spec["Values"])]
     for spec in ranges.get("IntegerParameterRanges") or []:
-        low, high = int(spec["MinValue"]), int(spec["MaxValue"])
-        tuned[spec["Name"]] = str(low + (index - 1) % (high - low + 1))
+        first, last = int(spec["MinValue"]), int(spec["MaxValue"])
+        tuned[spec["Name"]] = str(first + (index - 1) % (last - first + 1))
     for spec in ranges.get("ContinuousParameterRanges") or []:
         low, high = float(spec["MinValue"]), float(spec["MaxValue"])
         tuned[spec["Name"]] = repr(low + (high - low) * ((index - 1) % 5) / 4)
