@@ -7,7 +7,6 @@ earlier try created, and a new artifact gets a new Model.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -15,9 +14,10 @@ from botocore.exceptions import ClientError
 from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.exceptions import PreflightError
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
-from airflow_dl_provider.jobs.naming import deterministic_job_name
 from airflow_dl_provider.operators.base import SageMakerJobOperator, _context_ids
 from airflow_dl_provider.presets.containers import pytorch_image
+from airflow_dl_provider.specs.model import SUBMIT_DIRECTORY as SUBMIT_DIRECTORY  # registry imports it here
+from airflow_dl_provider.specs.model import ModelSource
 from airflow_dl_provider.validation.preflight import check_s3_prefix
 from airflow_dl_provider.validation.requests import validate_request
 
@@ -35,10 +35,6 @@ FILTERABLE_TYPES = ("text/csv", "application/json", "application/jsonlines", "ap
 MAX_PAYLOAD_TOTAL_MB = 100
 
 
-# Where the SageMaker Python SDK puts the inference code it repacks into model.tar.gz.
-SUBMIT_DIRECTORY = "/opt/ml/model/code"
-
-
 def model_request(
     *,
     prefix: str,
@@ -49,22 +45,20 @@ def model_request(
     entry_point: str = "inference.py",
     environment: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The CreateModel request, with the environment the SDK sets for script-mode inference."""
-    env = {
-        "SAGEMAKER_PROGRAM": entry_point,
-        "SAGEMAKER_SUBMIT_DIRECTORY": SUBMIT_DIRECTORY,
-        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-        "SAGEMAKER_REGION": region,
-        **{str(k): str(v) for k, v in (environment or {}).items()},
-    }
-    spec = json.dumps([image, model_data_url, env, role_arn], sort_keys=True)
-    # Content-addressed: the name's hash covers everything the Model holds.
-    name = deterministic_job_name("model", spec, "", prefix=f"{prefix}-model")
-    return {
-        "ModelName": name,
-        "PrimaryContainer": {"Image": image, "ModelDataUrl": model_data_url, "Environment": env},
-        "ExecutionRoleArn": role_arn,
-    }
+    """The CreateModel request, with the environment the SDK sets for script-mode inference.
+
+    Prefer :meth:`airflow_dl_provider.specs.model.ModelSource.model_request`; this keeps its name.
+    """
+    source = ModelSource(
+        model_artifacts=model_data_url,
+        role_arn=role_arn,
+        image_uri=image,
+        entry_point=entry_point,
+        environment=dict(environment or {}),
+    )
+    request = source.model_request(prefix=prefix, region=region, instance_type="ml.m5.xlarge")
+    assert request is not None
+    return request
 
 
 def ensure_model(client: Any, request: Mapping[str, Any], log: Any) -> str:
