@@ -36,6 +36,7 @@ from airflow_dl_provider.backends.local.state import (
     StatusConflict,
     now_iso,
 )
+from airflow_dl_provider.backends.local.work import JobOrigin
 from airflow_dl_provider.backends.local.workers import LOCAL_WORKERS, public_status, worker
 from airflow_dl_provider.jobs.kinds import JOB_KINDS, JobKind
 from airflow_dl_provider.validation.requests import output_shape, validate_request, validate_response
@@ -126,8 +127,10 @@ class LocalSageMakerClient:
             "CreationTime": created_at,
             "LastModifiedTime": created_at,  # required by Describe from the first call, runner or not
             **worker(key).initial_state(request, name),
-            # The S3 server the job's inputs and artifacts live on; they go when that server goes.
-            "_s3_generation": server.generation(self.store.home),
+            # Where it runs, for its runner's services; the S3 server's generation: its artifacts go with it.
+            **JobOrigin(
+                self.store.home, self.endpoint_url, self.region, server.generation(self.store.home)
+            ).state(),
         }
         with self.store.creating(key, name, request, state) as created:
             if created is None:

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from airflow_dl_provider.backends.local.state import LocalJob
 
 ARN_NOUN = "labeling-job"
+STATUS_NAMES: dict[str, str] = {}  # Describe spells the statuses as the worker records them
 LOG_GROUP = "/aws/sagemaker/LabelingJobs"
 TRUTH_TAG = "airflow-dl:simulated-truth"
 ERROR_RATE_TAG = "airflow-dl:simulated-error-rate"
@@ -104,7 +105,7 @@ class LabelingRun:
         self.job, self.services, self.s3 = job, services, services.s3
         request = self.request = job.request()
         self.name = job.name
-        self.region = job.state()["LabelingJobArn"].split(":")[3]
+        self.region = services.origin.region
         self.preset = _preset(request)
         self.attribute = request["LabelAttributeName"]
         self.root = f"{request['OutputConfig']['S3OutputPath'].rstrip('/')}/{self.name}"

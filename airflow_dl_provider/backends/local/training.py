@@ -37,6 +37,7 @@ from airflow_dl_provider.validation.preflight import split_s3_uri
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 ARN_NOUN = "training-job"
+STATUS_NAMES: dict[str, str] = {}  # Describe spells the statuses as the worker records them
 _FLUSH_SECONDS = 0.5
 _KILL_GRACE_SECONDS = 10
 

@@ -34,11 +34,11 @@ from airflow_dl_provider.backends.local.hosting import (
     primary_container,
     split_s3_uri,
 )
-from airflow_dl_provider.backends.local.resources import ResourceStore
 from airflow_dl_provider.backends.local.state import LocalJob, now_iso
 from airflow_dl_provider.backends.local.work import CloudWatchStream, JobFailure, Services
 
 ARN_NOUN = "transform-job"
+STATUS_NAMES: dict[str, str] = {}  # Describe spells the statuses as the worker records them
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
 MB = 1024 * 1024
 CSV_TYPES = ("text/csv",)
@@ -311,8 +311,7 @@ def run(job: LocalJob, services: Services) -> None:
     processing = request.get("DataProcessing") or {}
     for key in ("InputFilter", "OutputFilter"):
         record_filter(processing.get(key))  # an invalid path fails before the model is fetched
-    home = job.dir.parent.parent.parent  # <home>/jobs/transform/<name>
-    model = ResourceStore(home).get("model", request["ModelName"])
+    model = services.resources.get("model", request["ModelName"])
     if model is None:
         raise JobFailure(f"ClientError: Could not find model {request['ModelName']!r}")
     container = primary_container(model)

@@ -1,7 +1,7 @@
 """Hyperparameter tuning on this machine: each trial is a local training job, as SageMaker runs them.
 
 The runner of a tuning job proposes hyperparameters (:mod:`.search`), starts each trial through the
-same local client a task uses (``CreateTrainingJob`` with the ``TrainingJobDefinition``, its static
+local client of its services, on the tuning job's own home and S3 server (``CreateTrainingJob`` with the ``TrainingJobDefinition``, its static
 hyperparameters and the trial's tuned ones), ``MaxParallelTrainingJobs`` at a time, reads each trial's
 objective from ``FinalMetricDataList``, and keeps ``BestTrainingJob``, the status counters and the
 trial list that ``ListTrainingJobsForHyperParameterTuningJob`` returns up to date.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,11 +33,11 @@ from airflow_dl_provider.backends.local.state import now_iso
 from airflow_dl_provider.backends.local.work import JobFailure
 
 if TYPE_CHECKING:
-    from airflow_dl_provider.backends.local.client import LocalSageMakerClient
     from airflow_dl_provider.backends.local.state import LocalJob
     from airflow_dl_provider.backends.local.work import Services
 
 ARN_NOUN = "hyper-parameter-tuning-job"
+STATUS_NAMES: dict[str, str] = {}  # Describe spells the statuses as the worker records them
 _POLL_SECONDS = 0.3
 _STOP_WAIT_SECONDS = 60.0
 # Expected improvement (in standard deviations of the objective) below which Bayesian has converged.
@@ -120,10 +119,9 @@ class Trial:
 class TuningRun:
     """One tuning job's trials, their results, and the state Describe and List read."""
 
-    def __init__(self, job: LocalJob, client: Any, request: dict[str, Any]) -> None:
-        # client: a LocalSageMakerClient; Any because its create/describe/stop calls are bound per kind.
+    def __init__(self, job: LocalJob, services: Services, request: dict[str, Any]) -> None:
         self.job = job
-        self.client = client
+        self.client, self.store = services.client, services.store
         self.request = request
         self.config = request["HyperParameterTuningJobConfig"]
         definition = request.get("TrainingJobDefinition")
@@ -172,7 +170,7 @@ class TuningRun:
         if self.request.get("Tags"):
             body["Tags"] = self.request["Tags"]
         arn = self.client.create_training_job(**body)["TrainingJobArn"]
-        trained = self.client.store.get("training", name)
+        trained = self.store.get("training", name)
         if trained is not None:
             trained.update(TuningJobArn=self.arn)  # DescribeTrainingJob names the tuning job, as on AWS
         trial = Trial(name, arn, dict(proposal.hyperparameters))
@@ -299,7 +297,7 @@ class TuningRun:
         observations: list[Observation] = []
         for parent in config["ParentHyperParameterTuningJobs"]:
             name = parent["HyperParameterTuningJobName"]
-            found = self.client.store.get("tuning", name)
+            found = self.store.get("tuning", name)
             if found is None:
                 raise JobFailure(f"ResourceNotFound: warm-start parent tuning job {name} does not exist")
             summaries = found.state().get("_trials") or []
@@ -316,19 +314,6 @@ class TuningRun:
             len(observations),
         )
         return observations
-
-
-def _client(job: LocalJob) -> LocalSageMakerClient:
-    """A local client on the same job store and S3 endpoint as the one that created this job."""
-    from airflow_dl_provider.backends.local.client import LocalSageMakerClient
-
-    keys = ("AIRFLOW_DL_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-    return LocalSageMakerClient(
-        home=job.dir.parents[2],  # <home>/jobs/<kind>/<name>
-        endpoint_url=os.environ["AIRFLOW_DL_ENDPOINT_URL"],
-        region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-        runner_env={k: os.environ[k] for k in keys if k in os.environ},
-    )
 
 
 def _budget(config: dict[str, Any], space: SearchSpace) -> int:
@@ -366,7 +351,7 @@ def _announce(config: dict[str, Any], searcher: Searcher, budget: int, parallel:
 def run(job: LocalJob, services: Services) -> None:
     request = job.request()
     config = request["HyperParameterTuningJobConfig"]
-    tuning = TuningRun(job, _client(job), request)
+    tuning = TuningRun(job, services, request)
     try:
         space = SearchSpace.from_ranges(config.get("ParameterRanges"))
         budget = _budget(config, space)

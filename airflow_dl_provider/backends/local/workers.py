@@ -1,35 +1,67 @@
-"""The job kinds the local backend runs: one worker module per kind.
+"""The job kinds the local backend runs: one worker module per kind, each a :class:`LocalWorker`.
 
-A worker module defines ``ARN_NOUN`` (``training-job``), ``initial_state(request, name)`` (the members
-Describe must carry from the first call, per the service model) and ``run(job, services)`` (the work,
-in the detached runner process), and optionally ``STATUS_NAMES`` (the service's spelling of the
-common status words, for kinds whose API spells them otherwise). Adding a kind here gives the local client its create, describe,
-stop and list calls; a kind not listed is refused by the client rather than faked.
+Adding a kind here gives the local client its create, describe, stop and list calls; a kind not
+listed is refused by the client rather than faked. The registry imports the worker modules, and they
+import only :mod:`.work` (their services' types): no worker imports the client or the runner, so
+there is no cycle to hide behind a lazy import.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from airflow_dl_provider.backends.local import compilation, labeling, training, transform, tuning
 
 if TYPE_CHECKING:
-    from types import ModuleType
+    from collections.abc import Mapping
 
-LOCAL_WORKERS: dict[str, str] = {
-    "training": "airflow_dl_provider.backends.local.training",
-    "labeling": "airflow_dl_provider.backends.local.labeling",
-    "tuning": "airflow_dl_provider.backends.local.tuning",
-    "compilation": "airflow_dl_provider.backends.local.compilation",
-    "transform": "airflow_dl_provider.backends.local.transform",
+    from airflow_dl_provider.backends.local.state import LocalJob
+    from airflow_dl_provider.backends.local.work import Services
+
+
+@runtime_checkable
+class LocalWorker(Protocol):
+    """One job kind's work on this machine: what the client and the runner ask of it.
+
+    Members are read-only properties so that a module's upper-case constants implement them (the
+    worker modules are the implementations: mypy checks each against this protocol in
+    :data:`LOCAL_WORKERS`).
+    """
+
+    @property
+    def ARN_NOUN(self) -> str:
+        """The resource type in the job's ARN: ``training-job``."""
+        ...
+
+    @property
+    def STATUS_NAMES(self) -> Mapping[str, str]:
+        """The service's spelling of the common status words, for APIs that spell them otherwise
+        (``Completed`` -> ``COMPLETED``); empty where the API uses the common words."""
+        ...
+
+    def initial_state(self, request: dict[str, Any], name: str) -> dict[str, Any]:
+        """The members Describe must carry from the first call on (the service model requires them)."""
+        ...
+
+    def run(self, job: LocalJob, services: Services) -> None:
+        """Do the job, in its detached runner; record its end or raise :class:`~.work.JobFailure`."""
+        ...
+
+
+LOCAL_WORKERS: dict[str, LocalWorker] = {
+    "training": training,
+    "labeling": labeling,
+    "tuning": tuning,
+    "compilation": compilation,
+    "transform": transform,
 }
 
 
-def worker(key: str) -> ModuleType:
-    """The worker module of job kind ``key``."""
-    return importlib.import_module(LOCAL_WORKERS[key])
+def worker(key: str) -> LocalWorker:
+    """The worker of job kind ``key``."""
+    return LOCAL_WORKERS[key]
 
 
 def public_status(key: str, status: str) -> str:
     """The service's spelling of a job status: a worker keeps ``Completed``, Describe may say ``COMPLETED``."""
-    names = getattr(worker(key), "STATUS_NAMES", None) or {}
-    return str(names.get(status, status))
+    return LOCAL_WORKERS[key].STATUS_NAMES.get(status, status)
