@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from botocore.exceptions import ClientError
 
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.operators.base import S3Operator
+from airflow_dl_provider.service_behaviour import is_not_found
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -217,7 +219,13 @@ class ChampionLookupOperator(AwsBaseOperator[SageMakerJobHook]):
             "MaxResults": 1,
         }
         validate_request("ListModelPackages", request)
-        summaries = self.hook.conn.list_model_packages(**request).get("ModelPackageSummaryList", [])
+        try:
+            summaries = self.hook.conn.list_model_packages(**request).get("ModelPackageSummaryList", [])
+        except ClientError as err:
+            # A pipeline's first run: the group is created by its register stage, later than this.
+            if not is_not_found("ListModelPackages", err):
+                raise
+            summaries = []
         if not summaries:
             self.log.info("No approved model package in %s: no champion yet", self.model_package_group_name)
             return {"found": False, **dict.fromkeys(_CHAMPION_FIELDS)}

@@ -111,6 +111,24 @@ def test_lookup_without_approved_version_finds_nothing(sagemaker: Any) -> None:
     }
 
 
+def test_lookup_before_the_group_exists_finds_nothing(sagemaker: Any) -> None:
+    """The first run of a pipeline looks up a champion before its register stage made the group."""
+    from airflow_dl_provider.service_behaviour import not_found_error
+
+    client, stub = sagemaker
+    op = ChampionLookupOperator(task_id="champion", model_package_group_name=GROUP, region_name="us-east-1")
+    use(op, client)
+    error = not_found_error("ListModelPackages", GROUP)
+    stub.add_client_error(
+        "list_model_packages",
+        service_error_code=error["Code"],
+        service_message=error["Message"],
+        expected_params=_lookup_request(),
+    )
+
+    assert op.execute(CONTEXT)["found"] is False
+
+
 def _challenge(client: Any, **kwargs: Any) -> ChampionChallengerOperator:
     args: dict[str, Any] = {
         "task_id": "decide",
