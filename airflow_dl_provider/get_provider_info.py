@@ -56,5 +56,9 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_dl_provider.triggers.job"],
             }
         ],
-        "extra-links": ["airflow_dl_provider.links.console.SageMakerJobLink"],
+        "extra-links": [
+            "airflow_dl_provider.links.console.SageMakerJobLink",
+            "airflow_dl_provider.links.console.SageMakerEndpointLink",
+            "airflow_dl_provider.links.console.SageMakerModelPackageLink",
+        ],
     }

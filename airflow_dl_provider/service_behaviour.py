@@ -13,6 +13,8 @@ The API (stable; the contract suite and the local backend build on it):
 - :data:`ASYNC_DELETE` ``{resource: AsyncDelete}``: resources that go on existing after their Delete call
   returns, the status they show meanwhile, and what the service answers to calls on one;
   :func:`deleting_refusal` ``(resource, operation, name, arn)``: that answer, or None.
+- :data:`IN_PROGRESS` ``{resource: InProgress}`` and :func:`in_progress_refusal`
+  ``(resource, operation, status, name, arn)``: calls the service refuses while it changes a resource.
 - :data:`LOG_STREAMS` ``{job kind key: LogStreams}`` and :func:`log_stream_prefix`
   ``(kind_key, job_name) -> (prefix, exact)``: the CloudWatch log group and stream names per job kind.
 - :data:`THROTTLING` ``{service: {"Code", "Message"}}``, :data:`THROTTLING_CODES`, :func:`is_throttling`.
@@ -341,6 +343,67 @@ def deleting_refusal(resource: str, operation: str, name: str, arn: str = "") ->
     if refused is None:
         return None
     code, message = refused
+    return {"Code": code, "Message": message.format(name=name, arn=arn or name)}
+
+
+# -- calls refused while a resource changes -------------------------------------------------------------
+
+_ACK_ENDPOINT_TESTS = (
+    "https://github.com/aws-controllers-k8s/sagemaker-controller/blob/main/"
+    "pkg/resource/endpoint/testdata/test_suite.yaml"
+)
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """A resource that refuses some calls while the service is changing it.
+
+    :param resource: the API noun, e.g. ``Endpoint``.
+    :param status_field: where Describe shows the status.
+    :param statuses: the statuses in which the service is changing it.
+    :param refused: ``{operation: (code, message)}`` answered meanwhile; the message formats ``{name}``
+        and ``{arn}``.
+    :param source: the AWS documentation page, and where the refusal is recorded.
+    """
+
+    resource: str
+    status_field: str
+    statuses: frozenset[str]
+    refused: dict[str, tuple[str, str]] = field(default_factory=dict)
+    source: str = ""
+
+
+IN_PROGRESS: dict[str, InProgress] = {
+    row.resource: row
+    for row in (
+        # An endpoint being created or updated takes neither an update nor a delete: the caller waits
+        # until it is InService or Failed (a creation that cannot pass its health check stays Creating
+        # for up to an hour). No call cancels a creation or an update in flight. The ACK controller
+        # requeues instead of calling ("Endpoint in Creating state cannot be modified or deleted"), and
+        # AWS's example notebooks wait for InService before deleting (amazon-sagemaker-examples#3188).
+        InProgress(
+            "Endpoint",
+            "EndpointStatus",
+            frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"}),
+            refused={
+                "UpdateEndpoint": (VALIDATION, 'Cannot update in-progress endpoint "{arn}".'),
+                "DeleteEndpoint": (VALIDATION, 'Cannot update in-progress endpoint "{arn}".'),
+            },
+            source=f"{_API.format('UpdateEndpoint')} ; {_API.format('DeleteEndpoint')} ; {_ACK_ENDPOINT_TESTS} ; "
+            "https://github.com/aws/amazon-sagemaker-examples/pull/3188",
+        ),
+    )
+}
+
+
+def in_progress_refusal(
+    resource: str, operation: str, status: str, name: str, arn: str = ""
+) -> dict[str, str] | None:
+    """The ``Error`` dict the service answers to ``operation`` on a ``resource`` in ``status``; None: allowed."""
+    row = IN_PROGRESS.get(resource)
+    if row is None or status not in row.statuses or operation not in row.refused:
+        return None
+    code, message = row.refused[operation]
     return {"Code": code, "Message": message.format(name=name, arn=arn or name)}
 
 

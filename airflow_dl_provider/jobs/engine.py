@@ -1,7 +1,8 @@
-"""Start-or-reattach, wait, stop: written once for every job kind.
+"""Start-or-reattach, poll, wait, stop or undo: written once for every job and resource kind.
 
 The engine talks to a client with the SageMaker API's method names (boto3's, or the local backend's
-drop-in client) and knows a job kind only through its :class:`~.kinds.JobKind` row.
+drop-in client) and knows a kind only through its :class:`~.kinds.JobKind` row. :func:`poll_once` is
+the one place a description is classified: ``wait`` here, the trigger and the sensor all ask it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -30,6 +31,89 @@ MAX_ATTEMPTS = 50
 # How long past the job's own limit we keep waiting: provisioning p3dn capacity and uploading
 # the model are not counted in MaxRuntimeInSeconds.
 WAIT_SLACK_SECONDS = 3600
+# A retry comes soon after its first try: its version is among the group's newest.
+RETRY_LOOKBACK = 20
+# The metadata property a versioned resource carries to name the task instance that created it.
+TASK_KEY_PROPERTY = "airflow:task-instance"
+
+Verdict = Literal["success", "failure", "waiting"]
+SUCCESS: Verdict = "success"
+FAILURE: Verdict = "failure"
+WAITING: Verdict = "waiting"
+# What a wait is for: a usable job or resource, or a deleted resource's name set free.
+Goal = Literal["ready", "gone"]
+# The status an Outcome reports for a name the service does not know.
+ABSENT = "absent"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one look at a job or resource says.
+
+    :param verdict: ``success``, ``failure`` (``reason`` says why, when the service does) or ``waiting``.
+    :param status: the service's status, or ``absent`` when no job or resource has the name.
+    :param message: one line for the log, the trigger event and the error.
+    """
+
+    verdict: Verdict
+    status: str
+    message: str
+    name: str = ""
+    reason: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.verdict != WAITING
+
+    def error(self) -> SageMakerJobError:
+        return SageMakerJobError(
+            self.message, job_name=self.name, status=self.status, failure_reason=self.reason
+        )
+
+
+def poll_once(
+    kind: JobKind,
+    description: Mapping[str, Any] | None,
+    *,
+    name: str | None = None,
+    goal: Goal = "ready",
+    absent: Verdict = FAILURE,
+) -> Outcome:
+    """Classify one description (None: the service knows no such name) by the kind's row.
+
+    :param name: the name to report; defaults to the description's own.
+    :param goal: ``ready``: success is a succeeded state; ``gone``: success is the name being free
+        again, and only the kind's deleting state is worth waiting on.
+    :param absent: what a missing name means when ``goal`` is ``ready``: ``failure`` (it was started,
+        so it should exist) or ``waiting`` (a sensor waiting for something else to start it).
+    """
+    name = name or str((description or {}).get(kind.name_field) or "")
+    subject = f"{kind.noun} {name}"
+    if description is None:
+        if goal == "gone":
+            return Outcome(SUCCESS, ABSENT, f"{subject} is gone", name)
+        if absent == WAITING:
+            return Outcome(WAITING, ABSENT, f"{subject} does not exist yet", name)
+        return Outcome(absent, ABSENT, f"{subject} does not exist", name)
+    status = str(description.get(kind.status_field))
+    if goal == "gone":
+        if status == kind.deleting:
+            return Outcome(WAITING, status, f"{subject} is {status}", name)
+        return Outcome(
+            FAILURE,
+            status,
+            f"{subject} is {status} while being deleted; someone else is using this name",
+            name,
+        )
+    if status in kind.succeeded:
+        return Outcome(SUCCESS, status, f"{subject} {status}", name)
+    if status in kind.failed or (kind.deleting is not None and status == kind.deleting):
+        reason = kind.failure_reason(description) if status in kind.failed else "it is being deleted"
+        return Outcome(
+            FAILURE, status, f"{subject} {status}" + (f": {reason}" if reason else ""), name, reason
+        )
+    # Running, or a state this table does not know yet: the service may still move it on.
+    return Outcome(WAITING, status, f"{subject} is {status}", name)
 
 
 @dataclass
@@ -78,6 +162,17 @@ class JobEngine:
             if service_behaviour.is_not_found(self.kind.describe_operation, err):
                 return None
             raise
+
+    def poll_once(
+        self,
+        description: Mapping[str, Any] | None,
+        *,
+        name: str | None = None,
+        goal: Goal = "ready",
+        absent: Verdict = FAILURE,
+    ) -> Outcome:
+        """:func:`poll_once` for this engine's kind."""
+        return poll_once(self.kind, description, name=name, goal=goal, absent=absent)
 
     def ensure(
         self,
@@ -135,6 +230,90 @@ class JobEngine:
         response = getattr(self.client, self.kind.create_method)(**body)
         return JobHandle(name, response.get(self.kind.arn_field, ""), True)
 
+    def ensure_named(
+        self,
+        name: str,
+        request: Mapping[str, Any],
+        *,
+        poll_interval: float = 30.0,
+        max_wait: float | None = None,
+    ) -> JobHandle:
+        """Create the resource ``name``, or attach to the one that has the name (a resource's own name).
+
+        One in a state that takes no call but its delete (``only_deletable``: a Failed endpoint) is
+        deleted and created again. One being deleted
+        keeps its name until it is gone (``ASYNC_DELETE``): that is waited out first, so the create is
+        not refused. A live one is returned with ``created=False``; what to change on it is the caller's.
+        """
+        description = self.describe(name)
+        if description is not None and description[self.kind.status_field] in self.kind.only_deletable:
+            self.log.info(
+                "%s %s is %s; deleting it to create it again",
+                self.kind.noun,
+                name,
+                description[self.kind.status_field],
+            )
+            self.delete(name)
+            description = self.describe(name)
+        if description is not None and description[self.kind.status_field] == self.kind.deleting:
+            self.log.info("%s %s is %s; waiting until it is gone", self.kind.noun, name, self.kind.deleting)
+            self.wait(name, poll_interval=poll_interval, max_wait=max_wait, goal="gone")
+            description = None
+        if description is None:
+            return self._create(name, request)
+        self.log.info("Reattached: %s %s is %s", self.kind.noun, name, description[self.kind.status_field])
+        return JobHandle(name, description[self.kind.arn_field], False, description)
+
+    def find_version(self, request: Mapping[str, Any], task_key: str) -> dict[str, Any] | None:
+        """The version of ``request``'s group that the task instance ``task_key`` created, if any.
+
+        Versions have no name to find them by: each carries the task key in its metadata
+        (:data:`TASK_KEY_PROPERTY`), and the group's newest :data:`RETRY_LOOKBACK` are looked at.
+        """
+        group_field = self.kind.versioned_in
+        if group_field is None:
+            raise ValueError(f"{self.kind.noun} is not versioned; use ensure or ensure_named")
+        listed = getattr(self.client, self.kind.list_method)(
+            **{group_field: request[group_field]},
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=RETRY_LOOKBACK,
+        )
+        for summary in listed.get(self.kind.summaries_field, []):
+            described = self.describe(summary[self.kind.arn_field])
+            if (
+                described
+                and (described.get("CustomerMetadataProperties") or {}).get(TASK_KEY_PROPERTY) == task_key
+            ):
+                return described
+        return None
+
+    def ensure_versioned(
+        self, request: Mapping[str, Any], task_key: str, *, stage: Callable[[], None] | None = None
+    ) -> JobHandle:
+        """Create the task instance's version in its group, or attach to the one an earlier try created.
+
+        The handle's name is the version's ARN (Describe takes it as the name). ``stage`` runs only
+        before a create: uploads the new version points at.
+        """
+        existing = self.find_version(request, task_key)
+        if existing is not None:
+            arn = existing[self.kind.arn_field]
+            self.log.info("Reattached: %s %s was created by an earlier try", self.kind.noun, arn)
+            return JobHandle(arn, arn, False, existing)
+        if stage is not None:
+            stage()
+        body = {
+            **request,
+            "CustomerMetadataProperties": {
+                **(request.get("CustomerMetadataProperties") or {}),
+                TASK_KEY_PROPERTY: task_key,
+            },
+        }
+        self.log.info("Creating %s in %s", self.kind.noun, request[str(self.kind.versioned_in)])
+        arn = getattr(self.client, self.kind.create_method)(**body)[self.kind.arn_field]
+        return JobHandle(arn, arn, True)
+
     def default_max_wait(self, request: Mapping[str, Any]) -> float | None:
         """The job's own time limit plus slack; None (no cap) when the request sets none."""
         limit = self.kind.max_seconds(request)
@@ -147,16 +326,18 @@ class JobEngine:
         poll_interval: float = 30.0,
         max_wait: float | None = None,
         log_cursor: LogCursor | None = None,
+        goal: Goal = "ready",
     ) -> dict[str, Any]:
-        """Poll until the job ends, copying its log lines; return its description if it succeeded.
+        """Poll until :func:`poll_once` says done, copying log lines; return the description on success.
 
         Polls start fast and back off with jitter up to ``poll_interval``, so a short local job is seen
         to end quickly and a long cluster job is not polled into throttling. A poll the service throttles
         past botocore's own retries is tried again later: the job runs (and bills) on, and failing the
         task would only make its retry reattach.
 
-        :raises SageMakerJobError: the job failed or was stopped, or ``max_wait`` passed (the job is
-            then stopped: nobody is waiting for it any more).
+        :param goal: ``ready`` (succeeded) or ``gone`` (a deleted resource's name is free; returns ``{}``).
+        :raises SageMakerJobError: it failed or was stopped, or ``max_wait`` passed (a job is then
+            stopped: nobody is waiting for it any more; a resource is left as it is).
         """
         cursor: LogCursor = log_cursor if log_cursor is not None else {}
         streamer = self._streamer(name)
@@ -178,22 +359,25 @@ class JobEngine:
                 self._sleep(poll_interval * random.uniform(0.8, 1.2))
                 delay = poll_interval
                 continue
-            if description is None:
-                raise SageMakerJobError(f"{self.kind.noun} {name} does not exist", job_name=name)
-            status = description[self.kind.status_field]
-            if status != last_status:
-                self.log.info("%s %s: %s", self.kind.noun, name, status)
-                last_status = status
+            outcome = self.poll_once(description, name=name, goal=goal)
+            if outcome.status != last_status:
+                self.log.info("%s %s: %s", self.kind.noun, name, outcome.status)
+                last_status = outcome.status
             if streamer:
                 streamer.copy_new_lines(cursor)
-            if status in self.kind.terminal:
-                return self.check(description)
+            if outcome.verdict == SUCCESS:
+                return dict(description or {})
+            if outcome.verdict == FAILURE:
+                raise outcome.error()
             if deadline is not None and self._clock() >= deadline:
-                self.stop(name)
+                stopped = not self.kind.resource and goal == "ready"
+                if stopped:
+                    self.stop(name)
                 raise SageMakerJobError(
-                    f"{self.kind.noun} {name} still {status} after max_wait={max_wait:.0f}s; stopped it",
+                    f"{self.kind.noun} {name} still {outcome.status} after max_wait={max_wait:.0f}s"
+                    + ("; stopped it" if stopped else ""),
                     job_name=name,
-                    status=status,
+                    status=outcome.status,
                 )
             self._sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 1.5, poll_interval)
@@ -208,28 +392,25 @@ class JobEngine:
             return None
         return JobLogStreamer(self.logs_client, self.kind.key, name, self.log)
 
-    def check(self, description: Mapping[str, Any]) -> dict[str, Any]:
+    def check(self, description: Mapping[str, Any], *, name: str | None = None) -> dict[str, Any]:
         """Return the description of a succeeded job; raise with its FailureReason otherwise.
 
         A job the service stopped at a limit of the request says so first (``MaxRuntimeExceeded: ...``):
         it was not stopped by anyone, and the fix is in the request.
         """
-        name = description[self.kind.name_field]
-        status = description[self.kind.status_field]
-        if status in self.kind.succeeded:
+        outcome = self.poll_once(description, name=name)
+        if outcome.verdict == SUCCESS:
             return dict(description)
-        reason = self.kind.failure_reason(description)
-        raise SageMakerJobError(
-            f"{self.kind.noun} {name} {status}" + (f": {reason}" if reason else ""),
-            job_name=name,
-            status=status,
-            failure_reason=reason,
-        )
+        if outcome.verdict == WAITING:
+            raise SageMakerJobError(outcome.message, job_name=outcome.name, status=outcome.status)
+        raise outcome.error()
 
     def stop(self, name: str) -> bool:
         """Ask the service to stop the job; True when a stop was sent, False when it had ended."""
+        if self.kind.resource:
+            return False  # no Stop call: a resource is deleted or rolled back (undo)
         description = self.describe(name)
-        if description is None or description[self.kind.status_field] in self.kind.terminal:
+        if description is None or self.poll_once(description, name=name).done:
             return False
         try:
             getattr(self.client, self.kind.stop_method)(**{self.kind.name_field: name})
@@ -241,6 +422,73 @@ class JobEngine:
             return False
         self.log.info("Stop requested for %s %s", self.kind.noun, name)
         return True
+
+    def delete(self, name: str) -> bool:
+        """Start deleting a resource; True when the delete was sent, False when it is gone or going.
+
+        :raises ClientError: the service refused (a resource in progress takes no delete).
+        """
+        try:
+            getattr(self.client, self.kind.delete_method)(**{self.kind.name_field: name})
+        except ClientError as err:
+            if service_behaviour.is_not_found(self.kind.describe_operation, err):
+                return False
+            raise
+        self.log.info("Delete requested for %s %s", self.kind.noun, name)
+        return True
+
+    def undo(
+        self, name: str, undo: Mapping[str, Any] | None, *, budget: float, poll_interval: float = 1.0
+    ) -> bool:
+        """Take back what a killed task started; True when the service was asked to.
+
+        ``undo`` is what the task recorded when it started something: ``{"action": "stop"}`` (a job),
+        ``{"action": "delete"}`` (a resource it created) or ``{"action": "restore", "fields": {...}}``
+        (a resource it updated: ``Update<noun>`` with the fields it had before). None: it started
+        nothing, so nothing is touched. A resource the service is still changing takes neither a delete
+        nor an update (``service_behaviour.IN_PROGRESS``) and no call cancels the change: it is polled
+        for up to ``budget`` seconds (a killed task gets a few), then left, saying what is left to do.
+        """
+        action = (undo or {}).get("action")
+        if action is None:
+            return False
+        if action == "stop":
+            return self.stop(name)
+        deadline = self._clock() + budget
+        description = self.describe(name)
+        while description is not None and description[self.kind.status_field] in self.kind.running:
+            if self._clock() >= deadline:
+                status = description[self.kind.status_field]
+                what = (
+                    "delete it"
+                    if action == "delete"
+                    else f"update it back to {dict(undo or {}).get('fields')}"
+                )
+                self.log.error(
+                    "%s %s is still %s, and the service takes no call on it until that ends; "
+                    "left it: %s once it is no longer %s",
+                    self.kind.noun,
+                    name,
+                    status,
+                    what,
+                    status,
+                )
+                return False
+            self._sleep(min(poll_interval, max(0.0, deadline - self._clock())))
+            description = self.describe(name)
+        if description is None or description[self.kind.status_field] == self.kind.deleting:
+            return False
+        if action == "delete":
+            return self.delete(name)
+        if action == "restore":
+            fields = dict(dict(undo or {}).get("fields") or {})
+            if all(description.get(k) == v for k, v in fields.items()):
+                self.log.info("%s %s already has %s; nothing to roll back", self.kind.noun, name, fields)
+                return False
+            getattr(self.client, self.kind.update_method)(**{self.kind.name_field: name, **fields})
+            self.log.info("Rolled %s %s back to %s", self.kind.noun, name, fields)
+            return True
+        raise ValueError(f"undo action {action!r} is not one of stop, delete, restore")
 
     def result(self, description: Mapping[str, Any]) -> dict[str, Any]:
         """The XCom value: names, ARN, status and the kind's own fields; JSON-safe by construction."""

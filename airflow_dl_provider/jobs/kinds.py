@@ -1,9 +1,11 @@
-"""The table of SageMaker job kinds.
+"""The table of SageMaker job and resource kinds.
 
 Labeling, training, tuning, compilation, transform and processing jobs differ only in a row of this
 table: API names, where the name, status and failure reason live, which states are terminal, how long
-the job may run and the console page. The engine reads the row; nothing else about a kind is written in
-code. What the service itself does (not-found answers, log stream names, why it stopped a job) is in
+the job may run and the console page. Endpoints and model packages are rows too (:data:`RESOURCE_KINDS`):
+they have no Stop call, a Delete that the service finishes later, and (endpoints) an Update. The engine
+reads the row; nothing else about a kind is written in code. What the service itself does (not-found
+answers, log stream names, why it stopped a job, which calls it refuses meanwhile) is in
 :mod:`airflow_dl_provider.service_behaviour`.
 """
 
@@ -91,6 +93,17 @@ def _processing_result(d: Mapping[str, Any]) -> dict[str, Any]:
     return {"outputs": {o["OutputName"]: _dig(o, "S3Output", "S3Uri") for o in outputs}}
 
 
+def _failure_reason(d: Mapping[str, Any]) -> str:
+    return str(d.get("FailureReason") or "")
+
+
+def _model_package_reason(d: Mapping[str, Any]) -> str:
+    # A package fails in its validation or image scan steps; each step says why in its own item.
+    details = d.get("ModelPackageStatusDetails") or {}
+    steps = [*(details.get("ValidationStatuses") or []), *(details.get("ImageScanStatuses") or [])]
+    return "; ".join(f"{s.get('Name')}: {s['FailureReason']}" for s in steps if s.get("FailureReason"))
+
+
 @dataclass(frozen=True)
 class JobKind:
     """One row: everything the engine needs to know about a SageMaker job kind.
@@ -105,6 +118,14 @@ class JobKind:
     :param console_fragment: the SageMaker console page after ``#/``, with ``{job_name}``.
     :param max_seconds: how long the request lets the job run, if it says.
     :param result: the JSON-safe fields of a description that go to XCom.
+    :param reason: why a failed one failed, from its description (``FailureReason``).
+    :param resource: a resource, not a job: no ``Stop<noun>``; ``Delete<noun>`` ends it, and the
+        service finishes the delete later, showing ``deleting`` meanwhile.
+    :param deleting: the status a resource shows while it is being deleted (``ASYNC_DELETE``).
+    :param versioned_in: the request field naming the group a versioned resource is created in
+        (``ModelPackageGroupName``): it has no name of its own, the service numbers it.
+    :param only_deletable: states in which a resource takes no call but its delete; one found in
+        such a state is deleted and created again under its name.
     """
 
     key: str
@@ -117,6 +138,11 @@ class JobKind:
     console_fragment: str = ""
     max_seconds: Callable[[Mapping[str, Any]], int | None] = field(default=lambda _request: None)
     result: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=lambda _d: {})
+    reason: Callable[[Mapping[str, Any]], str] = field(default=_failure_reason)
+    resource: bool = False
+    deleting: str | None = None
+    versioned_in: str | None = None
+    only_deletable: frozenset[str] = frozenset()
 
     @property
     def name_field(self) -> str:
@@ -151,6 +177,31 @@ class JobKind:
         return _snake(self.stop_operation)
 
     @property
+    def delete_operation(self) -> str:
+        return f"Delete{self.noun}"
+
+    @property
+    def delete_method(self) -> str:
+        return _snake(self.delete_operation)
+
+    @property
+    def update_operation(self) -> str:
+        return f"Update{self.noun}"
+
+    @property
+    def update_method(self) -> str:
+        return _snake(self.update_operation)
+
+    @property
+    def list_method(self) -> str:
+        """``list_<noun>s``: how a versioned resource's versions are found (``ListModelPackages``)."""
+        return f"list_{_snake(self.noun)}s"
+
+    @property
+    def summaries_field(self) -> str:
+        return f"{self.noun}SummaryList"
+
+    @property
     def log_group(self) -> str | None:
         """The CloudWatch Logs group the job writes to (service_behaviour.LOG_STREAMS), if any."""
         return service_behaviour.log_group(self.key)
@@ -161,9 +212,14 @@ class JobKind:
 
     def failure_reason(self, description: Mapping[str, Any]) -> str:
         """FailureReason, and why the service stopped the job when it did (``MaxRuntimeExceeded: ...``)."""
-        reason = str(description.get("FailureReason") or "")
+        reason = self.reason(description)
         stopped_by_service = service_behaviour.stop_reason(dict(description))
         return "; ".join(part for part in (stopped_by_service, reason) if part)
+
+    def console_path(self, name: str, description: Mapping[str, Any] | None = None) -> str:
+        """The console page after ``#/``: ``{job_name}`` is ``name``, other fields come from ``description``."""
+        fields = {k: v for k, v in (description or {}).items() if isinstance(v, str)}
+        return self.console_fragment.format_map({**fields, "job_name": name})
 
 
 _SUCCESS = frozenset({"Completed"})
@@ -244,9 +300,51 @@ JOB_KINDS: dict[str, JobKind] = {
 }
 
 
+_ENDPOINT_CHANGING = service_behaviour.IN_PROGRESS["Endpoint"]
+
+RESOURCE_KINDS: dict[str, JobKind] = {
+    kind.key: kind
+    for kind in (
+        # Live until deleted: Creating (or an update) ends InService or Failed; OutOfService and a
+        # rollback that failed cannot serve either. Being deleted is its own state (ASYNC_DELETE).
+        JobKind(
+            key="endpoint",
+            noun="Endpoint",
+            status_field="EndpointStatus",
+            running=_ENDPOINT_CHANGING.statuses,
+            succeeded=frozenset({"InService"}),
+            failed=frozenset({"Failed", "OutOfService", "UpdateRollbackFailed"}),
+            console_fragment="endpoints/{job_name}",
+            resource=True,
+            # A Failed endpoint takes DeleteEndpoint only; OutOfService and UpdateRollbackFailed ones
+            # may still serve, so they are updated, never deleted, by a deploy.
+            only_deletable=frozenset({"Failed"}),
+            deleting=service_behaviour.ASYNC_DELETE["Endpoint"].deleting,
+        ),
+        # A version in a model package group: registered asynchronously (Pending, InProgress), then
+        # Completed, or Failed in a validation or image scan step.
+        JobKind(
+            key="model_package",
+            noun="ModelPackage",
+            status_field="ModelPackageStatus",
+            running=frozenset({"Pending", "InProgress"}),
+            succeeded=frozenset({"Completed"}),
+            failed=frozenset({"Failed"}),
+            console_fragment="model-registry/{ModelPackageGroupName}",
+            reason=_model_package_reason,
+            resource=True,
+            deleting=service_behaviour.ASYNC_DELETE["ModelPackage"].deleting,
+            versioned_in="ModelPackageGroupName",
+        ),
+    )
+}
+
+KINDS: dict[str, JobKind] = {**JOB_KINDS, **RESOURCE_KINDS}
+
+
 def job_kind(key: str) -> JobKind:
-    """Return the row for ``key``; an unknown key names the known ones."""
+    """Return the row for ``key`` (a job or a resource kind); an unknown key names the known ones."""
     try:
-        return JOB_KINDS[key]
+        return KINDS[key]
     except KeyError:
-        raise ValueError(f"job kind {key!r} is not one of {', '.join(JOB_KINDS)}") from None
+        raise ValueError(f"kind {key!r} is not one of {', '.join(KINDS)}") from None

@@ -1,20 +1,28 @@
 """Real-time endpoints: Model -> EndpointConfig (with data capture) -> Endpoint, created or updated.
 
-Endpoints are not jobs (they run until deleted), so they have no row in the job table; this module
-waits on them with the engine's backoff. Names are deterministic: the Model and the EndpointConfig are
-named by their contents, so a retry finds what its earlier try created, and an existing endpoint is
-updated only when its config differs. A Failed endpoint is deleted and created again; DeleteEndpoint
-only starts the delete (``service_behaviour.ASYNC_DELETE``), so the new one is created once the old
-one is gone, and an endpoint that is ``Deleting`` is never updated.
+An endpoint is a row of the kinds table (``RESOURCE_KINDS["endpoint"]``), so the job engine runs it:
+create or attach (:meth:`~airflow_dl_provider.jobs.engine.JobEngine.ensure_named`), wait or defer to
+the one :class:`~airflow_dl_provider.triggers.job.SageMakerJobTrigger` (each poll classified by
+``poll_once``), undo on kill, console link. The Model and the EndpointConfig are named by their
+contents, so a retry finds what its earlier try created, and an existing endpoint is updated only
+when its config differs. A Failed endpoint is deleted and created again; DeleteEndpoint only starts
+the delete (``service_behaviour.ASYNC_DELETE``), so the new one is created once the old one is gone,
+and an endpoint that is ``Deleting`` is never updated.
+
+Killed, the task takes back what this try started and nothing else: an endpoint it created is
+deleted; an update it started is rolled back with UpdateEndpoint to the config the endpoint ran
+before. The service takes neither call while the endpoint is still Creating or Updating
+(``service_behaviour.IN_PROGRESS``) and nothing cancels those: the kill waits as long as Airflow
+lets it, then logs what is left to do.
 """
 
 from __future__ import annotations
 
 import json
-import random
-import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
+from airflow.configuration import conf
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from botocore.exceptions import ClientError
@@ -22,35 +30,72 @@ from botocore.exceptions import ClientError
 from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.exceptions import SageMakerJobError
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
+from airflow_dl_provider.jobs.kinds import RESOURCE_KINDS
 from airflow_dl_provider.jobs.naming import deterministic_job_name
+from airflow_dl_provider.links.console import SageMakerEndpointLink, persist_console_link
 from airflow_dl_provider.operators.base import _context_ids
-from airflow_dl_provider.operators.transform import (
-    check_model_source,
-    ensure_model,
-    model_request,
-)
-from airflow_dl_provider.presets.containers import pytorch_image
+from airflow_dl_provider.operators.transform import ensure_model
+from airflow_dl_provider.specs.model import ModelSource
 from airflow_dl_provider.validation.requests import validate_request
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
+
+    from airflow_dl_provider.jobs.engine import JobEngine
 
 CAPTURE_MODES = ("Input", "Output")
-SERVING = frozenset({"InService"})
-IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
-DELETING = service_behaviour.ASYNC_DELETE["Endpoint"].deleting
+ENDPOINT = RESOURCE_KINDS["endpoint"]
+# Airflow sends SIGKILL 5 s after the SIGTERM that runs on_kill: the rollback has this long.
+KILL_BUDGET_SECONDS = 4.0
+# The flat model-source arguments that ModelSource replaces (kept for a release, with a warning).
+FLAT_SOURCE_ARGUMENTS = (
+    "model_name",
+    "model_artifacts",
+    "role_arn",
+    "image_uri",
+    "framework_version",
+    "py_version",
+    "entry_point",
+)
+
+
+def model_source_of(
+    task_id: str, model_source: ModelSource | None, flat: Mapping[str, Any], operator: str
+) -> ModelSource:
+    """``model_source``, or one built from the deprecated flat arguments; one line naming the task otherwise."""
+    given = {k: v for k, v in flat.items() if v is not None}
+    if model_source is not None and given:
+        raise ValueError(
+            f"{task_id}: model_source and {', '.join(given)}: pass the model in model_source only"
+        )
+    if model_source is not None:
+        return model_source
+    if given:
+        warnings.warn(
+            f"{operator}({', '.join(given)}=...) is deprecated; pass model_source=ModelSource(...)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    try:
+        return ModelSource(**given)
+    except ValueError as err:
+        raise ValueError(f"{task_id}: {err}") from None
 
 
 class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
     """Deploy a model to a SageMaker endpoint, creating it or updating it to a new config.
 
     :param endpoint_name: the endpoint; it outlives the DAG run, so it is named, not derived. (templated)
-    :param model_name: an existing SageMaker Model; or give ``model_artifacts`` and ``role_arn``. (templated)
-    :param model_artifacts: ``s3://.../model.tar.gz`` with ``code/<entry_point>``. (templated)
-    :param role_arn: the Model's execution role. (templated)
-    :param image_uri: the inference image; defaults to the PyTorch container for ``framework_version``. (templated)
-    :param entry_point: ``SAGEMAKER_PROGRAM`` in the artifact's ``code/``.
-    :param instance_type: e.g. ``ml.m5.large``. (templated)
+    :param model_source: the Model to serve: an existing one, artifacts (``model.tar.gz`` with
+        ``code/<entry_point>``) and a role, or a registered model package. (templated)
+    :param model_name: deprecated, use ``model_source``: an existing SageMaker Model.
+    :param model_artifacts: deprecated, use ``model_source``: ``s3://.../model.tar.gz``.
+    :param role_arn: deprecated, use ``model_source``: the Model's execution role.
+    :param image_uri: deprecated, use ``model_source``: the inference image.
+    :param framework_version: deprecated, use ``model_source``: the PyTorch container's version.
+    :param py_version: deprecated, use ``model_source``: the PyTorch container's Python.
+    :param entry_point: deprecated, use ``model_source``: ``SAGEMAKER_PROGRAM`` in the artifact's ``code/``.
+    :param instance_type: e.g. ``ml.m5.large``; also picks the default container (CPU or GPU). (templated)
     :param instance_count: initial instances of the variant.
     :param variant_name: the production variant.
     :param data_capture_s3_uri: ``s3://`` prefix for captured requests; None turns capture off. (templated)
@@ -59,21 +104,16 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
     :param csv_content_types: content types captured as CSV text; others as JSON or base64.
     :param json_content_types: content types captured as JSON text.
     :param wait_for_completion: wait until the endpoint is ``InService``.
+    :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: the longest pause between status checks, in seconds.
-    :param max_wait: give up waiting after this many seconds.
+    :param max_wait: give up waiting after this many seconds (the endpoint is left as it is).
     :param tags: tags for the endpoint and its config. (templated)
     """
 
     aws_hook_class = SageMakerJobHook
+    operator_extra_links = (SageMakerEndpointLink(),)
     template_fields: Sequence[str] = aws_template_fields(
-        "endpoint_name",
-        "model_name",
-        "model_artifacts",
-        "role_arn",
-        "image_uri",
-        "instance_type",
-        "data_capture_s3_uri",
-        "tags",
+        "endpoint_name", "model_source", "instance_type", "data_capture_s3_uri", "tags"
     )
     ui_color = "#e6f3e1"
 
@@ -81,13 +121,14 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
         self,
         *,
         endpoint_name: str,
+        model_source: ModelSource | None = None,
         model_name: str | None = None,
         model_artifacts: str | None = None,
         role_arn: str | None = None,
         image_uri: str | None = None,
-        framework_version: str = "2.5.1",
-        py_version: str = "py311",
-        entry_point: str = "inference.py",
+        framework_version: str | None = None,
+        py_version: str | None = None,
+        entry_point: str | None = None,
         instance_type: str = "ml.m5.large",
         instance_count: int = 1,
         variant_name: str = "AllTraffic",
@@ -97,6 +138,7 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
         csv_content_types: Sequence[str] = ("text/csv",),
         json_content_types: Sequence[str] = ("application/json",),
         wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 30.0,
         max_wait: float = 3600.0,
         tags: Mapping[str, str] | None = None,
@@ -104,7 +146,16 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
     ) -> None:
         super().__init__(**kwargs)
         task = self.task_id
-        check_model_source(task, model_name, model_artifacts, role_arn)
+        flat = {
+            "model_name": model_name,
+            "model_artifacts": model_artifacts,
+            "role_arn": role_arn,
+            "image_uri": image_uri,
+            "framework_version": framework_version,
+            "py_version": py_version,
+            "entry_point": entry_point,
+        }
+        self.model_source = model_source_of(task, model_source, flat, type(self).__name__)
         if not 0 <= sampling_percentage <= 100:
             raise ValueError(f"{task}: sampling_percentage must be 0-100, got {sampling_percentage}")
         if not capture_modes or set(capture_modes) - set(CAPTURE_MODES):
@@ -112,13 +163,6 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
         if instance_count < 1 or poll_interval <= 0:
             raise ValueError(f"{task}: instance_count must be >= 1 and poll_interval > 0")
         self.endpoint_name = endpoint_name
-        self.model_name = model_name
-        self.model_artifacts = model_artifacts
-        self.role_arn = role_arn
-        self.image_uri = image_uri
-        self.framework_version = framework_version
-        self.py_version = py_version
-        self.entry_point = entry_point
         self.instance_type = instance_type
         self.instance_count = instance_count
         self.variant_name = variant_name
@@ -128,27 +172,22 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
         self.csv_content_types = list(csv_content_types)
         self.json_content_types = list(json_content_types)
         self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.max_wait = max_wait
         self.tags = dict(tags or {})
+        # What this try started, for on_kill and the trigger: see JobEngine.undo.
+        self.undo: dict[str, Any] | None = None
 
     # -- requests ------------------------------------------------------------------------------------
 
     def model_request(self, context: Any) -> dict[str, Any] | None:
-        if self.model_name:
-            return None
-        region = self.hook.region
-        image = self.image_uri or pytorch_image(
-            "inference", region, self.framework_version, self.py_version, self.instance_type
-        )
+        """CreateModel for the source (content-addressed), or None for an existing Model."""
         ids = _context_ids(context)
-        return model_request(
+        return self.model_source.model_request(
             prefix=f"{ids['dag_id']}-{ids['task_id']}",
-            image=image,
-            model_data_url=str(self.model_artifacts),
-            role_arn=str(self.role_arn),
-            region=region,
-            entry_point=self.entry_point,
+            region=self.hook.region,
+            instance_type=self.instance_type,
         )
 
     def config_request(self, model_name: str) -> dict[str, Any]:
@@ -184,13 +223,10 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
 
     # -- run -----------------------------------------------------------------------------------------
 
-    def _describe(self) -> dict[str, Any] | None:
-        try:
-            return dict(self.hook.conn.describe_endpoint(EndpointName=self.endpoint_name))
-        except ClientError as err:
-            if service_behaviour.is_not_found("DescribeEndpoint", err):
-                return None
-            raise
+    def engine(self) -> JobEngine:
+        from airflow_dl_provider.jobs.engine import JobEngine
+
+        return JobEngine(ENDPOINT, self.hook.conn, log=self.log)
 
     def _ensure_config(self, request: Mapping[str, Any]) -> None:
         try:
@@ -202,124 +238,122 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
         self.hook.conn.create_endpoint_config(**request)
         self.log.info("Created EndpointConfig %s", request["EndpointConfigName"])
 
-    def _poll(self, done: Callable[[dict[str, Any] | None], bool]) -> dict[str, Any] | None:
-        """Describe with the job engine's backoff until ``done(description)`` says True; return it.
-
-        :param done: called with each description (None: the endpoint does not exist); it raises to stop.
-        """
-        deadline = time.monotonic() + self.max_wait
-        delay = min(1.0, self.poll_interval)
-        last = None
-        while True:
-            description = self._describe()
-            status = "gone" if description is None else str(description["EndpointStatus"])
-            if status != last:
-                self.log.info("Endpoint %s: %s", self.endpoint_name, status)
-                last = status
-            if done(description):
-                return description
-            if time.monotonic() >= deadline:
-                raise SageMakerJobError(
-                    f"Endpoint {self.endpoint_name} still {status} after max_wait={self.max_wait:.0f}s",
-                    job_name=self.endpoint_name,
-                    status=status,
-                )
-            time.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 1.5, self.poll_interval)
-
-    def wait(self) -> dict[str, Any]:
-        """Poll with the job engine's backoff until the endpoint serves or fails."""
-
-        def serving(description: dict[str, Any] | None) -> bool:
-            if description is None:
-                raise SageMakerJobError(
-                    f"Endpoint {self.endpoint_name} does not exist", job_name=self.endpoint_name
-                )
-            status = description["EndpointStatus"]
-            if status in SERVING:
-                return True
-            if status not in IN_PROGRESS:
-                reason = description.get("FailureReason") or ""
-                raise SageMakerJobError(
-                    f"Endpoint {self.endpoint_name} {status}" + (f": {reason}" if reason else ""),
-                    job_name=self.endpoint_name,
-                    status=status,
-                    failure_reason=reason,
-                )
-            return False
-
-        return dict(self._poll(serving) or {})
-
-    def wait_deleted(self) -> None:
-        """Poll until the endpoint is gone: its name stays taken while it is Deleting."""
-
-        def gone(description: dict[str, Any] | None) -> bool:
-            if description is not None and description["EndpointStatus"] != DELETING:
-                raise SageMakerJobError(
-                    f"Endpoint {self.endpoint_name} is {description['EndpointStatus']} while being deleted; "
-                    "someone else is using this endpoint name",
-                    job_name=self.endpoint_name,
-                    status=description["EndpointStatus"],
-                )
-            return description is None
-
-        self._poll(gone)
+    def _converge(self, engine: JobEngine, config_name: str) -> str:
+        """Create the endpoint, or bring the one of that name to ``config_name``; record what to undo."""
+        tags = [{"Key": str(k), "Value": str(v)} for k, v in self.tags.items()]
+        create = {"EndpointConfigName": config_name, **({"Tags": tags} if tags else {})}
+        handle = engine.ensure_named(
+            self.endpoint_name, create, poll_interval=self.poll_interval, max_wait=self.max_wait
+        )
+        if handle.created:
+            self.undo = {"action": "delete"}
+            return "created"
+        current = handle.description
+        if current[ENDPOINT.status_field] in ENDPOINT.running:
+            # An update is refused while another is in flight (perhaps one an earlier try started).
+            current = engine.wait(
+                self.endpoint_name, poll_interval=self.poll_interval, max_wait=self.max_wait
+            )
+        if current.get("EndpointConfigName") == config_name:
+            self.log.info("Endpoint %s already runs %s; nothing to update", self.endpoint_name, config_name)
+            return "unchanged"
+        self.hook.conn.update_endpoint(EndpointName=self.endpoint_name, EndpointConfigName=config_name)
+        self.undo = {"action": "restore", "fields": {"EndpointConfigName": current["EndpointConfigName"]}}
+        return "updated"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        """Create or update the endpoint and wait until it serves.
+        """Create or update the endpoint and wait (or defer) until it serves.
 
         :return: ``endpoint_name``, ``endpoint_arn``, ``endpoint_config_name``, ``model_name``, ``status``,
             ``action`` (``created``, ``updated`` or ``unchanged``) and ``data_capture_s3_uri``, JSON-safe.
         """
+        try:
+            self.model_source.check(rendered=True)
+        except ValueError as err:
+            raise ValueError(f"{self.task_id}: {err}") from None
         model = self.model_request(context)
-        model_name = self.model_name or (model or {}).get("ModelName", "")
-        config = self.config_request(str(model_name))
+        model_name = str(self.model_source.model_name or (model or {}).get("ModelName", ""))
+        config = self.config_request(model_name)
         if model is not None:
             validate_request("CreateModel", model)
         validate_request("CreateEndpointConfig", config)
-        endpoint_request = {
-            "EndpointName": self.endpoint_name,
-            "EndpointConfigName": config["EndpointConfigName"],
-        }
-        validate_request("CreateEndpoint", endpoint_request)
+        validate_request(
+            "CreateEndpoint",
+            {"EndpointName": self.endpoint_name, "EndpointConfigName": config["EndpointConfigName"]},
+        )
         if model is not None:
             ensure_model(self.hook.conn, model, self.log)
         self._ensure_config(config)
-        current = self._describe()
-        if current is not None and current["EndpointStatus"] == "Failed":
-            # A failed endpoint cannot be updated (DeleteEndpoint is the only call it takes): replace it.
-            self.log.info("Endpoint %s is Failed; deleting it to create it again", self.endpoint_name)
-            self.hook.conn.delete_endpoint(EndpointName=self.endpoint_name)
-            current = self._describe()
-        if current is not None and current["EndpointStatus"] == DELETING:
-            # Its name is taken until it is gone: CreateEndpoint now would be refused, and so would Update.
-            self.log.info("Endpoint %s is %s; waiting until it is gone", self.endpoint_name, DELETING)
-            self.wait_deleted()
-            current = None
-        if current is None:
-            tags = [{"Key": str(k), "Value": str(v)} for k, v in self.tags.items()]
-            self.hook.conn.create_endpoint(**endpoint_request, **({"Tags": tags} if tags else {}))
-            action = "created"
-        elif current.get("EndpointConfigName") == config["EndpointConfigName"]:
-            action = "unchanged"
-            self.log.info(
-                "Endpoint %s already runs %s; nothing to update",
-                self.endpoint_name,
-                config["EndpointConfigName"],
-            )
-        else:
-            if current["EndpointStatus"] in IN_PROGRESS:
-                self.wait()  # an update is refused while another is in flight
-            self.hook.conn.update_endpoint(**endpoint_request)
-            action = "updated"
+        engine = self.engine()
+        action = self._converge(engine, config["EndpointConfigName"])
         self.log.info("Endpoint %s: %s with %s", self.endpoint_name, action, config["EndpointConfigName"])
-        description = self.wait() if self.wait_for_completion else (self._describe() or {})
-        return {
-            "endpoint_name": self.endpoint_name,
-            "endpoint_arn": description.get("EndpointArn"),
+        persist_console_link(SageMakerEndpointLink, context, self, ENDPOINT, self.endpoint_name)
+        partial = {
             "endpoint_config_name": config["EndpointConfigName"],
             "model_name": model_name,
-            "status": description.get("EndpointStatus"),
             "action": action,
             "data_capture_s3_uri": self.data_capture_s3_uri,
         }
+        if not self.wait_for_completion:
+            return self.result(partial, engine.describe(self.endpoint_name) or {})
+        if self.deferrable:
+            description = engine.describe(self.endpoint_name)
+            if not engine.poll_once(description, name=self.endpoint_name).done:
+                from airflow_dl_provider.triggers.job import SageMakerJobTrigger
+
+                self.defer(
+                    trigger=SageMakerJobTrigger.for_task(
+                        self,
+                        job_kind=ENDPOINT.key,
+                        job_name=self.endpoint_name,
+                        max_wait=self.max_wait,
+                        undo=self.undo,
+                    ),
+                    method_name="execute_complete",
+                    kwargs={"partial": partial, "undo": self.undo},
+                )
+            return self.result(partial, engine.check(description or {}, name=self.endpoint_name))
+        description = engine.wait(
+            self.endpoint_name, poll_interval=self.poll_interval, max_wait=self.max_wait
+        )
+        return self.result(partial, description)
+
+    def execute_complete(
+        self,
+        context: Any,
+        event: Mapping[str, Any] | None = None,
+        partial: Mapping[str, Any] | None = None,
+        undo: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Resume after the trigger: the endpoint serves, or raise with why it does not."""
+        self.undo = dict(undo) if undo else None
+        if not event:
+            raise SageMakerJobError("resumed without a trigger event")
+        if event["status"] == "timeout":
+            raise SageMakerJobError(event["message"], job_name=self.endpoint_name)
+        engine = self.engine()
+        description = engine.describe(self.endpoint_name)
+        if description is None:
+            raise SageMakerJobError(event["message"], job_name=self.endpoint_name)
+        return self.result(dict(partial or {}), engine.check(description, name=self.endpoint_name))
+
+    def result(self, partial: Mapping[str, Any], description: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "endpoint_name": self.endpoint_name,
+            "endpoint_arn": description.get("EndpointArn"),
+            "endpoint_config_name": partial.get("endpoint_config_name"),
+            "model_name": partial.get("model_name"),
+            "status": description.get("EndpointStatus"),
+            "action": partial.get("action"),
+            "data_capture_s3_uri": partial.get("data_capture_s3_uri"),
+        }
+
+    def on_kill(self) -> None:
+        """Take back what this try started: delete the endpoint it created, roll back its update."""
+        if self.undo:
+            self.engine().undo(
+                self.endpoint_name,
+                self.undo,
+                budget=KILL_BUDGET_SECONDS,
+                poll_interval=min(self.poll_interval, 1.0),
+            )

@@ -3,13 +3,20 @@
 This is the traceability link: a prediction file's transform job names its Model, the Model its
 artifact, and the package registered for that artifact names the training job, the data URIs and the
 metrics (``CustomerMetadataProperties``, and a metrics JSON that ``ModelMetrics`` points at).
+
+A model package is a row of the kinds table (``RESOURCE_KINDS["model_package"]``): versions have no
+name, so the engine finds the one this task instance registered by the task key in its metadata
+(:meth:`~airflow_dl_provider.jobs.engine.JobEngine.ensure_versioned`), and waits for the service to
+finish registering it (``Pending``, ``InProgress``, then ``Completed``) with ``poll_once``. A version
+is not deleted on kill: it costs nothing, and a retry reattaches to it.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
@@ -17,26 +24,37 @@ from botocore.exceptions import ClientError
 
 from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
+from airflow_dl_provider.jobs.engine import TASK_KEY_PROPERTY
+from airflow_dl_provider.jobs.kinds import RESOURCE_KINDS
 from airflow_dl_provider.jobs.naming import deterministic_job_name
+from airflow_dl_provider.links.console import SageMakerModelPackageLink, persist_console_link
 from airflow_dl_provider.operators.base import _context_ids
-from airflow_dl_provider.operators.transform import SUBMIT_DIRECTORY
 from airflow_dl_provider.presets.containers import pytorch_image
+from airflow_dl_provider.specs.model import ModelSource, inference_environment
 from airflow_dl_provider.validation.preflight import split_s3_uri
 from airflow_dl_provider.validation.requests import validate_request
 
+if TYPE_CHECKING:
+    from airflow_dl_provider.jobs.engine import JobEngine
+
 APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
-TASK_KEY = "airflow:task-instance"
-# A retry comes soon after its first try: its package is among the group's newest versions.
-RETRY_LOOKBACK = 20
+TASK_KEY = TASK_KEY_PROPERTY
+MODEL_PACKAGE = RESOURCE_KINDS["model_package"]
 
 
 class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
     """Register a model artifact as a new version in a model package group.
 
     :param model_package_group_name: the group; created when missing. (templated)
-    :param model_artifacts: ``s3://.../model.tar.gz`` (a training or compilation output). (templated)
-    :param image_uri: the inference image; defaults to the PyTorch container for ``framework_version``. (templated)
-    :param entry_point: ``SAGEMAKER_PROGRAM`` in the artifact's ``code/``.
+    :param model_source: the artifacts to register, with their image (or the PyTorch inference
+        container for ``framework_version``), ``entry_point`` and environment; ``model_artifacts`` is
+        the one source a package is registered from. (templated)
+    :param model_artifacts: deprecated, use ``model_source``: ``s3://.../model.tar.gz`` (a training
+        or compilation output). (templated)
+    :param image_uri: deprecated, use ``model_source``: the inference image. (templated)
+    :param framework_version: deprecated, use ``model_source``: the PyTorch container's version.
+    :param py_version: deprecated, use ``model_source``: the PyTorch container's Python.
+    :param entry_point: deprecated, use ``model_source``: ``SAGEMAKER_PROGRAM`` in the artifact's ``code/``.
     :param training_job_name: the training job that made the artifact. (templated)
     :param data_uris: name -> ``s3://`` URI of the data it was trained and tested on. (templated)
     :param metrics: name -> value; when None, the training job's final metrics are used. (templated)
@@ -49,11 +67,15 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
     :param response_types: response MIME types it returns.
     :param instance_types: instance types for real-time inference and batch transform.
     :param problem_type: prefix of the metrics section, as in model quality reports.
+    :param poll_interval: the longest pause between status checks while the service registers it.
+    :param max_wait: give up waiting for ``Completed`` after this many seconds.
     """
 
     aws_hook_class = SageMakerJobHook
+    operator_extra_links = (SageMakerModelPackageLink(),)
     template_fields: Sequence[str] = aws_template_fields(
         "model_package_group_name",
+        "model_source",
         "model_artifacts",
         "image_uri",
         "training_job_name",
@@ -69,11 +91,12 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
         self,
         *,
         model_package_group_name: str,
-        model_artifacts: str,
+        model_source: ModelSource | None = None,
+        model_artifacts: str | None = None,
         image_uri: str | None = None,
-        framework_version: str = "2.5.1",
-        py_version: str = "py311",
-        entry_point: str = "inference.py",
+        framework_version: str | None = None,
+        py_version: str | None = None,
+        entry_point: str | None = None,
         training_job_name: str | None = None,
         data_uris: Mapping[str, str] | None = None,
         metrics: Mapping[str, float] | None = None,
@@ -85,9 +108,39 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
         response_types: Sequence[str] = ("text/csv",),
         instance_types: Sequence[str] = ("ml.m5.large",),
         problem_type: str = "multiclass_classification",
+        poll_interval: float = 5.0,
+        max_wait: float | None = 1800.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        flat = {
+            "model_artifacts": model_artifacts,
+            "image_uri": image_uri,
+            "framework_version": framework_version,
+            "py_version": py_version,
+            "entry_point": entry_point,
+        }
+        given = [k for k, v in flat.items() if v is not None]
+        if model_source is not None and given:
+            raise ValueError(
+                f"{self.task_id}: model_source and {', '.join(given)}: pass the model in model_source only"
+            )
+        if model_source is not None and not model_source.model_artifacts:
+            raise ValueError(
+                f"{self.task_id}: model_source: a package is registered from model_artifacts; "
+                "model_name and model_package_arn cannot be registered"
+            )
+        if model_source is None and not model_artifacts:
+            raise ValueError(f"{self.task_id}: model_source: pass ModelSource(model_artifacts=..., ...)")
+        if model_source is None:
+            # Not turned into a ModelSource: that spec needs a role, which registering does not.
+            warnings.warn(
+                f"RegisterModelOperator({', '.join(given)}=...) is deprecated; pass model_source=ModelSource(...)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        if poll_interval <= 0:
+            raise ValueError(f"{self.task_id}: poll_interval must be > 0 seconds, got {poll_interval}")
         if approval_status not in APPROVAL_STATUSES:
             raise ValueError(
                 f"{self.task_id}: approval_status: {approval_status!r} is not one of {', '.join(APPROVAL_STATUSES)}"
@@ -97,11 +150,12 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
             if bad:
                 raise ValueError(f"{self.task_id}: data_uris: {bad} are not s3:// URIs")
         self.model_package_group_name = model_package_group_name
-        self.model_artifacts = model_artifacts
+        self.model_source = model_source
+        self.model_artifacts = model_source.model_artifacts if model_source else model_artifacts
         self.image_uri = image_uri
-        self.framework_version = framework_version
-        self.py_version = py_version
-        self.entry_point = entry_point
+        self.framework_version = framework_version or "2.5.1"
+        self.py_version = py_version or "py311"
+        self.entry_point = entry_point or "inference.py"
         self.training_job_name = training_job_name
         self.data_uris = data_uris
         self.metrics = metrics
@@ -113,6 +167,8 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
         self.response_types = list(response_types)
         self.instance_types = list(instance_types)
         self.problem_type = problem_type
+        self.poll_interval = poll_interval
+        self.max_wait = max_wait
 
     def task_key(self, context: Any) -> str:
         """The task instance's stable key: the same on every try of it."""
@@ -135,18 +191,22 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
         properties.update({f"metric:{name}": repr(value) for name, value in metrics.items()})
         return properties
 
-    def build_request(self, key: str, metrics: Mapping[str, float], metrics_uri: str) -> dict[str, Any]:
+    def container(self) -> dict[str, Any]:
+        """The inference container: the one a Model of the same source runs (one image resolver)."""
+        region, instance_type = self.hook.region, self.instance_types[0]
+        if self.model_source is not None:
+            return self.model_source.container(region, instance_type)
         image = self.image_uri or pytorch_image(
-            "inference", self.hook.region, self.framework_version, self.py_version, self.instance_types[0]
+            "inference", region, self.framework_version, self.py_version, instance_type
         )
-        container = {
+        return {
             "Image": image,
             "ModelDataUrl": self.model_artifacts,
-            "Environment": {
-                "SAGEMAKER_PROGRAM": self.entry_point,
-                "SAGEMAKER_SUBMIT_DIRECTORY": SUBMIT_DIRECTORY,
-            },
+            "Environment": inference_environment(self.entry_point, region),
         }
+
+    def build_request(self, key: str, metrics: Mapping[str, float], metrics_uri: str) -> dict[str, Any]:
+        container = self.container()
         request: dict[str, Any] = {
             "ModelPackageGroupName": self.model_package_group_name,
             "InferenceSpecification": {
@@ -182,21 +242,6 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
         conn.create_model_package_group(**request)
         self.log.info("Created model package group %s", self.model_package_group_name)
 
-    def _registered(self, key: str) -> dict[str, Any] | None:
-        """The package an earlier try of this task registered, if any."""
-        conn = self.hook.conn
-        listed = conn.list_model_packages(
-            ModelPackageGroupName=self.model_package_group_name,
-            SortBy="CreationTime",
-            SortOrder="Descending",
-            MaxResults=RETRY_LOOKBACK,
-        )
-        for summary in listed.get("ModelPackageSummaryList", []):
-            described = conn.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
-            if (described.get("CustomerMetadataProperties") or {}).get(TASK_KEY) == key:
-                return dict(described)
-        return None
-
     def _result(self, described: Mapping[str, Any], metrics_uri: str) -> dict[str, Any]:
         return {
             "model_package_arn": described["ModelPackageArn"],
@@ -208,35 +253,47 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
             "metrics_s3_uri": metrics_uri,
         }
 
+    def engine(self) -> JobEngine:
+        from airflow_dl_provider.jobs.engine import JobEngine
+
+        return JobEngine(MODEL_PACKAGE, self.hook.conn, log=self.log)
+
     def execute(self, context: Any) -> dict[str, Any]:
         """Register the model version, or return the one an earlier try of this task registered.
 
         :return: ``model_package_arn`` (the version ARN), ``model_package_version``, ``model_package_group``,
             ``approval_status``, ``model_artifacts``, ``training_job_name`` and ``metrics_s3_uri``, JSON-safe.
         """
+        if self.model_source is not None:
+            self.model_artifacts = self.model_source.model_artifacts  # as rendered
         key = self.task_key(context)
         metrics = self.resolved_metrics()
         artifact_dir = str(self.model_artifacts).rsplit("/", 1)[0]
         metrics_uri = self.metrics_s3_uri or f"{artifact_dir}/model-metrics-{key}.json"
         request = self.build_request(key, metrics, metrics_uri)
         validate_request("CreateModelPackage", request)
-        split_s3_uri(metrics_uri, "metrics_s3_uri")
-        self._ensure_group()
-        existing = self._registered(key)
-        if existing is not None:
-            self.log.info(
-                "Reattached: model package %s was registered by an earlier try", existing["ModelPackageArn"]
-            )
-            return self._result(existing, metrics_uri)
-        report = {
-            "version": 0.0,
-            f"{self.problem_type}_metrics": {name: {"value": value} for name, value in metrics.items()},
-        }
         bucket, object_key = split_s3_uri(metrics_uri, "metrics_s3_uri")
-        self.hook.s3.put_object(
-            Bucket=bucket, Key=object_key, Body=json.dumps(report, sort_keys=True).encode()
+        self._ensure_group()
+
+        def upload_metrics() -> None:
+            report = {
+                "version": 0.0,
+                f"{self.problem_type}_metrics": {name: {"value": value} for name, value in metrics.items()},
+            }
+            self.hook.s3.put_object(
+                Bucket=bucket, Key=object_key, Body=json.dumps(report, sort_keys=True).encode()
+            )
+
+        engine = self.engine()
+        handle = engine.ensure_versioned(request, key, stage=upload_metrics)
+        persist_console_link(
+            SageMakerModelPackageLink,
+            context,
+            self,
+            MODEL_PACKAGE,
+            handle.name,
+            {"ModelPackageGroupName": self.model_package_group_name},
         )
-        arn = self.hook.conn.create_model_package(**request)["ModelPackageArn"]
-        described = self.hook.conn.describe_model_package(ModelPackageName=arn)
-        self.log.info("Registered %s (%s)", arn, described.get("ModelApprovalStatus"))
+        described = engine.wait(handle.name, poll_interval=self.poll_interval, max_wait=self.max_wait)
+        self.log.info("Registered %s (%s)", handle.name, described.get("ModelApprovalStatus"))
         return self._result(described, metrics_uri)

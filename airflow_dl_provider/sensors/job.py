@@ -1,40 +1,64 @@
-"""Wait for a SageMaker job that something else started."""
+"""Wait for a SageMaker job or resource that something else started, on a worker or in the triggerer."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow.configuration import conf
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from botocore.exceptions import ClientError
 
 from airflow_dl_provider import service_behaviour
+from airflow_dl_provider.exceptions import SageMakerJobError
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.jobs import kinds
-from airflow_dl_provider.jobs.engine import JobEngine
+from airflow_dl_provider.jobs.engine import SUCCESS, WAITING, JobEngine
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from airflow_dl_provider.jobs.kinds import JobKind
 
 
-class SageMakerJobSensor(AwsBaseSensor[SageMakerJobHook]):
-    """Succeed when the job succeeds; fail with its FailureReason when it fails or is stopped.
+def _sensor_timeout() -> type[Exception]:
+    try:
+        from airflow.sdk.exceptions import AirflowSensorTimeout  # Airflow 3
+    except ImportError:  # Airflow 2
+        from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef,attr-defined]
+    return AirflowSensorTimeout
 
-    :param job_kind: ``training``, ``tuning``, ``labeling``, ``compilation``, ``transform`` or
-        ``processing``.
-    :param job_name: the job to watch. (templated)
+
+class SageMakerJobSensor(AwsBaseSensor[SageMakerJobHook]):
+    """Succeed when the job (or resource) succeeds; fail with its FailureReason when it fails or is stopped.
+
+    A name that does not exist yet is waited for: the task that starts it may not have run. Nothing
+    the sensor watches is stopped when the sensor is killed: it started nothing.
+
+    :param job_kind: a job kind (``training``, ``tuning``, ``labeling``, ``compilation``, ``transform``,
+        ``processing``) or a resource kind (``endpoint``: until InService; ``model_package``: until
+        Completed, named by its ARN).
+    :param job_name: the job or resource to watch. (templated)
+    :param deferrable: wait in the triggerer instead of a worker slot; defaults to
+        ``[operators] default_deferrable``. The state is checked once before deferring.
     """
 
     aws_hook_class = SageMakerJobHook
     template_fields: Sequence[str] = aws_template_fields("job_name")
 
-    def __init__(self, *, job_kind: str, job_name: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        job_kind: str,
+        job_name: str,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.kind: JobKind = kinds.job_kind(job_kind)
         self.job_kind = job_kind
         self.job_name = job_name
+        self.deferrable = deferrable
 
     def poke(self, context: Any) -> bool:
         engine = JobEngine(self.kind, self.hook.conn, log=self.log)
@@ -45,7 +69,40 @@ class SageMakerJobSensor(AwsBaseSensor[SageMakerJobHook]):
                 raise
             self.log.warning("%s %s: %s; poking again later", self.kind.noun, self.job_name, err)
             return False
-        if description is None or description[self.kind.status_field] in self.kind.running:
+        outcome = engine.poll_once(description, name=self.job_name, absent=WAITING)
+        if outcome.verdict == WAITING:
+            self.log.info("%s", outcome.message)
             return False
-        engine.check(description)
-        return True
+        if outcome.verdict == SUCCESS:
+            return True
+        raise outcome.error()
+
+    def execute(self, context: Any) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        if self.poke(context):
+            return None
+        from airflow_dl_provider.triggers.job import SageMakerJobTrigger
+
+        self.defer(
+            trigger=SageMakerJobTrigger.for_task(
+                self,
+                job_kind=self.job_kind,
+                job_name=self.job_name,
+                max_wait=self.timeout,
+                absent=WAITING,
+                poll_interval=self.poke_interval,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Any, event: Mapping[str, Any] | None = None) -> None:
+        """Resume after the trigger: succeed, or raise with the message of its event."""
+        if not event:
+            raise SageMakerJobError("resumed without a trigger event")
+        if event["status"] == "success":
+            self.log.info("%s", event["message"])
+            return
+        if event["status"] == "timeout":
+            raise _sensor_timeout()(f"{event['message']} (sensor timeout={self.timeout:.0f}s)")
+        raise SageMakerJobError(event["message"], job_name=event.get("job_name", self.job_name))

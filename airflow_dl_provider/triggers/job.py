@@ -1,4 +1,4 @@
-"""Wait for any SageMaker job in the triggerer, so a multi-hour job holds no worker slot."""
+"""Wait for any SageMaker job or resource in the triggerer, so a multi-hour wait holds no worker slot."""
 
 from __future__ import annotations
 
@@ -12,21 +12,30 @@ from botocore.exceptions import ClientError
 
 from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
-from airflow_dl_provider.jobs.engine import JobEngine
+from airflow_dl_provider.jobs.engine import FAILURE, SUCCESS, WAITING, JobEngine, Verdict
 from airflow_dl_provider.jobs.kinds import job_kind
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Mapping
+
+# The triggerer gives on_kill [triggerer] on_kill_timeout (30 s by default); stay inside it.
+KILL_BUDGET_SECONDS = 25.0
 
 
 class SageMakerJobTrigger(BaseTrigger):
-    """Poll a job until it ends; fire one event of the shape ``{"status", "job_name", "message"}``.
+    """Poll a job or resource until it ends; fire one event ``{"status", "job_name", "message"}``.
 
-    ``status`` is ``success`` (the job succeeded), ``error`` (it failed or was stopped; ``message``
-    carries its FailureReason) or ``timeout`` (``deadline`` passed while it still ran).
+    ``status`` is ``success`` (it succeeded: a job Completed, an endpoint InService), ``error`` (it
+    failed or was stopped; ``message`` carries its FailureReason) or ``timeout`` (``deadline`` passed
+    while it still ran). Each poll is classified by :func:`~airflow_dl_provider.jobs.engine.poll_once`.
 
-    :param job_kind: a key of :data:`~airflow_dl_provider.jobs.kinds.JOB_KINDS`.
-    :param deadline: Unix time after which the trigger gives up; None waits as long as the job runs.
+    :param job_kind: a key of :data:`~airflow_dl_provider.jobs.kinds.KINDS` (``training``, ``endpoint``, ...).
+    :param job_name: the job or resource name (a model package's ARN).
+    :param deadline: Unix time after which the trigger gives up; None waits as long as it runs.
+    :param absent: what a name the service does not know means: ``failure`` (the task started it, so
+        it should exist) or ``waiting`` (a sensor waiting for something else to start it).
+    :param undo: what the deferred task started, undone if the task is killed while deferred
+        (:meth:`~airflow_dl_provider.jobs.engine.JobEngine.undo`); None (a sensor): nothing is touched.
     """
 
     def __init__(
@@ -36,6 +45,8 @@ class SageMakerJobTrigger(BaseTrigger):
         job_name: str,
         poll_interval: float = 30.0,
         deadline: float | None = None,
+        absent: Verdict = FAILURE,
+        undo: Mapping[str, Any] | None = None,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
@@ -46,10 +57,38 @@ class SageMakerJobTrigger(BaseTrigger):
         self.job_name = job_name
         self.poll_interval = poll_interval
         self.deadline = deadline
+        self.absent: Verdict = absent
+        self.undo = dict(undo) if undo is not None else None
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
         self.verify = verify
         self.botocore_config = botocore_config
+
+    @classmethod
+    def for_task(
+        cls,
+        operator: Any,
+        *,
+        job_kind: str,
+        job_name: str,
+        max_wait: float | None,
+        undo: Mapping[str, Any] | None = None,
+        absent: Verdict = FAILURE,
+        poll_interval: float | None = None,
+    ) -> SageMakerJobTrigger:
+        """The trigger for an AWS operator or sensor: its connection, region, verify and botocore config."""
+        return cls(
+            job_kind=job_kind,
+            job_name=job_name,
+            poll_interval=float(poll_interval if poll_interval is not None else operator.poll_interval),
+            deadline=None if max_wait is None else time.time() + max_wait,
+            absent=absent,
+            undo=undo,
+            aws_conn_id=operator.aws_conn_id,
+            region_name=operator.region_name,
+            verify=operator.verify,
+            botocore_config=operator.botocore_config,
+        )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -59,6 +98,8 @@ class SageMakerJobTrigger(BaseTrigger):
                 "job_name": self.job_name,
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
+                "absent": self.absent,
+                "undo": self.undo,
                 "aws_conn_id": self.aws_conn_id,
                 "region_name": self.region_name,
                 "verify": self.verify,
@@ -88,25 +129,33 @@ class SageMakerJobTrigger(BaseTrigger):
             except ClientError as err:
                 if not service_behaviour.is_throttling(err):
                     raise
-                # Throttled past botocore's retries: the job runs on; ask again at the next poll.
+                # Throttled past botocore's retries: it runs on; ask again at the next poll.
                 self.log.warning("%s %s: %s; polling again later", kind.noun, self.job_name, err)
                 await asyncio.sleep(self.poll_interval)
                 continue
-            if description is None:
-                yield self._event("error", f"{kind.noun} {self.job_name} does not exist")
+            outcome = self.engine.poll_once(description, name=self.job_name, absent=self.absent)
+            if outcome.verdict == SUCCESS:
+                yield self._event("success", outcome.message)
                 return
-            status = description[kind.status_field]
-            if status in kind.succeeded:
-                yield self._event("success", f"{kind.noun} {self.job_name} {status}")
-                return
-            if status in kind.failed:
-                reason = kind.failure_reason(description)
-                yield self._event("error", f"{kind.noun} {self.job_name} {status}: {reason}".rstrip(": "))
+            if outcome.verdict != WAITING:
+                yield self._event("error", outcome.message)
                 return
             if self.deadline is not None and time.time() >= self.deadline:
-                yield self._event("timeout", f"{kind.noun} {self.job_name} still {status} at the deadline")
+                yield self._event(
+                    "timeout", f"{kind.noun} {self.job_name} still {outcome.status} at the deadline"
+                )
                 return
-            self.log.info(
-                "%s %s is %s; next check in %ss", kind.noun, self.job_name, status, self.poll_interval
-            )
+            self.log.info("%s; next check in %ss", outcome.message, self.poll_interval)
             await asyncio.sleep(self.poll_interval)
+
+    async def on_kill(self) -> None:
+        """The task was killed while deferred (marked failed, cleared): undo what it started, nothing else."""
+        if not self.undo:
+            return
+        await asyncio.to_thread(
+            self.engine.undo,
+            self.job_name,
+            self.undo,
+            budget=KILL_BUDGET_SECONDS,
+            poll_interval=min(self.poll_interval, 5.0),
+        )

@@ -51,9 +51,12 @@ def test_sends_exactly_these_requests(local_backend: Any, sagemaker: Any, task_c
                 {
                     "Image": IMAGE,
                     "ModelDataUrl": local_backend.uri("models/job-1/output/model.tar.gz"),
+                    # The environment the endpoint's and the transform's Model run with (ModelSource).
                     "Environment": {
                         "SAGEMAKER_PROGRAM": "inference.py",
                         "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+                        "SAGEMAKER_REGION": "us-east-1",
                     },
                 }
             ],
