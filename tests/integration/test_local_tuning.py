@@ -10,6 +10,7 @@ import datetime as dt
 import itertools
 import json
 import math
+import os
 import statistics
 import textwrap
 import time
@@ -261,3 +262,80 @@ def test_stop_stops_the_running_trials(
     assert {t["TrainingJobStatus"] for t in trials} == {"Stopped"}
     described = conn.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     assert described["TrainingJobStatusCounters"]["Stopped"] == 2
+
+
+def test_trials_run_through_the_services_client_with_no_environment(
+    local_backend: Any, source_dir: Path, train_data: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tuning runner starts its trials from the job's own record: no endpoint, region or key in env."""
+    from airflow_dl_provider.backends.local.client import LocalSageMakerClient
+    from airflow_dl_provider.operators.training import source_archive
+
+    data, digest = source_archive(source_dir)
+    submit = local_backend.upload(f"code/{digest}/sourcedir.tar.gz", data)
+    # Every process from here on (the tuning runner, its trials' runners, their hosts) inherits this.
+    for variable in list(os.environ):
+        if variable not in ("PATH", "HOME", "LANG", "TMPDIR"):
+            monkeypatch.delenv(variable)
+    client = LocalSageMakerClient(
+        home=local_backend.home, endpoint_url=local_backend.endpoint, region="us-east-1", runner_env={}
+    )
+    name = "scrubbed-env-tuning"
+    client.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=name,
+        HyperParameterTuningJobConfig={
+            "Strategy": "Random",
+            "RandomSeed": 1,
+            "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "validation_accuracy"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 2},
+            "ParameterRanges": {
+                "ContinuousParameterRanges": [{"Name": "lr", "MinValue": "0", "MaxValue": "1"}]
+            },
+        },
+        TrainingJobDefinition={
+            "AlgorithmSpecification": {
+                "TrainingImage": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5.1-cpu-py311",
+                "TrainingInputMode": "File",
+                "MetricDefinitions": [
+                    {"Name": "validation_accuracy", "Regex": r"validation_accuracy=([0-9.\-]+)"}
+                ],
+            },
+            "RoleArn": ROLE_ARN,
+            "StaticHyperParameters": {"sagemaker_program": "train.py", "sagemaker_submit_directory": submit},
+            "InputDataConfig": [
+                {
+                    "ChannelName": "train",
+                    "DataSource": {
+                        "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": local_backend.uri("data/train/")}
+                    },
+                }
+            ],
+            "OutputDataConfig": {"S3OutputPath": local_backend.uri("output")},
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 120},
+        },
+    )
+    deadline = time.monotonic() + 180
+    while (described := client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name))[
+        "HyperParameterTuningJobStatus"
+    ] == "InProgress":
+        assert time.monotonic() < deadline, _runner_log(local_backend, name)
+        time.sleep(0.5)
+
+    assert described["HyperParameterTuningJobStatus"] == "Completed", described.get("FailureReason")
+    assert described["TrainingJobStatusCounters"]["Completed"] == 2
+    tuning = client.store.get("tuning", name)
+    assert tuning is not None
+    origin = {k: tuning.state()[k] for k in ("_home", "_endpoint_url", "_region", "_s3_generation")}
+    assert origin["_home"] == str(local_backend.home)
+    assert origin["_endpoint_url"] == local_backend.endpoint
+    listed = client.list_training_jobs_for_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    for summary in listed["TrainingJobSummaries"]:
+        trial = client.store.get("training", summary["TrainingJobName"])
+        assert trial is not None
+        # Created by the services' client: same home, same server, same region as the tuning job.
+        assert {k: trial.state()[k] for k in origin} == origin
+        assert trial.state()["TuningJobArn"] == described["HyperParameterTuningJobArn"]
+        assert summary["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == pytest.approx(
+            score(_decoded(summary["TunedHyperParameters"])), abs=1e-6
+        )
