@@ -2,8 +2,9 @@
 
 Models and endpoint configs are created at once and refuse a second create of the same name.
 Endpoints are asynchronous: Creating and Updating for several Describes, then InService (or Failed
-with a FailureReason); DeleteEndpoint only starts a delete: the endpoint shows Deleting, keeps its
-name and refuses other calls (the rows of ``service_behaviour.ASYNC_DELETE``) until it is gone.
+with a FailureReason), refusing UpdateEndpoint and DeleteEndpoint meanwhile
+(``service_behaviour.IN_PROGRESS``); DeleteEndpoint only starts a delete: the endpoint shows
+Deleting, keeps its name and refuses other calls (``service_behaviour.ASYNC_DELETE``) until it is gone.
 Model packages are versions in a group; ``ClientToken`` makes a create idempotent, as on AWS.
 """
 
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     import datetime as dt
 
     from tests.contract.fake_service import SageMakerService
-
-IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 
 
 def _echo(operation: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -159,8 +158,11 @@ class Hosting:
             _refuse(
                 service_behaviour.deleting_refusal("Endpoint", "UpdateEndpoint", EndpointName, endpoint.arn)
             )
-        if endpoint.status in IN_PROGRESS:
-            raise ServiceError("ValidationException", f'Cannot update in-progress endpoint "{endpoint.arn}".')
+        _refuse(
+            service_behaviour.in_progress_refusal(
+                "Endpoint", "UpdateEndpoint", endpoint.status, EndpointName, endpoint.arn
+            )
+        )
         if endpoint.status != "InService":
             # TODO(service_behaviour): UpdateEndpoint's answer for a Failed endpoint.
             raise ServiceError("ValidationException", f'Cannot update failed endpoint "{endpoint.arn}".')
@@ -175,6 +177,12 @@ class Hosting:
             _refuse(
                 service_behaviour.deleting_refusal("Endpoint", "DeleteEndpoint", EndpointName, endpoint.arn)
             )
+        # Nothing cancels a creation or an update: the delete waits until it has ended.
+        _refuse(
+            service_behaviour.in_progress_refusal(
+                "Endpoint", "DeleteEndpoint", endpoint.status, EndpointName, endpoint.arn
+            )
+        )
         endpoint.status = service_behaviour.ASYNC_DELETE["Endpoint"].deleting
         endpoint.steps = 0
         endpoint.plan = self._plan

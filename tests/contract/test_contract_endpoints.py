@@ -1,13 +1,17 @@
-"""EndpointDeployOperator on the AWS path: endpoints are asynchronous, and their deletes are too."""
+"""EndpointDeployOperator on the AWS path: endpoints are asynchronous, their deletes too; deferred, killed."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_dl_provider.exceptions import SageMakerJobError
 from airflow_dl_provider.operators.endpoints import EndpointDeployOperator
+from airflow_dl_provider.sensors.job import SageMakerJobSensor
+from airflow_dl_provider.triggers.job import SageMakerJobTrigger
+from tests.contract.deferral import first_event, run_deferred, task_deferred
 from tests.contract.job_cases import POLL, ROLE_ARN
 
 if TYPE_CHECKING:
@@ -133,3 +137,122 @@ def test_throttled_describe_endpoint_is_survived(aws: Aws, task_context: Any) ->
     assert result["status"] == "InService"
     assert aws.service.count("DescribeEndpoint", error="ThrottlingException") == 2
     assert len(aws.pauses) == 2
+
+
+# -- deferred, killed, linked ------------------------------------------------------------------------------
+
+
+def test_deploy_defers_through_the_trigger_and_resumes(aws: Aws, task_context: Any) -> None:
+    context = task_context(task_id="deploy")
+    event, result = run_deferred(lambda: _operator(aws, deferrable=True), context)
+
+    assert event == {"status": "success", "job_name": ENDPOINT, "message": f"Endpoint {ENDPOINT} InService"}
+    assert isinstance(result, dict), result
+    assert (result["action"], result["status"]) == ("created", "InService")
+    assert aws.service.count("CreateEndpoint") == 1
+    assert context["ti"].pushed["sagemaker_dl_endpoint"]["console_fragment"] == f"endpoints/{ENDPOINT}"
+
+
+def test_a_deferred_deploy_that_fails_resumes_with_the_failure_reason(aws: Aws, task_context: Any) -> None:
+    aws.service.hosting.plan(failure_reason="CapacityError: no ml.m5.large capacity")
+    event, result = run_deferred(lambda: _operator(aws, deferrable=True), task_context(task_id="deploy"))
+
+    assert event["status"] == "error" and "CapacityError" in event["message"]
+    assert isinstance(result, SageMakerJobError) and result.failure_reason.startswith("CapacityError")
+
+
+def test_a_deferrable_deploy_already_in_service_does_not_defer(aws: Aws, task_context: Any) -> None:
+    context = task_context(task_id="deploy")
+    _operator(aws).execute(context)
+    # The same deployment again: nothing to wait for, so no trigger.
+    again = _operator(aws, deferrable=True).execute(context)
+    assert again["action"] == "unchanged" and again["status"] == "InService"
+
+
+def test_killed_while_creating_deletes_the_endpoint_it_created_once_the_service_allows(
+    aws: Aws, task_context: Any
+) -> None:
+    op = _operator(aws, wait_for_completion=False)
+    op.execute(task_context(task_id="deploy"))
+    assert aws.service.hosting.endpoints[ENDPOINT].status == "Creating"
+
+    op.on_kill()
+
+    # SageMaker refuses DeleteEndpoint while Creating: the kill waited, then deleted, once.
+    assert aws.service.requests("DeleteEndpoint") == [{"EndpointName": ENDPOINT}]
+    assert aws.service.count("DeleteEndpoint", error="ValidationException") == 0
+    assert aws.service.hosting.endpoints[ENDPOINT].status == "Deleting"
+
+
+def test_a_kill_that_cannot_wait_long_enough_leaves_the_endpoint_and_says_so(
+    aws: Aws, task_context: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_dl_provider.operators import endpoints
+
+    monkeypatch.setattr(endpoints, "KILL_BUDGET_SECONDS", 0.05)
+    aws.service.hosting.plan(polls=10**6)
+    op = _operator(aws, wait_for_completion=False)
+    op.execute(task_context(task_id="deploy"))
+
+    op.on_kill()
+
+    assert aws.service.count("DeleteEndpoint") == 0, "no call the service would refuse"
+    logged = capsys.readouterr().out  # Airflow's task logger writes there
+    assert f"Endpoint {ENDPOINT} is still Creating" in logged and "delete it once" in logged
+
+
+def test_killed_while_deferred_rolls_its_update_back_to_the_previous_config(
+    aws: Aws, task_context: Any
+) -> None:
+    first = _operator(aws, "v1").execute(task_context(task_id="deploy"))
+    with pytest.raises(task_deferred()) as caught:
+        _operator(aws, "v2", deferrable=True).execute(task_context("manual__2", task_id="deploy"))
+    _, kwargs = caught.value.trigger.serialize()
+    trigger = SageMakerJobTrigger(**kwargs)
+    assert kwargs["undo"] == {
+        "action": "restore",
+        "fields": {"EndpointConfigName": first["endpoint_config_name"]},
+    }
+
+    asyncio.run(trigger.on_kill())
+
+    # The update could not be cancelled: once it ended, the endpoint was updated back.
+    updates = aws.service.requests("UpdateEndpoint")
+    assert [u["EndpointConfigName"] for u in updates][-1] == first["endpoint_config_name"]
+    assert len(updates) == 2 and aws.service.count("UpdateEndpoint", error="ValidationException") == 0
+    for _ in range(5):  # the service finishes the rollback as it finishes any update
+        aws.service.hosting.describe_endpoint(EndpointName=ENDPOINT)
+    endpoint = aws.service.hosting.endpoints[ENDPOINT]
+    assert (endpoint.status, endpoint.config) == ("InService", first["endpoint_config_name"])
+    assert aws.service.count("DeleteEndpoint") == 0
+
+
+def test_a_kill_never_touches_an_endpoint_this_try_did_not_change(aws: Aws, task_context: Any) -> None:
+    context = task_context(task_id="deploy")
+    _operator(aws).execute(context)
+    unchanged = _operator(aws)
+    assert unchanged.execute(context)["action"] == "unchanged"
+    before = len(aws.service.calls)
+
+    unchanged.on_kill()
+
+    assert aws.service.calls[before:] == []
+
+
+def test_a_sensor_on_an_endpoint_defers_and_succeeds_once_it_serves(aws: Aws, task_context: Any) -> None:
+    aws.service.hosting.add_endpoint(ENDPOINT, "someone-elses-config", "Creating")
+    sensor = SageMakerJobSensor(
+        task_id="watch", job_kind="endpoint", job_name=ENDPOINT, poke_interval=0.01, deferrable=True
+    )
+    with pytest.raises(task_deferred()) as caught:
+        sensor.execute(task_context(task_id="watch"))
+    _, kwargs = caught.value.trigger.serialize()
+    assert kwargs["undo"] is None and kwargs["absent"] == "waiting"
+
+    event = first_event(SageMakerJobTrigger(**kwargs))
+
+    assert event.payload["status"] == "success"
+    assert sensor.execute_complete(task_context(task_id="watch"), event=event.payload) is None
+    # A sensor starts nothing, so it never stops, deletes or updates anything.
+    asyncio.run(SageMakerJobTrigger(**kwargs).on_kill())
+    assert {c.operation for c in aws.service.calls} == {"DescribeEndpoint"}

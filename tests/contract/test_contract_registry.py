@@ -105,3 +105,50 @@ def test_champion_challenger_promotes_a_winner_and_lookup_finds_it(aws: Aws, tas
         task_context("manual__2", task_id="champion")
     )
     assert again["model_package_arn"] == champion_run["model_package_arn"]
+
+
+def test_a_retry_finds_its_version_by_the_task_key_after_the_client_token_expired(
+    aws: Aws, task_context: Any
+) -> None:
+    context = task_context(task_id="register")
+    first = _register(aws, metrics={"accuracy": 0.9}).execute(context)
+    # ClientToken makes a create idempotent only for a while; the task key in the metadata does not expire.
+    aws.service.registry._tokens.clear()
+    again = _register(aws, metrics={"accuracy": 0.9}).execute(context)
+
+    assert again["model_package_arn"] == first["model_package_arn"]
+    assert aws.service.count("CreateModelPackage") == 1
+    assert len(aws.service.registry.packages) == 1
+
+
+def test_registration_waits_until_the_service_completes_it_and_links_the_registry(
+    aws: Aws, task_context: Any
+) -> None:
+    context = task_context(task_id="register")
+    result = _register(aws, metrics={"accuracy": 0.9}).execute(context)
+
+    package = aws.service.registry.packages[result["model_package_arn"]]
+    # Pending, InProgress, then Completed: the task returned only once it was Completed.
+    assert package.describes >= 3
+    link = context["ti"].pushed["sagemaker_dl_model_package"]
+    assert link["console_fragment"] == f"model-registry/{GROUP}"
+
+
+def test_a_model_source_registers_the_same_package_as_the_flat_arguments(aws: Aws, task_context: Any) -> None:
+    from airflow_dl_provider.specs.model import ModelSource
+
+    artifacts = aws.upload("models/v1/output/model.tar.gz", b"model")
+    flat = _register(aws, metrics={"accuracy": 0.9}).execute(task_context(task_id="register"))
+    typed = RegisterModelOperator(
+        task_id="register",
+        model_package_group_name=GROUP,
+        model_source=ModelSource(model_artifacts=artifacts, image_uri=IMAGE, role_arn="unused-by-registry"),
+        training_job_name="train-v1",
+        data_uris={"train": aws.uri("data/train/")},
+        metrics={"accuracy": 0.9},
+    ).execute(task_context("manual__2", task_id="register"))
+
+    packages = aws.service.registry.packages
+    flat_spec = packages[flat["model_package_arn"]].request["InferenceSpecification"]
+    typed_spec = packages[typed["model_package_arn"]].request["InferenceSpecification"]
+    assert typed_spec == flat_spec
