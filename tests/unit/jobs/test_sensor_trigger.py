@@ -108,3 +108,77 @@ def test_trigger_polls_again_when_throttled(client: Any) -> None:
         return await trigger.run().__anext__()
 
     assert asyncio.run(first_event()).payload["status"] == "success"
+
+
+# -- the deferrable sensor ----------------------------------------------------------------------------
+
+
+def _deferrable_sensor(sagemaker: Any) -> SageMakerJobSensor:
+    sensor = SageMakerJobSensor(
+        task_id="watch",
+        job_kind="transform",
+        job_name=NAME,
+        region_name="us-east-1",
+        deferrable=True,
+        poke_interval=7,
+        timeout=600,
+    )
+    sensor.hook.__dict__["conn"] = sagemaker
+    return sensor
+
+
+def test_a_deferrable_sensor_checks_once_then_defers_to_the_one_trigger(client: Any) -> None:
+    from tests.contract.deferral import task_deferred
+
+    sagemaker, stub = client
+    _described(stub, "InProgress")
+    with pytest.raises(task_deferred()) as caught:
+        _deferrable_sensor(sagemaker).execute({})
+    path, kwargs = caught.value.trigger.serialize()
+    assert path == "airflow_dl_provider.triggers.job.SageMakerJobTrigger"
+    assert (kwargs["job_kind"], kwargs["job_name"], kwargs["poll_interval"]) == ("transform", NAME, 7)
+    # A sensor waits for a job that is not there yet, and never undoes anything it did not start.
+    assert kwargs["absent"] == "waiting" and kwargs["undo"] is None
+    assert kwargs["deadline"] is not None
+    assert caught.value.method_name == "execute_complete"
+
+
+def test_a_deferrable_sensor_on_a_finished_job_does_not_defer(client: Any) -> None:
+    sagemaker, stub = client
+    _described(stub, "Completed")
+    assert _deferrable_sensor(sagemaker).execute({}) is None
+
+
+def test_a_deferred_sensor_resumes_with_the_events_outcome(client: Any) -> None:
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    from airflow_dl_provider.exceptions import SageMakerJobError
+
+    sagemaker, _ = client
+    sensor = _deferrable_sensor(sagemaker)
+    ok = {"status": "success", "job_name": NAME, "message": f"TransformJob {NAME} Completed"}
+    assert sensor.execute_complete({}, event=ok) is None
+    failed = {"status": "error", "job_name": NAME, "message": f"TransformJob {NAME} Failed: out of memory"}
+    with pytest.raises(SageMakerJobError, match="Failed: out of memory"):
+        sensor.execute_complete({}, event=failed)
+    late = {"status": "timeout", "job_name": NAME, "message": f"TransformJob {NAME} still InProgress"}
+    with pytest.raises(AirflowSensorTimeout, match="sensor timeout=600s"):
+        sensor.execute_complete({}, event=late)
+
+
+def test_a_trigger_without_undo_touches_nothing_when_killed(client: Any) -> None:
+    sagemaker, _stub = client  # the Stubber fails on any call
+    trigger = SageMakerJobTrigger(job_kind="transform", job_name=NAME, poll_interval=0.01)
+    trigger.__dict__["engine"] = JobEngine(TRANSFORM, sagemaker)
+    asyncio.run(trigger.on_kill())
+
+
+def test_a_trigger_with_undo_stops_the_job_of_a_killed_deferred_task(client: Any) -> None:
+    sagemaker, stub = client
+    trigger = SageMakerJobTrigger(
+        job_kind="transform", job_name=NAME, poll_interval=0.01, undo={"action": "stop"}
+    )
+    trigger.__dict__["engine"] = JobEngine(TRANSFORM, sagemaker)
+    _described(stub, "InProgress")
+    stub.add_response("stop_transform_job", {}, {"TransformJobName": NAME})
+    asyncio.run(trigger.on_kill())
