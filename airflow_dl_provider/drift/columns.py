@@ -94,6 +94,8 @@ def _arrow_floats(values: Any) -> tuple[NDArray[np.float64], int, str | None]:
         values, kind = values.dictionary_decode(), values.type.value_type
     if pa.types.is_null(kind):
         return np.full(len(values), np.nan), 0, None
+    if pa.types.is_float64(kind):
+        return values.to_numpy(zero_copy_only=False), 0, None
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         return values.cast(pa.float64()).to_numpy(zero_copy_only=False), 0, None
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):

@@ -3,7 +3,7 @@
 Each reader takes a binary file object (a local file, or the body of an S3 ``get_object``) and
 yields ``{column: array}`` chunks of at most ``chunk_rows`` rows. CSV, JSON Lines and Parquet are
 parsed by pyarrow's columnar readers into pyarrow arrays: CSV and JSON Lines a block of
-``block_bytes`` of text at a time, cut at a record boundary, parsed with pyarrow's threads while the
+``block_bytes`` of text at a time, cut at a record boundary, parsed on a reader thread while the
 check counts the block before (that overlap is what keeps the real path near the in-memory speed).
 A block pyarrow refuses (a ragged row, a JSON value whose type changes within the block, bad
 UTF-8) is parsed again by the standard library, which either reads it or names the exact line.
@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 DEFAULT_CHUNK_ROWS = 50_000
-#: Text parsed at once: large enough for pyarrow's threads to pay off (CPU per row is the same from
-#: 2 to 64 MiB), small enough that the blocks in flight and their columns stay near 60 MiB.
-DEFAULT_BLOCK_BYTES = 4 * 2**20
+#: Text parsed at once: each pyarrow call costs a few milliseconds of setup, so blocks are large,
+#: but small enough that the blocks in flight and their columns stay near 100 MiB.
+DEFAULT_BLOCK_BYTES = 8 * 2**20
 FORMATS = ("csv", "parquet", "jsonl", "data_capture")
 _BOM = b"\xef\xbb\xbf"
 
@@ -75,13 +75,13 @@ class _Readable(io.RawIOBase):
         return len(data)
 
 
-def _count(buffer: bytes, byte: bytes, end: int | None = None) -> int:
+def _count(buffer: Any, byte: bytes, end: int | None = None) -> int:
     """Occurrences of one byte: numpy's compare is a few times faster than ``bytes.count``."""
     view = np.frombuffer(buffer, dtype=np.uint8, count=len(buffer) if end is None else end)
     return int(np.count_nonzero(view == ord(byte)))
 
 
-def _record_end(buffer: bytes, quoted: bool) -> int:
+def _record_end(buffer: bytearray, quoted: bool) -> int:
     """The end of the last whole record in ``buffer`` (0 if none): after a newline outside quotes.
 
     CSV doubles a quote inside a quoted field, so a newline is outside quotes exactly when the
@@ -97,31 +97,50 @@ def _record_end(buffer: bytes, quoted: bool) -> int:
     return end
 
 
-def _blocks(raw: IO[bytes], block_bytes: int, quoted: bool) -> Iterator[tuple[bytes, int]]:
-    """``(block, number of its first line)``: whole records, about ``block_bytes`` each."""
-    rest, line = b"", 1
+#: A block of whole records, and whether it holds a quote (so a value may hold a newline).
+Block = tuple[memoryview, bool]
+
+
+def _fill(raw: IO[bytes], rest: bytes, size: int) -> bytearray:
+    """``rest`` then up to ``size`` bytes of ``raw``, read in place where the stream allows it."""
+    buffer = bytearray(len(rest) + size)
+    buffer[: len(rest)] = rest
+    readinto = getattr(raw, "readinto", None)
+    if readinto is not None:
+        got = readinto(memoryview(buffer)[len(rest) :])
+    else:  # botocore's StreamingBody has read() only
+        data = raw.read(size)
+        got = len(data)
+        buffer[len(rest) : len(rest) + got] = data
+    del buffer[len(rest) + (got or 0) :]
+    return buffer
+
+
+def _blocks(raw: IO[bytes], block_bytes: int, quoted: bool) -> Iterator[Block]:
+    """Whole records, about ``block_bytes`` at a time, each in its own buffer (no copies)."""
+    rest, first = b"", True
     while True:
-        data = raw.read(block_bytes)
-        if line == 1 and not rest and data.startswith(_BOM):
-            data = data[len(_BOM) :]
-        buffer = rest + data if rest else data
-        if not data:
+        buffer = _fill(raw, rest, block_bytes)
+        if first and buffer.startswith(_BOM):
+            del buffer[: len(_BOM)]
+        grew, first = len(buffer) > len(rest), False
+        if not grew:
             if buffer.strip():
-                yield buffer, line
+                yield memoryview(buffer), b'"' in buffer
             return
         cut = _record_end(buffer, quoted)
         if not cut:  # one record longer than a block: read on
-            rest = buffer
+            rest = bytes(buffer)
             continue
-        block, rest = buffer[:cut], buffer[cut:]
-        yield block, line
-        line += _count(block, b"\n")
+        rest = bytes(buffer[cut:])
+        yield memoryview(buffer)[:cut], buffer.find(b'"', 0, cut) >= 0
 
 
 def _prefetched(blocks: Iterable[Any], parse: Callable[[Any], Any]) -> Iterator[Any]:
     """``parse`` of each block, the next one parsing on a thread while the caller uses this one.
 
-    pyarrow's parser and numpy's sort both release the GIL, so reading and checking overlap.
+    pyarrow's parser and numpy's sort both release the GIL, so reading and checking overlap. One
+    worker thread parses the blocks in order, so a parser may count lines as it goes.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-reader") as pool:
         pending = None
@@ -157,7 +176,8 @@ def _array(values: Sequence[Any]) -> np.ndarray:
     return np.asarray(values, dtype=object)
 
 
-def _decode(block: bytes, name: str, first_line: int) -> str:
+def _decode(block: Any, name: str, first_line: int) -> str:
+    block = bytes(block)
     try:
         return block.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -166,50 +186,61 @@ def _decode(block: bytes, name: str, first_line: int) -> str:
 
 
 class _CsvBlocks:
-    """Parses one CSV block with pyarrow, or, when pyarrow refuses it, with the ``csv`` module."""
+    """Parses CSV blocks in order with pyarrow, or a block pyarrow refuses with the ``csv`` module.
 
-    def __init__(self, header: list[str], name: str, types: Mapping[str, str] | None) -> None:
+    ``line`` is the file line the next block starts on, for the ``csv`` module's error messages.
+    """
+
+    def __init__(self, header: list[str], name: str, types: Mapping[str, str] | None, line: int) -> None:
         self.pa = _pyarrow(name, "CSV")
         import pyarrow.csv as pcsv
 
         self.pcsv = pcsv
         self.header = header
         self.name = name
+        self.line = line
         # Known numeric features parse straight to float64; everything else stays text, so that a
         # category reads the same from every block (no per-block type guess turning "007" into 7).
         numeric = {n for n, kind in (types or {}).items() if kind == "numeric"}
         self.typed = {n: self.pa.float64() if n in numeric else self.pa.string() for n in header}
         self.text = dict.fromkeys(header, self.pa.string())
 
-    def _pyarrow_table(self, block: bytes, column_types: Mapping[str, Any]) -> Any:
+    def _pyarrow_table(self, block: Block, column_types: Mapping[str, Any]) -> Any:
         pcsv = self.pcsv
+        view, has_quote = block
+        # One thread per block: the reader thread already overlaps parsing with the check, and on
+        # a busy or 2-core machine pyarrow's own threads cost more CPU than they save.
         return pcsv.read_csv(
-            self.pa.BufferReader(block),
-            read_options=pcsv.ReadOptions(column_names=self.header, use_threads=True),
-            parse_options=pcsv.ParseOptions(newlines_in_values=b'"' in block),
+            self.pa.BufferReader(self.pa.py_buffer(view)),
+            read_options=pcsv.ReadOptions(column_names=self.header, use_threads=False),
+            parse_options=pcsv.ParseOptions(newlines_in_values=has_quote),
             convert_options=pcsv.ConvertOptions(
                 column_types=column_types, null_values=NULL_VALUES, strings_can_be_null=True
             ),
         )
 
-    def __call__(self, item: tuple[bytes, int]) -> Any:
-        block, first_line = item
+    def __call__(self, block: Block) -> Any:
+        parsed = self._parse(block)
+        self.line += _count(block[0], b"\n")
+        return parsed
+
+    def _parse(self, block: Block) -> Any:
         for column_types in (self.typed, self.text):
             try:
                 return self._pyarrow_table(block, column_types)
             except self.pa.ArrowInvalid:
                 continue  # a number that is not one: try again as text, then with the csv module
-        return self._python(block, first_line)
+        return self._python(block[0])
 
-    def _python(self, block: bytes, first_line: int) -> Chunk:
-        reader = csv.reader(io.StringIO(_decode(block, self.name, first_line), newline=""))
+    def _python(self, block: memoryview) -> Chunk:
+        reader = csv.reader(io.StringIO(_decode(block, self.name, self.line), newline=""))
         width = len(self.header)
         rows = []
         for row in reader:
             if not row:
                 continue
             if len(row) != width:
-                line = first_line + reader.line_num - 1
+                line = self.line + reader.line_num - 1
                 raise DriftInputError(
                     f"data: {self.name} line {line} has {len(row)} fields, the header has {width}"
                 )
@@ -248,15 +279,14 @@ def read_csv(
     first = next(blocks, None)
     if first is None:
         return
-    block, line = first
-    header, end = _split_header(block, name)
+    header, end = _split_header(bytes(first[0]), name)
     if not header:
         return
-    parse = _CsvBlocks(header, name, types)
+    parse = _CsvBlocks(header, name, types, line=1 + bytes(first[0][:end]).count(b"\n"))
 
-    def data_blocks() -> Iterator[tuple[bytes, int]]:
-        if block[end:].strip():
-            yield block[end:], line + block.count(b"\n", 0, end)
+    def data_blocks() -> Iterator[Block]:
+        if bytes(first[0][end:]).strip():
+            yield first[0][end:], first[1]
         yield from blocks
 
     for parsed in _prefetched(data_blocks(), parse):
@@ -269,7 +299,10 @@ def _records_to_chunk(records: list[dict[str, Any]], columns: Sequence[str] | No
 
 
 class _JsonBlocks:
-    """Parses one JSON Lines block with pyarrow, or, when pyarrow refuses it, line by line."""
+    """Parses JSON Lines blocks in order with pyarrow, or a block pyarrow refuses line by line.
+
+    ``line`` is the file line the next block starts on, for the error messages.
+    """
 
     def __init__(self, name: str, columns: Sequence[str] | None) -> None:
         self.pa = _pyarrow(name, "JSON Lines")
@@ -278,12 +311,16 @@ class _JsonBlocks:
         self.pjson = pjson
         self.name = name
         self.columns = columns
+        self.line = 1
 
-    def __call__(self, item: tuple[bytes, int]) -> Any:
-        block, first_line = item
+    def __call__(self, item: Block) -> Any:
+        block = item[0]
+        first_line = self.line
+        self.line += _count(block, b"\n")
         try:
             table = self.pjson.read_json(
-                self.pa.BufferReader(block), read_options=self.pjson.ReadOptions(use_threads=True)
+                self.pa.BufferReader(self.pa.py_buffer(block)),
+                read_options=self.pjson.ReadOptions(use_threads=True),
             )
         except self.pa.ArrowInvalid:  # a type that changes within the block, a line that is not an object
             return self._python(block, first_line)
@@ -294,7 +331,7 @@ class _JsonBlocks:
             {c: table[c] if c in present else self.pa.nulls(table.num_rows) for c in self.columns}
         )
 
-    def _python(self, block: bytes, first_line: int) -> Chunk:
+    def _python(self, block: memoryview, first_line: int) -> Chunk:
         records: list[dict[str, Any]] = []
         # split("\n"), not splitlines(): JSON strings may hold U+2028 and other line separators.
         for offset, line in enumerate(_decode(block, self.name, first_line).split("\n")):
