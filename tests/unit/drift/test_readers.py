@@ -196,3 +196,20 @@ def test_jsonl_blocks_with_a_type_change_fall_back_per_block() -> None:
                 io.BytesIO(("\n".join([*lines, "[1, 2]"]) + "\n").encode()), name="d.jsonl", block_bytes=2_000
             )
         )
+
+
+class _ReadOnly:
+    """A stream with read(n) only, as botocore's StreamingBody is."""
+
+    def __init__(self, data: bytes) -> None:
+        self._inner = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._inner.read(size)
+
+
+def test_csv_from_a_read_only_stream_reads_the_same() -> None:
+    body = _csv_rows(np.random.default_rng(5), 2_000)
+    ours = list(read_csv(_ReadOnly(body), block_bytes=3_000))  # type: ignore[arg-type]
+    whole = list(read_csv(io.BytesIO(body)))
+    assert [v for c in ours for v in c["x"].to_pylist()] == [v for c in whole for v in c["x"].to_pylist()]
