@@ -1,9 +1,12 @@
-"""EndpointDeployOperator on the local backend: a real server on 127.0.0.1, data capture in S3."""
+"""EndpointDeployOperator on the local backend: a real server on 127.0.0.1, data capture in S3; deferred, killed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -11,7 +14,9 @@ import pytest
 from airflow_dl_provider.backends.local.endpoint import process_alive
 from airflow_dl_provider.backends.local.resources import ResourceStore
 from airflow_dl_provider.operators.endpoints import EndpointDeployOperator
+from airflow_dl_provider.triggers.job import SageMakerJobTrigger
 from tests.conftest import ROLE_ARN
+from tests.contract.deferral import first_event, task_deferred
 from tests.integration.digits_model import digit_rows, model_dir, model_tar
 
 if TYPE_CHECKING:
@@ -51,9 +56,8 @@ def deployed(local_backend: Any, tmp_path: Path) -> Iterator[set[int]]:
     yield seen
     seen |= _pids(local_backend)
     op = _operator(local_backend)
-    record = ResourceStore(local_backend.home).get("endpoint", ENDPOINT)
-    if record and record["EndpointStatus"] != "Deleting":  # a second DeleteEndpoint is refused, as on AWS
-        op.hook.conn.delete_endpoint(EndpointName=ENDPOINT)
+    # As on AWS: no DeleteEndpoint while it is in progress, nor a second one while it is Deleting.
+    op.engine().undo(ENDPOINT, {"action": "delete"}, budget=120, poll_interval=0.2)
     assert not [pid for pid in seen if process_alive(pid)], "endpoint server process leaked"
 
 
@@ -118,3 +122,101 @@ def test_deploy_invoke_capture_update_delete(
 
     op.hook.conn.delete_endpoint(EndpointName=ENDPOINT)
     assert not [p for p in deployed if process_alive(p)]
+
+
+def _invoke(op: EndpointDeployOperator) -> str:
+    body = "".join(",".join(map(str, r)) + "\n" for r in digit_rows(2, seed=3))
+    reply = op.hook.runtime.invoke_endpoint(
+        EndpointName=ENDPOINT, Body=body, ContentType="text/csv", Accept="text/csv"
+    )
+    return reply["Body"].read().decode()
+
+
+def _record(local_backend: Any) -> dict[str, Any]:
+    return ResourceStore(local_backend.home).get("endpoint", ENDPOINT) or {}
+
+
+def test_deploy_defers_through_the_trigger_and_resumes(
+    local_backend: Any, task_context: Any, deployed: set[int]
+) -> None:
+    context = task_context("manual__deferred", task_id="deploy")
+    with pytest.raises(task_deferred()) as caught:
+        _operator(local_backend, deferrable=True).execute(context)
+    deferred: Any = caught.value
+    deployed |= _pids(local_backend)
+    path, kwargs = deferred.trigger.serialize()
+    assert path == "airflow_dl_provider.triggers.job.SageMakerJobTrigger"
+    assert kwargs["job_kind"] == "endpoint" and kwargs["undo"] == {"action": "delete"}
+
+    event = first_event(SageMakerJobTrigger(**kwargs), timeout=120)
+    assert event.payload == {
+        "status": "success",
+        "job_name": ENDPOINT,
+        "message": f"Endpoint {ENDPOINT} InService",
+    }
+    resumed = _operator(local_backend, deferrable=True)
+    result = getattr(resumed, deferred.method_name)(context, event=event.payload, **deferred.kwargs)
+
+    assert (result["action"], result["status"]) == ("created", "InService")
+    assert context["ti"].pushed["sagemaker_dl_endpoint"]["console_fragment"] == f"endpoints/{ENDPOINT}"
+    assert _invoke(resumed)
+
+
+def test_killed_while_deferred_the_endpoint_it_created_is_deleted(
+    local_backend: Any, task_context: Any, deployed: set[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_dl_provider.triggers import job
+
+    # The server here may take longer to start than the triggerer's kill allows on a loaded machine.
+    monkeypatch.setattr(job, "KILL_BUDGET_SECONDS", 120.0)
+    with pytest.raises(task_deferred()) as caught:
+        _operator(local_backend, deferrable=True).execute(task_context("manual__killed", task_id="deploy"))
+    deployed |= _pids(local_backend)
+    _, kwargs = caught.value.trigger.serialize()
+
+    asyncio.run(SageMakerJobTrigger(**kwargs).on_kill())
+
+    deployed |= _pids(local_backend)
+    assert _record(local_backend).get("EndpointStatus") in (None, "Deleting")
+    assert not [pid for pid in deployed if process_alive(pid)], "the killed deploy left its server running"
+
+
+def test_killed_during_an_update_the_endpoint_is_rolled_back_to_its_previous_config(
+    local_backend: Any, task_context: Any, deployed: set[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_dl_provider.operators import endpoints
+
+    monkeypatch.setattr(endpoints, "KILL_BUDGET_SECONDS", 120.0)
+    first = _operator(local_backend).execute(task_context("manual__v1", task_id="deploy"))
+    deployed |= _pids(local_backend)
+    update = _operator(local_backend, sampling_percentage=50)
+    outcome: dict[str, Any] = {}
+
+    def deploy() -> None:
+        try:
+            outcome["result"] = update.execute(task_context("manual__v2", task_id="deploy"))
+        except Exception as err:  # what the killed task's execute ends with is not under test
+            outcome["error"] = err
+
+    worker = threading.Thread(target=deploy)
+    worker.start()
+    deadline = time.monotonic() + 120
+    while update.undo is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert update.undo == {
+        "action": "restore",
+        "fields": {"EndpointConfigName": first["endpoint_config_name"]},
+    }
+    deployed |= _pids(local_backend)
+
+    update.on_kill()  # what Airflow's SIGTERM handler calls while execute waits
+
+    worker.join(timeout=120)
+    deployed |= _pids(local_backend)
+    engine = update.engine()
+    described = engine.wait(ENDPOINT, poll_interval=0.2, max_wait=120)
+    assert described["EndpointConfigName"] == first["endpoint_config_name"]
+    assert described["DataCaptureConfig"]["CurrentSamplingPercentage"] == 100
+    deployed |= _pids(local_backend)
+    assert [p for p in deployed if process_alive(p)] == [_record(local_backend)["_pid"]]
+    assert _invoke(update)

@@ -331,6 +331,19 @@ class LocalSageMakerClient:
                 raise _service_error(refusal, operation)
         return record
 
+    def _refuse_in_progress(self, operation: str, name: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Refused as the service refuses ``operation`` on an endpoint being created or updated (nothing
+        cancels either). A server that died starting changes nothing any more: Describe settles it."""
+        status = record["EndpointStatus"]
+        if status in ("Creating", "Updating") and not process_alive(record.get("_pending_pid")):
+            return record
+        refusal = service_behaviour.in_progress_refusal(
+            "Endpoint", operation, status, name, record["EndpointArn"]
+        )
+        if refusal is not None:
+            raise _service_error(refusal, operation)
+        return record
+
     def create_model(self, **request: Any) -> dict[str, Any]:
         validate_request("CreateModel", request)
         arn = self._arn("model", request["ModelName"])
@@ -369,6 +382,7 @@ class LocalSageMakerClient:
         name, config = request["EndpointName"], request["EndpointConfigName"]
         record = self._endpoint("UpdateEndpoint", name)
         self._get("UpdateEndpoint", "endpoint-config", config)
+        record = self._refuse_in_progress("UpdateEndpoint", name, record)
         if record["EndpointStatus"] != "InService":
             raise _client_error(
                 "ValidationException",
@@ -431,7 +445,7 @@ class LocalSageMakerClient:
         """
         validate_request("DeleteEndpoint", params)
         name = params["EndpointName"]
-        record = self._endpoint("DeleteEndpoint", name)
+        record = self._refuse_in_progress("DeleteEndpoint", name, self._endpoint("DeleteEndpoint", name))
         deleting = service_behaviour.ASYNC_DELETE["Endpoint"].deleting
         self.resources.update("endpoint", name, EndpointStatus=deleting)
         stop_process(record.get("_pending_pid"))
