@@ -35,6 +35,7 @@ def test_register_links_version_to_training_job_data_and_metrics(
     assert result["model_package_version"] == 1
     assert result["model_package_arn"].endswith(":model-package/digits/1")
     assert result["approval_status"] == "Approved"
+    assert context["ti"].pushed["sagemaker_dl_model_package"]["console_fragment"] == "model-registry/digits"
 
     described = op.hook.conn.describe_model_package(ModelPackageName=result["model_package_arn"])
     meta = described["CustomerMetadataProperties"]
@@ -55,3 +56,29 @@ def test_register_links_version_to_training_job_data_and_metrics(
     assert other["model_package_version"] == 2
     listed = op.hook.conn.list_model_packages(ModelPackageGroupName="digits")["ModelPackageSummaryList"]
     assert [p["ModelPackageVersion"] for p in listed] == [1, 2]
+
+
+def test_a_model_source_registers_and_a_retry_reattaches(local_backend: Any, task_context: Any) -> None:
+    from airflow_dl_provider.specs.model import ModelSource
+
+    source = ModelSource(
+        model_artifacts=local_backend.uri("models/job-2/output/model.tar.gz"),
+        image_uri=IMAGE,
+        role_arn="arn:aws:iam::123456789012:role/SageMakerExecution",
+    )
+    context = task_context("manual__typed", task_id="register")
+
+    def register() -> dict[str, Any]:
+        return RegisterModelOperator(
+            task_id="register",
+            model_package_group_name="digits-typed",
+            model_source=source,
+            metrics={"test_accuracy": 0.9},
+        ).execute(context)
+
+    first, again = register(), register()
+    assert again["model_package_arn"] == first["model_package_arn"]
+    listed = RegisterModelOperator(
+        task_id="register", model_package_group_name="digits-typed", model_source=source
+    ).hook.conn.list_model_packages(ModelPackageGroupName="digits-typed")["ModelPackageSummaryList"]
+    assert len(listed) == 1, "one version per task instance"
