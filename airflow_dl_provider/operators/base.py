@@ -1,18 +1,17 @@
 """The one job runner every operator shares.
 
-build request -> apply ``overrides`` -> validate against the service model -> pre-flight checks ->
-stage inputs -> create or reattach -> persist the console link -> wait or defer -> result.
-A job family writes ``build_request`` (and, where it has them, ``preflight`` and ``stage``); it
-never writes the create, wait, defer, stop or log code again. :class:`S3Operator` is the base of the
-operators that start no job and only read and write S3.
+build a plan -> apply ``overrides`` to the whole plan -> make its derived inputs -> validate against the
+service model -> pre-flight checks -> upload what is absent, ensure each prerequisite -> create or
+reattach -> persist the console link -> wait or defer -> result. A job family writes ``build`` (a pure
+:class:`~airflow_dl_provider.jobs.plan.JobPlan`) and, where it has them, ``preflight`` and ``result``;
+it never writes the staging, create, wait, defer, stop or log code again. :class:`S3Operator` is the
+base of the operators that start no job and only read and write S3.
 """
 
 from __future__ import annotations
 
-import copy
 import posixpath
 import time
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.configuration import conf
@@ -20,28 +19,22 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
-from airflow_dl_provider.exceptions import SageMakerJobError
+from airflow_dl_provider.exceptions import PreflightError, SageMakerJobError
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.jobs.naming import IF_EXISTS_CHOICES, IfExists, deterministic_job_name
+from airflow_dl_provider.jobs.plan import JobPlan, deep_merge
 from airflow_dl_provider.links.console import SageMakerJobLink
 
 if TYPE_CHECKING:
     import re
+    from collections.abc import Mapping, Sequence
 
     from airflow_dl_provider.jobs.engine import JobEngine
     from airflow_dl_provider.jobs.kinds import JobKind
     from airflow_dl_provider.jobs.logs import LogCursor
+    from airflow_dl_provider.jobs.plan import Prerequisite, Upload
 
-
-def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``overrides`` into a copy of ``base``: dicts merge key by key, anything else replaces."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+__all__ = ["S3Objects", "S3Operator", "SageMakerJobOperator", "deep_merge", "ensure_prerequisite"]
 
 
 def _context_ids(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,6 +48,89 @@ def _context_ids(context: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _error_code(err: Exception) -> str:
+    return str(getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__))
+
+
+class S3Objects:
+    """The reads a plan's derived inputs make (:class:`~airflow_dl_provider.jobs.plan.ObjectReader`)."""
+
+    def __init__(self, s3: Any) -> None:
+        self.s3 = s3
+
+    def keys(self, uri: str) -> list[str]:
+        from airflow_dl_provider.validation.preflight import split_s3_uri
+
+        bucket, prefix = split_s3_uri(uri)
+        try:
+            return [
+                item["Key"]
+                for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                for item in page.get("Contents", [])
+            ]
+        except Exception as err:
+            raise PreflightError(f"cannot list {uri} ({_error_code(err)})") from None
+
+    def read(self, uri: str) -> bytes:
+        from airflow_dl_provider.validation.preflight import split_s3_uri
+
+        bucket, key = split_s3_uri(uri)
+        try:
+            return bytes(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except Exception as err:
+            raise PreflightError(f"cannot read {uri} ({_error_code(err)})") from None
+
+
+def upload_if_absent(s3: Any, upload: Upload, log: Any) -> bool:
+    """Put the object unless its (content-addressed) key exists; True when it was uploaded."""
+    from botocore.exceptions import ClientError
+
+    from airflow_dl_provider import service_behaviour
+    from airflow_dl_provider.validation.preflight import split_s3_uri
+
+    bucket, key = split_s3_uri(upload.uri, upload.argument or "S3Uri")
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        log.info("%s %s already uploaded", upload.argument or "Input", upload.uri)
+        return False
+    except ClientError as err:
+        if not service_behaviour.is_not_found("HeadObject", err):
+            raise
+    data = upload.data()
+    s3.put_object(Bucket=bucket, Key=key, Body=data)
+    log.info("Uploaded %s to %s (%d bytes)", upload.argument or "input", upload.uri, len(data))
+    return True
+
+
+def ensure_prerequisite(client: Any, prerequisite: Prerequisite, log: Any) -> str:
+    """Create the resource unless one of its name exists (reattach-style); return its name.
+
+    Names are content-addressed (or the user's own, through ``overrides``), so an existing resource
+    of that name is the one to use.
+    """
+    from botocore import xform_name
+    from botocore.exceptions import ClientError
+
+    from airflow_dl_provider import service_behaviour
+
+    name, noun = prerequisite.name, prerequisite.noun
+    try:
+        getattr(client, xform_name(prerequisite.describe_operation))(**{prerequisite.name_field: name})
+        log.info("%s %s exists; reusing it", noun, name)
+        return name
+    except ClientError as err:
+        if not service_behaviour.is_not_found(prerequisite.describe_operation, err):
+            raise
+    try:
+        getattr(client, xform_name(prerequisite.create_operation))(**prerequisite.request)
+        log.info("Created %s %s", noun, name)
+    except ClientError as err:
+        # Another try created it between describe and create: same name, same contents.
+        if "already exist" not in service_behaviour.error_of(err)[1].lower():
+            raise
+    return name
+
+
 class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
     """Base class: start (or reattach to) one SageMaker job and wait for it.
 
@@ -63,9 +139,11 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
     :param if_exists: ``reattach`` (default): a retry waits on its running job or returns its
         completed one, and a failed or stopped job is followed by a new attempt name; ``fail``:
         an existing job is an error; ``new``: always start a new job.
-    :param overrides: deep-merged into the request last, for any API field the arguments don't
-        cover; not the job's name (``TrainingJobName``, ...), which ``job_name_prefix`` and the task's
-        ids decide. (templated)
+    :param overrides: deep-merged into the whole plan before anything runs, for any API field the
+        arguments don't cover: the request, and what it names follows (an overridden source location
+        is where the code is uploaded; an overridden ``ModelName`` is the Model created). Not the
+        job's name (``TrainingJobName``, ...), which ``job_name_prefix`` and the task's ids decide.
+        (templated)
     :param wait_for_completion: wait for the job to end (default True).
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: the longest pause between status checks, in seconds.
@@ -110,15 +188,12 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
 
     # -- what a job family writes ---------------------------------------------------------------------
 
-    def build_request(self, context: Any) -> dict[str, Any]:
-        """The Create request from this operator's (rendered) arguments, without the job name."""
+    def build(self, context: Any) -> JobPlan:
+        """The plan from this operator's (rendered) specs: no I/O, nothing kept on ``self``."""
         raise NotImplementedError
 
-    def preflight(self, request: Mapping[str, Any], context: Any) -> None:
-        """Checks that need the rendered request or the account (S3, price); raise PreflightError."""
-
-    def stage(self, request: Mapping[str, Any], context: Any) -> None:
-        """Upload what the request points at (code, configs); must be idempotent for retries."""
+    def preflight(self, plan: JobPlan, context: Any) -> None:
+        """Checks of the final plan that need the account (S3, prices); raise PreflightError."""
 
     def result(self, engine: JobEngine, description: Mapping[str, Any], context: Any) -> dict[str, Any]:
         """The XCom value; families may add fields to the engine's (which is JSON-safe)."""
@@ -131,26 +206,52 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
 
         return JobEngine(self.job_kind, self.hook.conn, logs_client=self.hook.logs, log=self.log)
 
-    def render_request(self, context: Any) -> dict[str, Any]:
-        """Build, merge ``overrides`` and validate; the first attempt's name stands in for validation."""
+    def first_job_name(self, context: Any) -> str:
+        """The task instance's first attempt name (the engine derives later attempts from the same ids)."""
+        name = deterministic_job_name(
+            **_context_ids(context), max_length=self.job_kind.max_name_length, prefix=self.job_name_prefix
+        )
+        if self.job_name_prefix and not name.startswith(self.job_name_prefix):
+            self.log.info(
+                "job_name_prefix %r becomes %s: %s names are at most %d characters of [a-zA-Z0-9-]",
+                self.job_name_prefix,
+                name,
+                self.job_kind.noun,
+                self.job_kind.max_name_length,
+            )
+        return name
+
+    def render_plan(self, context: Any, job_name: str | None = None) -> JobPlan:
+        """Build, apply ``overrides`` to the whole plan, make derived inputs, validate every request.
+
+        :param job_name: the first attempt's name, which stands in for validation; computed when None.
+        """
         # Imported here, not at parse time: DAG files stay light (the service model loads on first use).
         from airflow_dl_provider.validation.requests import validate_request
 
-        request = deep_merge(self.build_request(context), self.overrides)
+        plan = self.build(context)
         name_field = self.job_kind.name_field
         if name_field in self.overrides:
             # The name comes from job_name_prefix and the task's ids so a retry finds its job; an
             # invalid one is reported as the service would, a valid one is refused all the same.
-            validate_request(self.job_kind.create_operation, request)
+            validate_request(self.job_kind.create_operation, deep_merge(plan.request, self.overrides))
             raise ValueError(
                 f"{self.task_id}: overrides: {name_field} is set by the operator (deterministic, so a retry "
                 "reattaches); use job_name_prefix instead"
             )
-        name = deterministic_job_name(
-            **_context_ids(context), max_length=self.job_kind.max_name_length, prefix=self.job_name_prefix
-        )
-        validate_request(self.job_kind.create_operation, {**request, name_field: name})
-        return request
+        plan = plan.with_overrides(self.overrides).resolved(S3Objects(self.hook.s3))
+        name = job_name or self.first_job_name(context)
+        validate_request(self.job_kind.create_operation, {**plan.request, name_field: name})
+        for prerequisite in plan.prerequisites:
+            validate_request(prerequisite.create_operation, prerequisite.request)
+        return plan
+
+    def stage(self, plan: JobPlan) -> None:
+        """Upload what is absent, then ensure each prerequisite; idempotent, so a retry adds nothing."""
+        for upload in plan.uploads:
+            upload_if_absent(self.hook.s3, upload, self.log)
+        for prerequisite in plan.prerequisites:
+            ensure_prerequisite(self.hook.conn, prerequisite, self.log)
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Run the job.
@@ -158,9 +259,10 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
         :return: ``job_name``, ``job_arn``, ``status`` and the job kind's own fields (model artifact
             URI, metrics, ...), JSON-safe.
         """
-        request = self.render_request(context)
-        self.preflight(request, context)
-        self.stage(request, context)
+        plan = self.render_plan(context, self.first_job_name(context))
+        self.preflight(plan, context)
+        self.stage(plan)
+        request = plan.request
         engine = self.engine()
         handle = engine.ensure(
             request, **_context_ids(context), prefix=self.job_name_prefix, if_exists=self.if_exists

@@ -13,8 +13,10 @@ from typing import Any
 
 from airflow_dl_provider.exceptions import PreflightError
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
+from airflow_dl_provider.jobs.plan import JobPlan
 from airflow_dl_provider.operators.base import SageMakerJobOperator
 from airflow_dl_provider.presets.compilation import check_framework_version, pytorch_target
+from airflow_dl_provider.specs.model import ModelSource, compose_model_source
 from airflow_dl_provider.validation.preflight import check_s3_prefix
 
 FRAMEWORKS = ("TENSORFLOW", "KERAS", "MXNET", "ONNX", "PYTORCH", "XGBOOST", "TFLITE", "DARKNET", "SKLEARN")
@@ -94,10 +96,12 @@ class NeoCompilationOperator(SageMakerJobOperator):
     """Compile a trained model with SageMaker Neo for a target device or platform.
 
     :param role_arn: the role Neo uses to read the model and write the artifact. (templated)
-    :param model_artifacts: ``s3://.../model.tar.gz`` to compile, e.g. a training task's
-        ``model_artifacts``. For PyTorch it holds exactly one ``.pt``/``.pth`` file, the model traced
-        with ``torch.jit.trace`` and saved with ``torch.jit.save`` (``docker/training/train.py`` saves
-        ``model.pth``). (templated)
+    :param model: what to compile: ``ModelSource(model_artifacts="s3://.../model.tar.gz")``
+        (:class:`~airflow_dl_provider.specs.model.ModelSource`), e.g. a training task's
+        ``model_artifacts``. For PyTorch the archive holds exactly one ``.pt``/``.pth`` file, the model
+        traced with ``torch.jit.trace`` and saved with ``torch.jit.save`` (``docker/training/train.py``
+        saves ``model.pth``). An existing Model or a model package is refused: Neo compiles artifacts.
+        (templated)
     :param output_path: ``s3://`` prefix; the artifact lands at ``<output_path>/<model basename>-<target>.tar.gz``. (templated)
     :param framework: ``PYTORCH`` (default), ``TENSORFLOW``, ``KERAS``, ``MXNET``, ``ONNX``, ``XGBOOST``, ...
     :param framework_version: the framework version Neo compiles with, ``major.minor`` (``2.0.1`` is
@@ -112,13 +116,15 @@ class NeoCompilationOperator(SageMakerJobOperator):
     :param max_runtime_seconds: the job's ``MaxRuntimeInSeconds``.
     :param output_kms_key_id: KMS key for the compiled artifact.
     :param tags: tags for the compilation job. (templated)
+
+    Deprecated (this release only): ``model_artifacts`` builds ``model`` with a ``DeprecationWarning``.
     """
 
     job_kind = JOB_KINDS["compilation"]
     template_fields: Sequence[str] = (
         *SageMakerJobOperator.template_fields,
         "role_arn",
-        "model_artifacts",
+        "model",
         "output_path",
         "framework_version",
         "data_input_config",
@@ -132,8 +138,8 @@ class NeoCompilationOperator(SageMakerJobOperator):
         self,
         *,
         role_arn: str,
-        model_artifacts: str,
         output_path: str,
+        model: ModelSource | None = None,
         framework: str = "PYTORCH",
         framework_version: str | None = None,
         data_input_config: Mapping[str, Any] | Sequence[Any] | str | None = None,
@@ -145,8 +151,14 @@ class NeoCompilationOperator(SageMakerJobOperator):
         tags: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
+        flat = {k: kwargs.pop(k) for k in ("model_artifacts",) if k in kwargs}
         super().__init__(**kwargs)
         task = self.task_id
+        self.model = compose_model_source(task, model, flat)
+        if not self.model.model_artifacts:
+            raise ValueError(
+                f"{task}: model: Neo compiles model artifacts; give ModelSource(model_artifacts='s3://.../model.tar.gz')"
+            )
         framework = framework.upper()
         if framework not in FRAMEWORKS:
             raise ValueError(f"{task}: framework: {framework!r} is not one of {', '.join(FRAMEWORKS)}")
@@ -159,7 +171,6 @@ class NeoCompilationOperator(SageMakerJobOperator):
         if max_runtime_seconds < 1:
             raise ValueError(f"{task}: max_runtime_seconds must be >= 1, got {max_runtime_seconds}")
         self.role_arn = role_arn
-        self.model_artifacts = model_artifacts
         self.output_path = output_path
         self.framework = framework
         self.framework_version = framework_version
@@ -199,8 +210,12 @@ class NeoCompilationOperator(SageMakerJobOperator):
             output["KmsKeyId"] = self.output_kms_key_id
         return output
 
-    def build_request(self, context: Any) -> dict[str, Any]:
-        input_config: dict[str, Any] = {"S3Uri": self.model_artifacts, "Framework": self.framework}
+    def build(self, context: Any) -> JobPlan:
+        try:
+            self.model.check(rendered=True)
+        except ValueError as err:
+            raise PreflightError(str(err)) from None
+        input_config: dict[str, Any] = {"S3Uri": str(self.model.model_artifacts), "Framework": self.framework}
         config = self.data_input_config
         if config not in (None, "", {}, []):
             input_config["DataInputConfig"] = config if isinstance(config, str) else json.dumps(config)
@@ -215,9 +230,10 @@ class NeoCompilationOperator(SageMakerJobOperator):
         }
         if self.tags:
             request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in self.tags.items()]
-        return request
+        return JobPlan(request)
 
-    def preflight(self, request: Mapping[str, Any], context: Any) -> None:
+    def preflight(self, plan: JobPlan, context: Any) -> None:
+        request = plan.request
         output, source = request["OutputConfig"], request["InputConfig"]
         check_target(output)
         # Again on the merged request: overrides may have changed the version, the target or the shapes.
@@ -227,7 +243,7 @@ class NeoCompilationOperator(SageMakerJobOperator):
         check_data_input_config(
             source["Framework"], source.get("DataInputConfig"), output.get("TargetDevice")
         )
-        check_s3_prefix(self.hook.s3, source["S3Uri"], "model_artifacts")
+        check_s3_prefix(self.hook.s3, source["S3Uri"], "model.model_artifacts")
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Compile the model.

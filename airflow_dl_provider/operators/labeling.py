@@ -6,16 +6,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_dl_provider.exceptions import PreflightError
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
+from airflow_dl_provider.jobs.plan import DIGEST, Derived, JobPlan, Upload, get_path, path_text
 from airflow_dl_provider.manifests.input import (
     build_manifest_from_prefix,
     build_manifest_from_text_lines,
-    content_digest,
     count_manifest_objects,
     duplicate_labels,
     manifest_bytes,
     write_label_category_config,
 )
-from airflow_dl_provider.operators.base import SageMakerJobOperator
+from airflow_dl_provider.operators.base import S3Objects, SageMakerJobOperator
 from airflow_dl_provider.presets.labeling import (
     AUTO_LABELING_MIN_OBJECTS,
     DEFAULT_ENTITY_INSTRUCTIONS,
@@ -33,7 +33,13 @@ from airflow_dl_provider.validation.preflight import split_s3_uri
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from airflow_dl_provider.jobs.plan import RequestPath
+
 INPUT_ARGUMENTS = ("input_manifest_uri", "input_prefix", "input_text_uri")
+# The request fields that name the plan's uploads.
+MANIFEST_AT: RequestPath = ("InputConfig", "DataSource", "S3DataSource", "ManifestS3Uri")
+CONFIG_AT: RequestPath = ("LabelCategoryConfigS3Uri",)
+TEMPLATE_AT: RequestPath = ("HumanTaskConfig", "UiConfig", "UiTemplateS3Uri")
 
 
 def _templated(value: Any) -> bool:
@@ -49,10 +55,12 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
     with Label Studio (coming).
 
     The input is an existing manifest, a manifest built from the images under an S3 prefix, or one
-    built from a text file (one object per line). The label category config (and, for types without
-    a task UI ARN, the worker template) are uploaded next to the built manifest under
-    ``<output_path>/labeling-inputs/<sha256>/``: identical inputs have one address, so a retry
-    uploads nothing new.
+    built from a text file (one object per line), listed or read at pre-flight. The built manifest, the
+    label category config and (for types without a task UI ARN) the worker template are uploaded to
+    ``<output_path>/labeling-inputs/<sha256 of the file>/<name>``: identical inputs have one address, so
+    a retry uploads nothing new. An ``overrides`` of ``InputConfig.DataSource.S3DataSource.ManifestS3Uri``
+    names your own manifest instead (pre-flight counts its objects); one of the config's or the
+    template's URI is where that file is uploaded.
 
     :param task_type: one of ``image_classification``, ``image_multilabel_classification``,
         ``bounding_box``, ``semantic_segmentation``, ``text_classification``,
@@ -208,8 +216,6 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
         self.output_kms_key_id = output_kms_key_id
         self.volume_kms_key_id = volume_kms_key_id
         self.tags = dict(tags or {})
-        self._uploads: dict[str, bytes] = {}
-        self._object_count: int | None = None
 
     def _check_labels(self, labels: Sequence[str] | str) -> None:
         if isinstance(labels, str) or not labels:
@@ -222,28 +228,34 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
 
     # -- inputs -------------------------------------------------------------------------------------------
 
-    def _input_lines(self) -> list[str] | None:
-        """The manifest lines to build, or None when an existing manifest is used."""
-        s3 = self.hook.s3
-        if self.input_prefix:
-            bucket, prefix = split_s3_uri(self.input_prefix, "input_prefix")
-            keys = [
-                obj["Key"]
-                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-                for obj in page.get("Contents", [])
-            ]
-            return build_manifest_from_prefix(keys, bucket)
-        if self.input_text_uri:
-            bucket, key = split_s3_uri(self.input_text_uri, "input_text_uri")
-            try:
-                text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-            except Exception as err:
-                raise PreflightError(f"input_text_uri: cannot read {self.input_text_uri}: {err}") from None
-            return build_manifest_from_text_lines(text)
-        return None
+    def _inputs_uri(self, name: str) -> str:
+        """Content-addressed: identical inputs have one key, so a retry uploads nothing new."""
+        return f"{self.output_path.rstrip('/')}/labeling-inputs/{DIGEST}/{name}"
 
-    def _inputs_uri(self, name: str, digest: str) -> str:
-        return f"{self.output_path.rstrip('/')}/labeling-inputs/{digest}/{name}"
+    def _manifest_upload(self) -> Upload | None:
+        """The manifest built from ``input_prefix`` or ``input_text_uri`` at pre-flight; None for an existing one."""
+        if self.input_prefix:
+            prefix = str(self.input_prefix)
+            bucket, _ = split_s3_uri(prefix, "input_prefix")
+            body = Derived(
+                f"manifest of the objects under {prefix}",
+                lambda reader: manifest_bytes(build_manifest_from_prefix(reader.keys(prefix), bucket)),
+            )
+            argument = "input_prefix"
+        elif self.input_text_uri:
+            text_uri = str(self.input_text_uri)
+            split_s3_uri(text_uri, "input_text_uri")
+            body = Derived(
+                f"manifest of the lines of {text_uri}",
+                lambda reader: manifest_bytes(build_manifest_from_text_lines(reader.read(text_uri).decode())),
+            )
+            argument = "input_text_uri"
+        else:
+            return None
+        # An override of the manifest's URI names your own manifest: the built one is not uploaded.
+        return Upload(
+            self._inputs_uri("dataset.manifest"), body, MANIFEST_AT, on_override="replace", argument=argument
+        )
 
     def _human_task_config(self, resolved: ResolvedTask, ui: dict[str, str]) -> dict[str, Any]:
         human: dict[str, Any] = {
@@ -266,7 +278,7 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
             human["MaxConcurrentTaskCount"] = int(self.max_concurrent_tasks)
         return human
 
-    def build_request(self, context: Any) -> dict[str, Any]:
+    def build(self, context: Any) -> JobPlan:
         self._check_labels(self.labels)
         resolved = resolve(
             self.labeling_task_type,
@@ -282,11 +294,12 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
                 (self.instructions or DEFAULT_ENTITY_INSTRUCTIONS) if resolved.human_task_ui_arn else None
             ),
         )
-        lines = self._input_lines()
-        self._uploads = {}
-        self._object_count = None if lines is None else len(lines)
-        manifest = manifest_bytes(lines) if lines is not None else b""
-        template = None
+        uploads = [Upload(self._inputs_uri("label-categories.json"), config, CONFIG_AT, argument="labels")]
+        manifest = self._manifest_upload()
+        if manifest is not None:
+            uploads.append(manifest)
+        manifest_uri = manifest.uri if manifest is not None else str(self.input_manifest_uri)
+        ui: dict[str, str]
         if resolved.human_task_ui_arn is None:
             template = (
                 self.ui_template
@@ -294,20 +307,11 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
                     self.labeling_task_type, header=self.task_description, instructions=self.instructions
                 )
             ).encode()
-        digest = content_digest(manifest, config, template or b"")
-        config_uri = self._inputs_uri("label-categories.json", digest)
-        self._uploads[config_uri] = config
-        if lines is not None:
-            manifest_uri = self._inputs_uri("dataset.manifest", digest)
-            self._uploads[manifest_uri] = manifest
-        else:
-            manifest_uri = str(self.input_manifest_uri)
-        ui: dict[str, str]
-        if template is not None:
-            ui = {"UiTemplateS3Uri": self._inputs_uri("template.liquid.html", digest)}
-            self._uploads[ui["UiTemplateS3Uri"]] = template
+            ui = {"UiTemplateS3Uri": self._inputs_uri("template.liquid.html")}
+            uploads.append(Upload(ui["UiTemplateS3Uri"], template, TEMPLATE_AT, argument="ui_template"))
         else:
             ui = {"HumanTaskUiArn": str(resolved.human_task_ui_arn)}
+        config_uri = uploads[0].uri
         human = self._human_task_config(resolved, ui)
         input_config: dict[str, Any] = {"DataSource": {"S3DataSource": {"ManifestS3Uri": manifest_uri}}}
         if self.content_classifiers:
@@ -335,31 +339,38 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
             request["LabelingJobAlgorithmsConfig"] = algorithms
         if self.tags:
             request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in self.tags.items()]
-        return request
+        return JobPlan(request, tuple(uploads))
 
     # -- before and after the job ---------------------------------------------------------------------------
 
-    def _existing_manifest_objects(self, uri: str) -> int:
-        bucket, key = split_s3_uri(uri, "input_manifest_uri")
-        try:
-            body = self.hook.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except Exception as err:
-            raise PreflightError(f"input_manifest_uri: cannot read {uri}: {err}") from None
-        return count_manifest_objects(body)
+    def _manifest_objects(self, plan: JobPlan) -> tuple[int, str, str]:
+        """How many objects the final request's manifest lists, and the field and URI that name it.
 
-    def preflight(self, request: Mapping[str, Any], context: Any) -> None:
+        The plan's own manifest is counted from its bytes; any other (``input_manifest_uri``, or one an
+        override names) is read from S3.
+        """
+        built = plan.upload_at(MANIFEST_AT)
+        if built is not None:
+            return count_manifest_objects(built.data()), built.argument, str(getattr(self, built.argument))
+        uri = str(get_path(plan.request, MANIFEST_AT))
+        field = (
+            "input_manifest_uri" if uri == self.input_manifest_uri else f"overrides: {path_text(MANIFEST_AT)}"
+        )
+        try:
+            body = S3Objects(self.hook.s3).read(uri)
+        except PreflightError as err:
+            raise PreflightError(f"{field}: {err}") from None
+        return count_manifest_objects(body), field, uri
+
+    def preflight(self, plan: JobPlan, context: Any) -> None:
+        request = plan.request
         human = request["HumanTaskConfig"]
         # overrides may have put the public workforce back in.
         check_workteam(str(human["WorkteamArn"]), "HumanTaskConfig.WorkteamArn")
         if "PublicWorkforceTaskPrice" in human:
             raise PreflightError(f"HumanTaskConfig.PublicWorkforceTaskPrice: {PUBLIC_WORKFORCE_CLOSED}")
-        manifest_uri = request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]
-        count = self._object_count
-        if count is None:
-            count = self._existing_manifest_objects(manifest_uri)
+        count, field, source = self._manifest_objects(plan)
         if count == 0:
-            source = self.input_prefix or self.input_text_uri or self.input_manifest_uri
-            field = next(name for name in INPUT_ARGUMENTS if getattr(self, name))
             raise PreflightError(f"{field}: no data objects to label in {source}; check the S3 path")
         if request.get("LabelingJobAlgorithmsConfig") and count < AUTO_LABELING_MIN_OBJECTS:
             raise PreflightError(
@@ -382,17 +393,6 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
             workers,
             ", automated labeling on" if request.get("LabelingJobAlgorithmsConfig") else "",
         )
-        self._object_count = count
-
-    def stage(self, request: Mapping[str, Any], context: Any) -> None:
-        for uri, data in self._uploads.items():
-            bucket, key = split_s3_uri(uri, "output_path")
-            try:
-                self.hook.s3.head_object(Bucket=bucket, Key=key)
-                self.log.info("Labeling input %s already uploaded", uri)
-            except Exception:
-                self.hook.s3.put_object(Bucket=bucket, Key=key, Body=data)
-                self.log.info("Uploaded labeling input %s (%d bytes)", uri, len(data))
 
     def result(self, engine: Any, description: Mapping[str, Any], context: Any) -> dict[str, Any]:
         """The engine's fields plus the label attribute and the task type.

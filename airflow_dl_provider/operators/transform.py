@@ -1,25 +1,23 @@
-"""Batch transform: a Model (created idempotently from an artifact, or named) -> one CreateTransformJob.
+"""Batch transform: a Model (a :class:`~airflow_dl_provider.specs.model.ModelSource`) -> one CreateTransformJob plan.
 
-The Model helpers here are shared with endpoints and the registry. A Model is named by what it holds
-(image, artifact, environment, role), so creating it is idempotent: a retried task finds the Model its
-earlier try created, and a new artifact gets a new Model.
+A Model the task creates is the plan's prerequisite, named by what it holds (image, artifact,
+environment, role), so creating it is idempotent: a retried task finds the Model its earlier try
+created, and a new artifact gets a new Model. ``ensure_model`` and ``model_request`` remain for the
+endpoint and registry operators.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.exceptions import PreflightError
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
-from airflow_dl_provider.operators.base import SageMakerJobOperator, _context_ids
-from airflow_dl_provider.presets.containers import pytorch_image
+from airflow_dl_provider.jobs.plan import JobPlan, Prerequisite
+from airflow_dl_provider.operators.base import SageMakerJobOperator, _context_ids, ensure_prerequisite
+from airflow_dl_provider.specs.fields import string_map, tag_list
 from airflow_dl_provider.specs.model import SUBMIT_DIRECTORY as SUBMIT_DIRECTORY  # registry imports it here
-from airflow_dl_provider.specs.model import ModelSource
+from airflow_dl_provider.specs.model import ModelSource, compose_model_source, pop_model_arguments
 from airflow_dl_provider.validation.preflight import check_s3_prefix
-from airflow_dl_provider.validation.requests import validate_request
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -63,22 +61,7 @@ def model_request(
 
 def ensure_model(client: Any, request: Mapping[str, Any], log: Any) -> str:
     """Create the Model unless one of that name exists (it then holds the same things); return its name."""
-    name = str(request["ModelName"])
-    try:
-        client.describe_model(ModelName=name)
-        log.info("Model %s exists; reusing it", name)
-        return name
-    except ClientError as err:
-        if not service_behaviour.is_not_found("DescribeModel", err):
-            raise
-    try:
-        client.create_model(**request)
-        log.info("Created Model %s from %s", name, request["PrimaryContainer"]["ModelDataUrl"])
-    except ClientError as err:
-        # Another try created it between describe and create: same name, same contents.
-        if "already exist" not in str(err).lower():
-            raise
-    return name
+    return ensure_prerequisite(client, Prerequisite("Model", "CreateModel", "ModelName", dict(request)), log)
 
 
 def _media(content_type: str | None) -> str:
@@ -128,17 +111,15 @@ def check_model_source(
 class BatchTransformOperator(SageMakerJobOperator):
     """Run a SageMaker batch transform over every object under an S3 prefix.
 
-    The Model is ``model_name`` (an existing one), or is created first, idempotently, from
-    ``model_artifacts`` (a training or compilation output) with ``entry_point`` (``inference.py``
-    inside the artifact's ``code/``) in ``image_uri`` or the PyTorch inference container.
+    The Model is ``model``: an existing one (``ModelSource(model_name=...)``), or one created first,
+    idempotently, from ``ModelSource(model_artifacts=..., role_arn=...)`` (a training or compilation
+    output, served by ``inference.py`` inside the artifact's ``code/`` in the PyTorch inference
+    container or ``image_uri``) or from a registered ``model_package_arn``. An ``overrides`` of
+    ``ModelName`` names the Model that is created.
 
     :param input_s3_uri: ``s3://`` prefix (or object) to transform. (templated)
     :param output_path: ``s3://`` prefix; ``<input_s3_uri>/<rel>`` becomes ``<output_path>/<rel>.out``. (templated)
-    :param model_name: an existing SageMaker Model; or give ``model_artifacts`` and ``role_arn``. (templated)
-    :param model_artifacts: ``s3://.../model.tar.gz`` to create the Model from. (templated)
-    :param role_arn: the Model's execution role. (templated)
-    :param image_uri: the inference image; defaults to the PyTorch container for ``framework_version``. (templated)
-    :param entry_point: ``SAGEMAKER_PROGRAM``, the handler script in the artifact's ``code/``.
+    :param model: where the Model comes from (:class:`~airflow_dl_provider.specs.model.ModelSource`). (templated)
     :param content_type: MIME type of the input records. (templated)
     :param accept: MIME type asked of the model. (templated)
     :param split_type: ``None`` (each object is one request), ``Line``, ``RecordIO``, ``TFRecord``.
@@ -149,10 +130,16 @@ class BatchTransformOperator(SageMakerJobOperator):
     :param input_filter: JSONPath of what to send to the model, e.g. ``$[1:]``. (templated)
     :param output_filter: JSONPath of what to keep of the (joined) record, e.g. ``$[0,-1]``. (templated)
     :param join_source: ``Input`` joins each output to its input record.
-    :param instance_type: e.g. ``ml.m5.xlarge``. (templated)
+    :param compression: ``None`` or ``Gzip``: how the input objects are compressed.
+    :param instance_type: e.g. ``ml.m5.xlarge``; also picks the default image's accelerator. (templated)
     :param instance_count: instances.
-    :param environment: extra environment for the container (and the Model when created). (templated)
+    :param output_kms_key_id: KMS key for the ``.out`` objects.
+    :param environment: environment variables of the transform job's container (the Model's own are
+        ``ModelSource.environment``). (templated)
     :param tags: tags for the job. (templated)
+
+    Deprecated (this release only): ``model_name``, ``model_artifacts``, ``role_arn``, ``image_uri``,
+    ``framework_version``, ``py_version``, ``entry_point`` build ``model`` with a ``DeprecationWarning``.
     """
 
     job_kind = JOB_KINDS["transform"]
@@ -160,10 +147,7 @@ class BatchTransformOperator(SageMakerJobOperator):
         *SageMakerJobOperator.template_fields,
         "input_s3_uri",
         "output_path",
-        "model_name",
-        "model_artifacts",
-        "role_arn",
-        "image_uri",
+        "model",
         "content_type",
         "accept",
         "input_filter",
@@ -178,13 +162,7 @@ class BatchTransformOperator(SageMakerJobOperator):
         *,
         input_s3_uri: str,
         output_path: str,
-        model_name: str | None = None,
-        model_artifacts: str | None = None,
-        role_arn: str | None = None,
-        image_uri: str | None = None,
-        framework_version: str = "2.5.1",
-        py_version: str = "py311",
-        entry_point: str = "inference.py",
+        model: ModelSource | None = None,
         content_type: str = "text/csv",
         accept: str = "text/csv",
         split_type: str = "Line",
@@ -203,9 +181,14 @@ class BatchTransformOperator(SageMakerJobOperator):
         tags: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
+        flat = pop_model_arguments(kwargs)
         super().__init__(**kwargs)
         task = self.task_id
-        check_model_source(task, model_name, model_artifacts, role_arn)
+        self.model = compose_model_source(task, model, flat)
+        try:
+            self.model.require_role()
+        except ValueError as err:
+            raise ValueError(f"{task}: {err}") from None
         for field, value, allowed in (
             ("split_type", split_type, SPLIT_TYPES),
             ("batch_strategy", batch_strategy, (*BATCH_STRATEGIES, None)),
@@ -219,13 +202,6 @@ class BatchTransformOperator(SageMakerJobOperator):
             raise ValueError(f"{task}: instance_count must be >= 1, got {instance_count}")
         self.input_s3_uri = input_s3_uri
         self.output_path = output_path
-        self.model_name = model_name
-        self.model_artifacts = model_artifacts
-        self.role_arn = role_arn
-        self.image_uri = image_uri
-        self.framework_version = framework_version
-        self.py_version = py_version
-        self.entry_point = entry_point
         self.content_type = content_type
         self.accept = accept
         self.split_type = split_type
@@ -242,15 +218,10 @@ class BatchTransformOperator(SageMakerJobOperator):
         self.output_kms_key_id = output_kms_key_id
         self.environment = dict(environment or {})
         self.tags = dict(tags or {})
-        self._model_request: dict[str, Any] | None = None
         try:
-            check_transform(self._shape_only())
+            check_transform(self._transform_fields("-"))
         except PreflightError as err:
             raise ValueError(f"{task}: {err}") from None
-
-    def _shape_only(self) -> dict[str, Any]:
-        """The parts of the request the service's cross-field rules read (no hook, no context)."""
-        return self._transform_fields("-")
 
     def _transform_fields(self, model_name: str) -> dict[str, Any]:
         source: dict[str, Any] = {
@@ -293,43 +264,35 @@ class BatchTransformOperator(SageMakerJobOperator):
         if processing:
             request["DataProcessing"] = processing
         if self.environment:
-            request["Environment"] = {str(k): str(v) for k, v in self.environment.items()}
+            request["Environment"] = string_map(self.environment)
         if self.tags:
-            request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in self.tags.items()]
+            request["Tags"] = tag_list(self.tags)
         return request
 
-    def build_request(self, context: Any) -> dict[str, Any]:
-        if self.model_name:
-            return self._transform_fields(self.model_name)
-        region = self.hook.region
-        image = self.image_uri or pytorch_image(
-            "inference", region, self.framework_version, self.py_version, self.instance_type
-        )
+    def build(self, context: Any) -> JobPlan:
+        try:
+            self.model.check(rendered=True)
+        except ValueError as err:
+            raise PreflightError(str(err)) from None
         ids = _context_ids(context)
-        self._model_request = model_request(
+        model = self.model.prerequisite(
             prefix=self.job_name_prefix or f"{ids['dag_id']}-{ids['task_id']}",
-            image=image,
-            model_data_url=str(self.model_artifacts),
-            role_arn=str(self.role_arn),
-            region=region,
-            entry_point=self.entry_point,
+            region=self.hook.region,
+            instance_type=self.instance_type,
         )
-        return self._transform_fields(self._model_request["ModelName"])
+        request = self._transform_fields(str(self.model.model_name) if model is None else model.name)
+        return JobPlan(request, prerequisites=() if model is None else (model,))
 
-    def preflight(self, request: Mapping[str, Any], context: Any) -> None:
+    def preflight(self, plan: JobPlan, context: Any) -> None:
+        request = plan.request
         check_transform(request)
-        if self._model_request is not None:
-            validate_request("CreateModel", self._model_request)
-            check_s3_prefix(
-                self.hook.s3, self._model_request["PrimaryContainer"]["ModelDataUrl"], "model_artifacts"
-            )
+        for prerequisite in plan.prerequisites:
+            artifacts = prerequisite.request["PrimaryContainer"].get("ModelDataUrl")
+            if artifacts:
+                check_s3_prefix(self.hook.s3, artifacts, "model.model_artifacts")
         check_s3_prefix(
             self.hook.s3, request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"], "input_s3_uri"
         )
-
-    def stage(self, request: Mapping[str, Any], context: Any) -> None:
-        if self._model_request is not None:
-            ensure_model(self.hook.conn, self._model_request, self.log)
 
     def result(self, engine: Any, description: Mapping[str, Any], context: Any) -> dict[str, Any]:
         return {**engine.result(description), "model_name": description.get("ModelName")}

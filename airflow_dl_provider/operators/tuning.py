@@ -1,26 +1,39 @@
-"""Hyperparameter tuning: typed arguments -> one CreateHyperParameterTuningJob request.
+"""Hyperparameter tuning: a training definition and a search -> one CreateHyperParameterTuningJob plan.
 
-The tuning operator takes every argument of :class:`~.training.DistributedTrainingOperator` (it is
-one, with a different job kind): the training job it would start becomes the tuning job's
-``TrainingJobDefinition``, built by the same code, with the same construction checks, source upload and
-pre-flight checks. Subclassing rather than wrapping keeps one request builder and one list of
-templated training fields; a wrapped operator would have to be built outside the DAG being parsed
-and re-rendered by hand.
+The operator takes the job each trial runs as a
+:class:`~airflow_dl_provider.specs.training.TrainingDefinition` (``training=``), the same spec a
+:class:`~airflow_dl_provider.operators.training.DistributedTrainingOperator` takes: it becomes the
+tuning job's ``TrainingJobDefinition``, built by the same code, with the same checks, source upload
+and pre-flight. The operator composes it rather than inheriting the training operator's arguments.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from airflow_dl_provider.exceptions import PreflightError
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
-from airflow_dl_provider.jobs.naming import deterministic_job_name
-from airflow_dl_provider.operators.base import _context_ids
-from airflow_dl_provider.operators.training import DistributedTrainingOperator, encode_hyperparameter
-from airflow_dl_provider.validation.preflight import check_search_cost
+from airflow_dl_provider.jobs.plan import JobPlan
+from airflow_dl_provider.operators.base import SageMakerJobOperator
+from airflow_dl_provider.operators.training import (
+    check_training,
+    compose_training,
+    encode_hyperparameter,
+    log_cost,
+    pop_training_arguments,
+)
+from airflow_dl_provider.validation.preflight import check_region, check_search_cost
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow_dl_provider.jobs.plan import RequestPath, Upload
+    from airflow_dl_provider.specs.training import TrainingDefinition
 
 STRATEGIES = ("Bayesian", "Random", "Hyperband", "Grid")
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
@@ -159,18 +172,30 @@ def _decoded(hyperparameters: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-class HyperparameterTuningOperator(DistributedTrainingOperator):
+def _in_definition(upload: Upload) -> Upload:
+    """A training job's upload, as the tuning request names it: its field inside TrainingJobDefinition."""
+    first, *rest = upload.at
+    at: RequestPath = (
+        "TrainingJobDefinition",
+        "StaticHyperParameters" if first == "HyperParameters" else first,
+        *rest,
+    )
+    return dataclasses.replace(upload, at=at)
+
+
+class HyperparameterTuningOperator(SageMakerJobOperator):
     """Tune a training job's hyperparameters with SageMaker automatic model tuning.
 
-    Takes every argument of :class:`~airflow_dl_provider.operators.training.DistributedTrainingOperator`
-    for the training job definition; its ``hyperparameters`` become the static ones (a tuned name is
-    left out of them) and ``metric_definitions`` must define ``objective_metric``.
+    Each trial is ``training``, a :class:`~airflow_dl_provider.specs.training.TrainingDefinition`
+    (the same one a training task takes); its ``hyperparameters`` become the static ones (a tuned
+    name is left out of them) and its ``metric_definitions`` must define ``objective_metric``.
 
-    :param objective_metric: the metric to optimise, a key of ``metric_definitions``.
+    :param training: the training job each trial runs. (templated: its fields are)
+    :param objective_metric: the metric to optimise, a key of the definition's ``metric_definitions``.
     :param parameter_ranges: hyperparameter name -> ``{"type": "continuous"|"integer", "min", "max",
         "scaling": "Auto"|"Linear"|"Logarithmic"|"ReverseLogarithmic"}`` or
         ``{"type": "categorical", "values": [...]}`` (values encoded like all hyperparameters: JSON in
-        script mode, ``str()`` for an ``image_uri`` without ``entry_point``).
+        script mode, ``str()`` for an image without a script).
     :param objective_type: ``Maximize`` (default) or ``Minimize``.
     :param strategy: ``Bayesian`` (default), ``Random``, ``Grid`` (categorical ranges only; runs every
         combination) or ``Hyperband``.
@@ -186,18 +211,23 @@ class HyperparameterTuningOperator(DistributedTrainingOperator):
     :param hyperband_min_resource: Hyperband's ``MinResource`` (e.g. epochs).
     :param hyperband_max_resource: Hyperband's ``MaxResource``.
     :param leaderboard_size: how many of the best trials the result lists.
+    :param max_cost_usd: bound on the whole search: the number of training jobs (``max_jobs``, or the
+        grid) times one trial's worst case.
+    :param price_per_hour: the price for that estimate (the built-in list prices are us-east-1's).
 
-    ``max_cost_usd`` bounds the whole search: the number of training jobs (``max_jobs``, or the grid)
-    times one trial's worst case.
+    Deprecated (this release only): the training definition's fields and the training operator's
+    flat arguments given beside the search (``role_arn=``, ``instance_type=``, ``entry_point=`` ...)
+    build ``training`` with a ``DeprecationWarning``.
     """
 
     job_kind = JOB_KINDS["tuning"]
-    template_fields: Sequence[str] = (*DistributedTrainingOperator.template_fields, "warm_start_parents")
+    template_fields: Sequence[str] = (*SageMakerJobOperator.template_fields, "training", "warm_start_parents")
     ui_color = "#dcebd6"
 
     def __init__(
         self,
         *,
+        training: TrainingDefinition | None = None,
         objective_metric: str,
         parameter_ranges: Mapping[str, Mapping[str, Any]],
         objective_type: str = "Maximize",
@@ -213,10 +243,25 @@ class HyperparameterTuningOperator(DistributedTrainingOperator):
         hyperband_min_resource: int | None = None,
         hyperband_max_resource: int | None = None,
         leaderboard_size: int = 5,
+        max_cost_usd: float | None = None,
+        price_per_hour: float | None = None,
         **kwargs: Any,
     ) -> None:
+        fields, flat = pop_training_arguments(kwargs)
         super().__init__(**kwargs)
         task = self.task_id
+        if training is None:
+            if not (fields or flat):
+                raise ValueError(
+                    f"{task}: training: give the job each trial runs, training=TrainingDefinition(...)"
+                )
+            warnings.warn(
+                f"{task}: {', '.join(sorted({*fields, *flat}))}: training arguments beside the search are "
+                "deprecated and go in the next release; pass training=TrainingDefinition(...)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        self.training = compose_training(task, training, fields, flat, warn=False)
         for field, value, allowed in (
             ("objective_type", objective_type, OBJECTIVE_TYPES),
             ("strategy", strategy, STRATEGIES),
@@ -225,10 +270,11 @@ class HyperparameterTuningOperator(DistributedTrainingOperator):
         ):
             if value not in allowed:
                 raise ValueError(f"{task}: {field}: {value!r} is not one of {', '.join(allowed)}")
-        if self.metric_definitions and objective_metric not in self.metric_definitions:
+        metrics = self.training.metric_definitions
+        if metrics and objective_metric not in metrics:
             raise ValueError(
                 f"{task}: objective_metric {objective_metric!r} is not in metric_definitions "
-                f"({', '.join(self.metric_definitions)}); add its regex there"
+                f"({', '.join(metrics)}); add its regex there"
             )
         if max_parallel_jobs < 1 or (max_jobs is not None and max_jobs < 1):
             raise ValueError(f"{task}: max_jobs and max_parallel_jobs must be >= 1")
@@ -243,6 +289,8 @@ class HyperparameterTuningOperator(DistributedTrainingOperator):
         self.warm_start_parents = list(warm_start_parents) if warm_start_parents else None
         self.warm_start_type = warm_start_type
         self.leaderboard_size = leaderboard_size
+        self.max_cost_usd = max_cost_usd
+        self.price_per_hour = price_per_hour
         self.tuning_config = self._tuning_config(
             max_jobs,
             max_parallel_jobs,
@@ -279,7 +327,7 @@ class HyperparameterTuningOperator(DistributedTrainingOperator):
             },
             "ResourceLimits": limits,
             "ParameterRanges": parameter_ranges_request(
-                self.task_id, self.parameter_ranges, script_mode=bool(self.entry_point)
+                self.task_id, self.parameter_ranges, script_mode=self.training.script_mode
             ),
             "TrainingJobEarlyStoppingType": early_stopping,
         }
@@ -326,10 +374,12 @@ class HyperparameterTuningOperator(DistributedTrainingOperator):
             criteria["ConvergenceDetected"] = {"CompleteOnConvergence": enabled}
         return criteria
 
-    # -- the request -------------------------------------------------------------------------------------
+    # -- the plan ------------------------------------------------------------------------------------------
 
-    def build_request(self, context: Any) -> dict[str, Any]:
-        definition = super().build_request(context)
+    def build(self, context: Any) -> JobPlan:
+        region = self.hook.region
+        check_region(region)
+        definition, uploads = self.training.parts(region)
         tags = definition.pop("Tags", None)
         tuned = set(self.parameter_ranges)
         definition["StaticHyperParameters"] = {
@@ -348,50 +398,36 @@ class HyperparameterTuningOperator(DistributedTrainingOperator):
             }
         if tags:
             request["Tags"] = tags
-        return request
-
-    def render_request(self, context: Any) -> dict[str, Any]:
-        name = deterministic_job_name(
-            **_context_ids(context), max_length=self.job_kind.max_name_length, prefix=self.job_name_prefix
-        )
-        if self.job_name_prefix and not name.startswith(self.job_name_prefix):
-            self.log.info(
-                "job_name_prefix %r becomes %s: tuning job names are at most %d characters of [a-zA-Z0-9-]",
-                self.job_name_prefix,
-                name,
-                self.job_kind.max_name_length,
-            )
-        return super().render_request(context)
+        facts = {
+            "distribution": self.training.distribution,
+            "allow_no_efa": self.training.cluster.allow_no_efa,
+            "max_cost_usd": self.max_cost_usd,
+            "price_per_hour": self.price_per_hour,
+        }
+        return JobPlan(request, tuple(_in_definition(u) for u in uploads), facts=facts)
 
     def total_jobs(self, request: Mapping[str, Any]) -> int:
         config = request["HyperParameterTuningJobConfig"]
         jobs = config["ResourceLimits"].get("MaxNumberOfTrainingJobs")
         return int(jobs) if jobs else grid_size(config.get("ParameterRanges") or {})
 
-    def preflight(self, request: Mapping[str, Any], context: Any) -> None:
+    def preflight(self, plan: JobPlan, context: Any) -> None:
+        request, facts, region = plan.request, plan.facts, self.hook.region
         errors = tuning_config_errors(request["HyperParameterTuningJobConfig"])
         if errors:
             raise PreflightError(errors[0])
         definition = request["TrainingJobDefinition"]
         # Region, EFA, spot, FSx, volume key and input checks of one training job hold for every trial.
-        self.check_training(definition)
+        check_training(self.hook.s3, region, definition, plan)
         # The ceiling is the whole search's: every trial may run to its time limit.
         search = check_search_cost(
-            definition, self.total_jobs(request), self.max_cost_usd, self.price_per_hour, self.hook.region
+            definition, self.total_jobs(request), facts["max_cost_usd"], facts["price_per_hour"], region
         )
-        self.log_cost("Worst-case cost of the whole search", search)
+        log_cost(self.log, "Worst-case cost of the whole search", search, facts["max_cost_usd"])
         for parent in (request.get("WarmStartConfig") or {}).get("ParentHyperParameterTuningJobs") or []:
             parent_name = parent["HyperParameterTuningJobName"]
             if self.engine().describe(parent_name) is None:
                 raise PreflightError(f"warm_start_parents: tuning job {parent_name!r} does not exist")
-
-    def stage(self, request: Mapping[str, Any], context: Any) -> None:
-        definition = request["TrainingJobDefinition"]
-        staged = {
-            "HyperParameters": definition.get("StaticHyperParameters") or {},
-            "InputDataConfig": definition.get("InputDataConfig") or [],
-        }
-        super().stage(staged, context)
 
     # -- the result --------------------------------------------------------------------------------------
 

@@ -8,20 +8,27 @@ finds the Model its earlier try created, and a new artifact gets a new Model.
 
 from __future__ import annotations
 
+import copy
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_dl_provider.jobs.naming import deterministic_job_name
+from airflow_dl_provider.jobs.plan import Prerequisite
 from airflow_dl_provider.presets.containers import pytorch_image, version_error
 from airflow_dl_provider.specs.fields import fixed, string_map
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from airflow_dl_provider.jobs.plan import RequestPath
+
 # Where the SageMaker Python SDK puts the inference code it repacks into model.tar.gz.
 SUBMIT_DIRECTORY = "/opt/ml/model/code"
 SOURCES = ("model_name", "model_artifacts", "model_package_arn")
+# The flat model arguments of earlier releases (transform, endpoints, registry), now ModelSource's fields.
+MODEL_ARGUMENTS = (*SOURCES, "role_arn", "image_uri", "framework_version", "py_version", "entry_point")
 
 
 def inference_environment(
@@ -61,7 +68,7 @@ class ModelSource:
         from, in ``image_uri`` or the AWS PyTorch inference container. (templated)
     :param model_package_arn: a versioned model package (``.../model-package/<group>/<version>``) to
         create a Model from; its own inference specification names the image. (templated)
-    :param role_arn: the Model's execution role; needed to create one. (templated)
+    :param role_arn: the Model's execution role; needed to create one (:meth:`require_role`). (templated)
     :param image_uri: the inference image; defaults to the PyTorch inference container for
         ``framework_version`` on the task's instance type, in the task's region. (templated)
     :param framework_version: the PyTorch version of that container, e.g. ``2.5.1``.
@@ -100,10 +107,6 @@ class ModelSource:
             raise ValueError(
                 f"model_name / model_artifacts / model_package_arn: set exactly one; got {given or 'none'}"
             )
-        if self.creates_model and not self.role_arn:
-            raise ValueError(
-                f"role_arn: creating a Model from {given[0]} needs its execution role; pass role_arn"
-            )
         artifacts = self.model_artifacts
         if artifacts and fixed(artifacts, rendered) and not str(artifacts).startswith("s3://"):
             raise ValueError(f"model_artifacts: {artifacts!r} is not an s3:// URI of a model.tar.gz")
@@ -111,6 +114,18 @@ class ModelSource:
             problem = version_error("inference", self.framework_version, self.py_version)
             if problem:
                 raise ValueError(problem)
+
+    def require_role(self) -> None:
+        """For a task that creates the Model (transform, endpoints): its execution role must be given.
+
+        Compilation reads the artifacts with its own role and the registry creates no Model, so the
+        role is not required at construction.
+        """
+        if self.creates_model and not self.role_arn:
+            source = "model_artifacts" if self.model_artifacts else "model_package_arn"
+            raise ValueError(
+                f"role_arn: creating a Model from {source} needs its execution role; pass role_arn"
+            )
 
     @property
     def creates_model(self) -> bool:
@@ -155,3 +170,48 @@ class ModelSource:
         """The Model's name: ``model_name``, or the name of the Model this spec creates."""
         request = self.model_request(prefix=prefix, region=region, instance_type=instance_type)
         return str(self.model_name) if request is None else str(request["ModelName"])
+
+    def prerequisite(
+        self, *, prefix: str, region: str, instance_type: str, at: RequestPath | None = ("ModelName",)
+    ) -> Prerequisite | None:
+        """The Model as a plan's prerequisite (created unless it exists), or None for ``model_name``.
+
+        :param at: the job request's field that names the Model: an override there renames it.
+        """
+        request = self.model_request(prefix=prefix, region=region, instance_type=instance_type)
+        if request is None:
+            return None
+        return Prerequisite("Model", "CreateModel", "ModelName", request, at=at)
+
+
+def pop_model_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take the flat model arguments of earlier releases out of an operator's ``kwargs``."""
+    return {k: kwargs.pop(k) for k in MODEL_ARGUMENTS if k in kwargs}
+
+
+def compose_model_source(task_id: str, model: ModelSource | None, flat: Mapping[str, Any]) -> ModelSource:
+    """The operator's own copy of ``model``, or one built from flat arguments with a ``DeprecationWarning``.
+
+    :raises ValueError: one line naming the task and the field.
+    """
+    given = {k: v for k, v in flat.items() if v is not None}
+    try:
+        if model is not None:
+            if given:
+                raise ValueError(
+                    f"model: {', '.join(sorted(given))} go inside model=ModelSource(...), not beside it"
+                )
+            if not isinstance(model, ModelSource):
+                raise ValueError(f"model: expected a ModelSource, got {type(model).__name__}")
+            # Airflow renders nested specs in place: each operator renders its own copy.
+            return copy.deepcopy(model)
+        if given:
+            warnings.warn(
+                f"{task_id}: {', '.join(sorted(given))}: flat model arguments are deprecated and go in the "
+                "next release; pass model=ModelSource(...) (airflow_dl_provider.specs.model)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+        return ModelSource(**given)
+    except ValueError as err:
+        raise ValueError(f"{task_id}: {err}") from None

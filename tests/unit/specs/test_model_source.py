@@ -19,8 +19,6 @@ PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/digits/3"
     [
         ({}, "set exactly one; got none"),
         ({"model_name": "m", "model_artifacts": ARTIFACTS, "role_arn": ROLE}, "set exactly one"),
-        ({"model_artifacts": ARTIFACTS}, "role_arn: creating a Model from model_artifacts needs"),
-        ({"model_package_arn": PACKAGE}, "role_arn: creating a Model from model_package_arn needs"),
         ({"model_artifacts": "bucket/model.tar.gz", "role_arn": ROLE}, "model_artifacts: 'bucket/model"),
         ({"model_artifacts": ARTIFACTS, "role_arn": ROLE, "framework_version": "0.1"}, "framework_version"),
     ],
@@ -68,3 +66,15 @@ def test_a_model_package_needs_no_image() -> None:
     assert request is not None
     assert request["PrimaryContainer"] == {"ModelPackageName": PACKAGE}
     validate_request("CreateModel", request)
+
+
+@pytest.mark.parametrize(
+    ("source", "field"), [("model_artifacts", ARTIFACTS), ("model_package_arn", PACKAGE)]
+)
+def test_creating_a_model_needs_its_role(source: str, field: str) -> None:
+    spec = ModelSource(**{source: field})  # compilation and the registry need no Model role
+    with pytest.raises(
+        ValueError, match=f"role_arn: creating a Model from {source} needs its execution role"
+    ):
+        spec.require_role()
+    ModelSource(model_name="existing").require_role()
