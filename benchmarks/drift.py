@@ -8,6 +8,8 @@ busy). Ratios and goals:
 - in memory, vs ``scipy.stats.ks_2samp`` over every feature: goal >= 10x faster;
 - in memory, vs one ``np.searchsorted`` of every value into the baseline's edges (the least any
   binned check does): goal <= 1.5x its time;
+- from CSV, vs ``pandas.read_csv`` plus one ``np.searchsorted`` pass (the floor of that path):
+  goal <= 1.5x its time;
 - from CSV, vs ``pandas.read_csv`` in chunks plus the same check: goal <= 1.5x its time (and the
   same for Parquet, vs ``pandas.read_parquet``, and JSON Lines, vs ``pandas.read_json`` in chunks,
   on ``--file-rows`` rows);
@@ -259,7 +261,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         full = write_files(current, args.rows, directory / "full", ("csv",))
-        csv_ours, csv_pandas = best(args.repeat, *file_cases(profile, full, args.chunk_rows)["csv"])
+        import pandas as pd
+
+        def csv_floor() -> None:  # pandas.read_csv plus one searchsorted pass: a binned check's least
+            for frame in pd.read_csv(full["csv"], chunksize=args.chunk_rows):
+                for name, edge in zip(names, edges, strict=True):
+                    np.searchsorted(edge, frame[name].to_numpy(), side="left")
+
+        csv_ours, csv_pandas, csv_floor_s = best(
+            args.repeat, *file_cases(profile, full, args.chunk_rows)["csv"], csv_floor
+        )
         small = write_files(current, file_rows, directory / "small", ("parquet", "jsonl"))
         formats = [
             (name, *best(args.repeat, ours, theirs))
@@ -295,6 +306,10 @@ def main() -> int:
     print(
         f"  csv      {args.rows:>9,} rows: ours {csv_ours:.3f} s, pandas {csv_pandas:.3f} s, ours/pandas = {csv_ours / csv_pandas:.2f}x (goal <= {READER_GOAL:g}x)"
     )
+    print(
+        f"  csv      {args.rows:>9,} rows: pandas.read_csv + one searchsorted pass {csv_floor_s:.3f} s, "
+        f"ours/that floor = {csv_ours / csv_floor_s:.2f}x (goal <= {FLOOR_GOAL:g}x)"
+    )
     for name, ours_t, pandas_t in formats:
         print(
             f"  {name:8s} {file_rows:>9,} rows: ours {ours_t:.3f} s, pandas {pandas_t:.3f} s, ours/pandas = {ours_t / pandas_t:.2f}x"
@@ -314,7 +329,7 @@ def main() -> int:
     print(f"\nfeatures drifted: {ours.features_drifted}")
     checks = [
         (scipy_s / ours_s >= SCIPY_GOAL, "scipy/ours >= 10x"),
-        (ours_s / floor_s <= FLOOR_GOAL, "ours/floor <= 1.5x"),
+        (ours_s / floor_s <= FLOOR_GOAL and csv_ours / csv_floor_s <= FLOOR_GOAL, "ours/floor <= 1.5x"),
         (csv_ours / csv_pandas <= READER_GOAL, "csv ours/pandas <= 1.5x"),
         (all(o / p <= READER_GOAL for _, o, p in formats), "parquet, jsonl ours/pandas <= 1.5x"),
         (full_ratio <= MEMORY_GOAL, "build memory <= 3x the CSV"),

@@ -97,8 +97,9 @@ def _record_end(buffer: bytearray, quoted: bool) -> int:
     return end
 
 
-#: A block of whole records, and whether it holds a quote (so a value may hold a newline).
-Block = tuple[memoryview, bool]
+#: A block of whole records, whether it holds a quote (so a value may hold a newline), and the
+#: number of its first line (for the error messages of a block pyarrow refuses).
+Block = tuple[memoryview, bool, int]
 
 
 def _fill(raw: IO[bytes], rest: bytes, size: int) -> bytearray:
@@ -117,8 +118,11 @@ def _fill(raw: IO[bytes], rest: bytes, size: int) -> bytearray:
 
 
 def _blocks(raw: IO[bytes], block_bytes: int, quoted: bool) -> Iterator[Block]:
-    """Whole records, about ``block_bytes`` at a time, each in its own buffer (no copies)."""
-    rest, first = b"", True
+    """Whole records, about ``block_bytes`` at a time, each in its own buffer (no copies).
+
+    Lines are counted here, on the caller's thread, while the worker parses the block before.
+    """
+    rest, first, line = b"", True, 1
     while True:
         buffer = _fill(raw, rest, block_bytes)
         if first and buffer.startswith(_BOM):
@@ -126,21 +130,22 @@ def _blocks(raw: IO[bytes], block_bytes: int, quoted: bool) -> Iterator[Block]:
         grew, first = len(buffer) > len(rest), False
         if not grew:
             if buffer.strip():
-                yield memoryview(buffer), b'"' in buffer
+                yield memoryview(buffer), b'"' in buffer, line
             return
         cut = _record_end(buffer, quoted)
         if not cut:  # one record longer than a block: read on
             rest = bytes(buffer)
             continue
         rest = bytes(buffer[cut:])
-        yield memoryview(buffer)[:cut], buffer.find(b'"', 0, cut) >= 0
+        view = memoryview(buffer)[:cut]
+        yield view, buffer.find(b'"', 0, cut) >= 0, line
+        line += _count(view, b"\n")
 
 
 def _prefetched(blocks: Iterable[Any], parse: Callable[[Any], Any]) -> Iterator[Any]:
     """``parse`` of each block, the next one parsing on a thread while the caller uses this one.
 
-    pyarrow's parser and numpy's sort both release the GIL, so reading and checking overlap. One
-    worker thread parses the blocks in order, so a parser may count lines as it goes.
+    pyarrow's parser and numpy's sort both release the GIL, so reading and checking overlap.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-reader") as pool:
         pending = None
@@ -186,19 +191,15 @@ def _decode(block: Any, name: str, first_line: int) -> str:
 
 
 class _CsvBlocks:
-    """Parses CSV blocks in order with pyarrow, or a block pyarrow refuses with the ``csv`` module.
+    """Parses a CSV block with pyarrow, or, when pyarrow refuses it, with the ``csv`` module."""
 
-    ``line`` is the file line the next block starts on, for the ``csv`` module's error messages.
-    """
-
-    def __init__(self, header: list[str], name: str, types: Mapping[str, str] | None, line: int) -> None:
+    def __init__(self, header: list[str], name: str, types: Mapping[str, str] | None) -> None:
         self.pa = _pyarrow(name, "CSV")
         import pyarrow.csv as pcsv
 
         self.pcsv = pcsv
         self.header = header
         self.name = name
-        self.line = line
         # Known numeric features parse straight to float64; everything else stays text, so that a
         # category reads the same from every block (no per-block type guess turning "007" into 7).
         numeric = {n for n, kind in (types or {}).items() if kind == "numeric"}
@@ -207,7 +208,7 @@ class _CsvBlocks:
 
     def _pyarrow_table(self, block: Block, column_types: Mapping[str, Any]) -> Any:
         pcsv = self.pcsv
-        view, has_quote = block
+        view, has_quote, _ = block
         # One thread per block: the reader thread already overlaps parsing with the check, and on
         # a busy or 2-core machine pyarrow's own threads cost more CPU than they save.
         return pcsv.read_csv(
@@ -220,27 +221,22 @@ class _CsvBlocks:
         )
 
     def __call__(self, block: Block) -> Any:
-        parsed = self._parse(block)
-        self.line += _count(block[0], b"\n")
-        return parsed
-
-    def _parse(self, block: Block) -> Any:
         for column_types in (self.typed, self.text):
             try:
                 return self._pyarrow_table(block, column_types)
             except self.pa.ArrowInvalid:
                 continue  # a number that is not one: try again as text, then with the csv module
-        return self._python(block[0])
+        return self._python(block[0], block[2])
 
-    def _python(self, block: memoryview) -> Chunk:
-        reader = csv.reader(io.StringIO(_decode(block, self.name, self.line), newline=""))
+    def _python(self, block: memoryview, first_line: int) -> Chunk:
+        reader = csv.reader(io.StringIO(_decode(block, self.name, first_line), newline=""))
         width = len(self.header)
         rows = []
         for row in reader:
             if not row:
                 continue
             if len(row) != width:
-                line = self.line + reader.line_num - 1
+                line = first_line + reader.line_num - 1
                 raise DriftInputError(
                     f"data: {self.name} line {line} has {len(row)} fields, the header has {width}"
                 )
@@ -282,11 +278,11 @@ def read_csv(
     header, end = _split_header(bytes(first[0]), name)
     if not header:
         return
-    parse = _CsvBlocks(header, name, types, line=1 + bytes(first[0][:end]).count(b"\n"))
+    parse = _CsvBlocks(header, name, types)
 
     def data_blocks() -> Iterator[Block]:
         if bytes(first[0][end:]).strip():
-            yield first[0][end:], first[1]
+            yield first[0][end:], first[1], first[2] + bytes(first[0][:end]).count(b"\n")
         yield from blocks
 
     for parsed in _prefetched(data_blocks(), parse):
@@ -299,10 +295,7 @@ def _records_to_chunk(records: list[dict[str, Any]], columns: Sequence[str] | No
 
 
 class _JsonBlocks:
-    """Parses JSON Lines blocks in order with pyarrow, or a block pyarrow refuses line by line.
-
-    ``line`` is the file line the next block starts on, for the error messages.
-    """
+    """Parses a JSON Lines block with pyarrow, or, when pyarrow refuses it, line by line."""
 
     def __init__(self, name: str, columns: Sequence[str] | None) -> None:
         self.pa = _pyarrow(name, "JSON Lines")
@@ -311,12 +304,9 @@ class _JsonBlocks:
         self.pjson = pjson
         self.name = name
         self.columns = columns
-        self.line = 1
 
     def __call__(self, item: Block) -> Any:
-        block = item[0]
-        first_line = self.line
-        self.line += _count(block, b"\n")
+        block, _, first_line = item
         try:
             table = self.pjson.read_json(
                 self.pa.BufferReader(self.pa.py_buffer(block)),
