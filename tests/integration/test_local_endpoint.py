@@ -220,3 +220,35 @@ def test_killed_during_an_update_the_endpoint_is_rolled_back_to_its_previous_con
     deployed |= _pids(local_backend)
     assert [p for p in deployed if process_alive(p)] == [_record(local_backend)["_pid"]]
     assert _invoke(update)
+
+
+def test_deploys_a_registered_model_package(
+    local_backend: Any, task_context: Any, deployed: set[int]
+) -> None:
+    from airflow_dl_provider.operators.registry import RegisterModelOperator
+    from airflow_dl_provider.specs.model import ModelSource
+
+    artifacts = ModelSource(
+        model_artifacts=local_backend.uri("models/model.tar.gz"), image_uri=IMAGE, role_arn=ROLE_ARN
+    )
+    package = RegisterModelOperator(
+        task_id="register",
+        model_package_group_name="digits",
+        model_source=artifacts,
+        metrics={"accuracy": 0.9},
+    ).execute(task_context("manual__package", task_id="register"))
+
+    op = _operator(
+        local_backend,
+        model_artifacts=None,
+        role_arn=None,
+        image_uri=None,
+        model_source=ModelSource(model_package_arn=package["model_package_arn"], role_arn=ROLE_ARN),
+    )
+    result = op.execute(task_context("manual__package", task_id="deploy"))
+    deployed |= _pids(local_backend)
+
+    assert (result["action"], result["status"]) == ("created", "InService")
+    model = op.hook.conn.describe_model(ModelName=result["model_name"])
+    assert model["PrimaryContainer"]["ModelPackageName"] == package["model_package_arn"]
+    assert _invoke(op)

@@ -218,7 +218,7 @@ def serve(home: Path, name: str, config_name: str) -> int:
         model = store.get("model", variant["ModelName"])
         if model is None:
             raise ValueError(f"Could not find model {variant['ModelName']!r}")
-        container = primary_container(model)
+        container = primary_container(model, store)
         s3 = boto3.client(
             "s3",
             endpoint_url=os.environ["AIRFLOW_DL_ENDPOINT_URL"],

@@ -4,8 +4,9 @@ The archive holds the model files and ``code/<SAGEMAKER_PROGRAM>`` (``inference.
 handlers ``model_fn``, ``input_fn``, ``predict_fn`` and ``output_fn``. Batch transform, endpoints and
 compilation all load a model through here, so every local path calls the same handlers the same way.
 
-Simulated: the container image (handlers run with this Python and its torch). Not imitated: the
-container's default handlers; an ``inference.py`` must define all four.
+A Model made from a registered model package runs the package's container, with the Model's own
+environment over it. Simulated: the container image (handlers run with this Python and its torch).
+Not imitated: the container's default handlers; an ``inference.py`` must define all four.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from airflow_dl_provider.backends.local.work import JobFailure
 from airflow_dl_provider.validation.preflight import split_s3_uri
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
     from types import ModuleType
+
+    from airflow_dl_provider.backends.local.resources import ResourceStore
 
 HANDLERS = ("model_fn", "input_fn", "predict_fn", "output_fn")
 DEFAULT_PROGRAM = "inference.py"
@@ -95,8 +99,29 @@ def model_program(container: dict[str, Any]) -> str:
     return str((container.get("Environment") or {}).get("SAGEMAKER_PROGRAM") or DEFAULT_PROGRAM)
 
 
-def primary_container(model: dict[str, Any]) -> dict[str, Any]:
+def package_container(packages: ResourceStore, container: Mapping[str, Any]) -> dict[str, Any]:
+    """The container of a Model made from a model package: the package's first inference container,
+    with the Model's own environment over the package's (as SageMaker merges them)."""
+    name = str(container["ModelPackageName"])
+    for package in packages.all("model-package"):
+        if name in (
+            package["ModelPackageArn"],
+            f"{package['ModelPackageName']}/{package['ModelPackageVersion']}",
+        ):
+            chosen = dict(((package.get("InferenceSpecification") or {}).get("Containers") or [{}])[0])
+            chosen["Environment"] = {
+                **(chosen.get("Environment") or {}),
+                **(container.get("Environment") or {}),
+            }
+            return chosen
+    raise JobFailure(f"ClientError: the model package {name} does not exist")
+
+
+def primary_container(model: dict[str, Any], packages: ResourceStore | None = None) -> dict[str, Any]:
+    """The Model's container; one made from a model package is resolved through ``packages``."""
     container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+    if container.get("ModelPackageName") and packages is not None:
+        container = package_container(packages, container)
     if not container.get("ModelDataUrl"):
         raise JobFailure(
             f"ClientError: model {model.get('ModelName')!r} has no ModelDataUrl; the local backend serves "
