@@ -1,14 +1,19 @@
-"""``stack deploy`` and ``stack status``: change sets, stack events, and the MWAA artifacts.
+"""``stack deploy`` and ``stack status``: change sets, stack states, and the MWAA artifacts.
 
 Every create or update goes through a change set, so what CloudFormation will do is known before it
 does it. A change set that would replace or remove the MWAA environment (a new name, new subnets, the
 environment switched off) is refused unless the caller said ``--allow-replace``: replacing it drops
-the metadata database, so the DAG run history and connections stored there are gone.
+the metadata database, so the DAG run history and connections stored there are gone. A change set
+that would update the environment while MWAA is itself busy is refused too: CloudFormation's update
+would fail, and so would its rollback.
 
-The first deploy runs in two steps: the bucket must exist and hold ``requirements.txt`` and
-``plugins.zip`` before MWAA can start, so the root stack is created with ``CreateEnvironment=false``,
-the artifacts are uploaded, and the environment is added by a second change set that names their S3
-object versions (a new version is what makes MWAA reinstall).
+Order, so that nothing live changes before the guard and the change set pass: the stack's state is
+checked (one line saying what to do when it cannot be deployed, with the failure reasons of nested
+stacks); ``requirements.txt`` and ``plugins.zip`` are staged under content-addressed keys beside the
+live ones (:mod:`~airflow_dl_provider.stacks.artifacts`: identical bytes are not uploaded, so MWAA
+is not restarted); the change set that points MWAA at them is created, shown, guarded and executed;
+only then are the DAG files synced. The first deploy creates the stack with ``CreateEnvironment=false``
+first: the bucket must exist and hold the artifacts before MWAA can start.
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from airflow_dl_provider.service_behaviour import (
+    MWAA_BUSY_STATUSES,
+    MWAA_NO_GRACEFUL_REGIONS,
+    STACK_STATES,
+)
+from airflow_dl_provider.stacks import artifacts
 from airflow_dl_provider.stacks.render import StackError, StackOptions, render
+from airflow_dl_provider.stacks.stack_events import failure_reasons
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -27,7 +39,7 @@ if TYPE_CHECKING:
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
 ENVIRONMENT_TYPE = "AWS::MWAA::Environment"
-_TERMINAL_SUFFIXES = ("_COMPLETE", "_FAILED")
+MWAA_STACK = "MwaaStack"  # root.yaml's nested stack holding the environment
 _GOOD_STATES = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 
 
@@ -46,14 +58,53 @@ class Waiter:
     say: Callable[[str], None] = field(default=_say)
 
 
-def stack_exists(cfn: Any, stack_name: str) -> bool:
+def describe_stack(cfn: Any, stack_name: str) -> dict[str, Any] | None:
+    """The stack as DescribeStacks shows it, or None when CloudFormation has no stack of that name."""
     try:
         stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as err:
+        # "Stack with id <name> does not exist" (ValidationError): the one not-found answer.
         if "does not exist" in str(err.response.get("Error", {}).get("Message", "")):
-            return False
+            return None
         raise
-    return bool(stacks) and stacks[0]["StackStatus"] != "REVIEW_IN_PROGRESS"
+    return dict(stacks[0]) if stacks else None
+
+
+def state_line(cfn: Any, stack: Mapping[str, Any]) -> str:
+    """One line: the stack's status, the failure reasons (nested stacks included), what to do."""
+    status = str(stack["StackStatus"])
+    name = str(stack["StackName"])
+    todo = STACK_STATES.get(status, ("blocked", "an unknown status; see the CloudFormation console"))[1]
+    failed = "FAILED" in status or "ROLLBACK" in status
+    reasons = failure_reasons(cfn, str(stack.get("StackId") or name)) if failed else []
+    because = f" ({'; '.join(reasons)})" if reasons else ""
+    return f"stack deploy: {name} is {status}{because}: {todo.format(stack=name)}"
+
+
+def deployable_stack(cfn: Any, stack_name: str, waiter: Waiter) -> dict[str, Any] | None:
+    """The stack to update, or None to create one; raise one line when it cannot be deployed now.
+
+    A stack whose first create rolled back (``ROLLBACK_COMPLETE``) holds nothing and CloudFormation
+    accepts no update to it, so it is deleted here and None returned, as the CDK does.
+    """
+    stack = describe_stack(cfn, stack_name)
+    if stack is None:
+        return None
+    action, todo = STACK_STATES.get(str(stack["StackStatus"]), ("blocked", ""))
+    if action == "update":
+        if todo:
+            waiter.say(f"{stack_name}: {stack['StackStatus']}: {todo}")
+        return stack
+    if action == "create":
+        return None
+    if action == "recreate":
+        waiter.say(state_line(cfn, stack).removeprefix("stack deploy: ") + "; deleting it to create it again")
+        cfn.delete_stack(StackName=stack["StackId"])
+        final = watch_stack(cfn, str(stack["StackId"]), waiter)
+        if final != "DELETE_COMPLETE":
+            raise StackError(state_line(cfn, describe_stack(cfn, str(stack["StackId"])) or stack))
+        return None
+    raise StackError(state_line(cfn, stack))
 
 
 def stack_outputs(cfn: Any, stack_name: str) -> dict[str, str]:
@@ -93,6 +144,18 @@ def environment_threats(changes: list[dict[str, Any]]) -> list[str]:
                 + (f" (changed: {', '.join(why)})" if why else "")
             )
     return threats
+
+
+def updates_environment(changes: list[dict[str, Any]]) -> bool:
+    """Does the change set touch the MWAA environment itself (an update restarts it)?"""
+    return any(c.get("ResourceType") == ENVIRONMENT_TYPE for c in changes)
+
+
+def _environment_change(changes: list[dict[str, Any]]) -> str:
+    """``created`` (the MWAA stack is added), ``updated``, or ``""``."""
+    if any(c.get("LogicalResourceId") == MWAA_STACK and c.get("Action") == "Add" for c in changes):
+        return "created"
+    return "updated" if updates_environment(changes) else ""
 
 
 def wait_for_change_set(
@@ -138,14 +201,30 @@ def watch_stack(cfn: Any, stack_name: str, waiter: Waiter, since_event_id: str |
         for event in reversed(fresh):
             seen.add(event["EventId"])
             waiter.say(_event_line(event))
-        status = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"]
-        if status.endswith(_TERMINAL_SUFFIXES) and not status.endswith("IN_PROGRESS"):
-            return str(status)
+        stack = describe_stack(cfn, stack_name)
+        if stack is None:  # a delete by name ends with the stack gone from DescribeStacks
+            return "DELETE_COMPLETE"
+        status = str(stack["StackStatus"])
+        if STACK_STATES.get(status, ("",))[0] != "busy":
+            return status
         if waiter.clock() > deadline:
             raise StackError(
                 f"stack deploy: {stack_name} still {status}; watch it with 'airflow-dl stack status'"
             )
         waiter.sleep(waiter.poll_seconds)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one change set did: the stack's final status (``NO_CHANGES`` if none), and what it did to
+    the MWAA environment: ``created``, ``updated`` or ``""``."""
+
+    status: str
+    environment: str
+
+    @property
+    def environment_updated(self) -> bool:
+        return self.environment == "updated"
 
 
 def apply_change_set(
@@ -156,15 +235,19 @@ def apply_change_set(
     *,
     allow_replace: bool = False,
     waiter: Waiter | None = None,
-) -> str:
+    environment_busy: Callable[[], str | None] = lambda: None,
+) -> Applied:
     """Create a change set, show it, refuse to lose the environment, execute it, watch the events.
 
-    :return: the stack's final status, or ``NO_CHANGES``.
+    :param environment_busy: the MWAA environment's status when it takes no update now, else None;
+        asked only when the change set would update the environment.
     :raises StackError: the change set would replace or remove the MWAA environment and
-        ``allow_replace`` is False, or the stack did not reach a ``*_COMPLETE`` state.
+        ``allow_replace`` is False, would update an environment MWAA is busy with, or the stack did not
+        reach a ``*_COMPLETE`` state (the line names the failure reasons, nested stacks included).
     """
     waiter = waiter or Waiter()
-    exists = stack_exists(cfn, stack_name)
+    stack = describe_stack(cfn, stack_name)
+    exists = stack is not None and stack["StackStatus"] != "REVIEW_IN_PROGRESS"
     last_event = None
     if exists:
         last_event = cfn.describe_stack_events(StackName=stack_name)["StackEvents"][0]["EventId"]
@@ -180,52 +263,61 @@ def apply_change_set(
     change_set_id = created["Id"]
     if wait_for_change_set(cfn, stack_name, change_set_id, waiter) is None:
         waiter.say(f"{stack_name}: no changes")
-        return "NO_CHANGES"
+        return Applied("NO_CHANGES", "")
     changes = list(_resource_changes(cfn, change_set_id))
     for change in changes:
         replacement = f" (replacement: {change['Replacement']})" if change.get("Replacement") else ""
         waiter.say(
             f"  {change.get('Action', '?'):<7} {change.get('ResourceType', '?'):<32} {change.get('LogicalResourceId')}{replacement}"
         )
+    refusal = None
     threats = environment_threats(changes)
     if threats and not allow_replace:
-        cfn.delete_change_set(ChangeSetName=change_set_id, StackName=stack_name)
-        raise StackError(
+        refusal = (
             f"stack deploy: the MWAA environment {'; '.join(threats)}, losing its metadata database; "
             "re-run with --allow-replace if that is intended"
         )
+    elif exists and updates_environment(changes) and (busy := environment_busy()):
+        refusal = (
+            f"stack deploy: the MWAA environment is {busy} and takes no update now (CloudFormation's update "
+            "and its rollback would both fail); deploy again once it is AVAILABLE"
+        )
+    if refusal:
+        cfn.delete_change_set(ChangeSetName=change_set_id, StackName=stack_name)
+        raise StackError(refusal)
     cfn.execute_change_set(ChangeSetName=change_set_id, StackName=stack_name)
     status = watch_stack(cfn, stack_name, waiter, last_event)
     if status not in _GOOD_STATES:
-        raise StackError(f"stack deploy: {stack_name} ended {status}; see the events above")
-    return status
+        final = describe_stack(cfn, stack_name) or {"StackName": stack_name, "StackStatus": status}
+        raise StackError(state_line(cfn, final))
+    return Applied(status, _environment_change(changes))
 
 
-def upload_templates(s3: Any, bucket: str, prefix: str, templates: Mapping[str, str]) -> str:
-    """Put the rendered templates under ``s3://bucket/prefix/``; return their HTTPS folder URL."""
+def upload_templates(
+    s3: Any, bucket: str, prefix: str, templates: Mapping[str, str]
+) -> tuple[str, list[str]]:
+    """Put the rendered templates under ``s3://bucket/prefix/``, skipping those already there.
+
+    :return: their HTTPS folder URL, and the names uploaded.
+    """
     prefix = prefix.strip("/")
-    for name, text in templates.items():
-        s3.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=text.encode())
-    region = s3.meta.region_name
-    return f"https://{bucket}.s3.{region}.amazonaws.com/{prefix}"
+    uploaded = [
+        name
+        for name, text in templates.items()
+        if artifacts.put_if_changed(s3, bucket, f"{prefix}/{name}", text.encode())[1]
+    ]
+    return f"https://{bucket}.s3.{s3.meta.region_name}.amazonaws.com/{prefix}", uploaded
 
 
-def upload_artifacts(s3: Any, bucket: str, package_dir: Path) -> dict[str, str]:
-    """Upload ``requirements.txt``, ``plugins.zip`` and ``dags/``; return the S3 versions MWAA pins."""
-    versions = {}
-    for name, key in (
-        ("requirements.txt", "RequirementsObjectVersion"),
-        ("plugins.zip", "PluginsObjectVersion"),
-    ):
-        path = package_dir / name
-        if not path.is_file():
-            raise StackError(f"--package-dir: {path} is missing; run 'airflow-dl stack package' first")
-        response = s3.put_object(Bucket=bucket, Key=name, Body=path.read_bytes())
-        versions[key] = response.get("VersionId", "")
-    dags = package_dir / "dags"
-    for path in sorted(p for p in dags.rglob("*") if p.is_file()) if dags.is_dir() else []:
-        s3.put_object(Bucket=bucket, Key=f"dags/{path.relative_to(dags).as_posix()}", Body=path.read_bytes())
-    return versions
+def mwaa_status(session: Any, environment_name: str) -> str | None:
+    """The environment's status when MWAA would refuse an update now, else None (also when absent)."""
+    try:
+        status = str(session.client("mwaa").get_environment(Name=environment_name)["Environment"]["Status"])
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+    return status if status in MWAA_BUSY_STATUSES else None
 
 
 def deploy(
@@ -239,13 +331,24 @@ def deploy(
     allow_replace: bool = False,
     waiter: Waiter | None = None,
 ) -> dict[str, str]:
-    """Deploy the root stack and the MWAA artifacts; return the stack's outputs."""
+    """Deploy the root stack and the MWAA artifacts; return the stack's outputs.
+
+    Nothing the environment reads changes unless the change set passed the guard and completed:
+    new artifacts wait under new keys, and ``dags/`` is synced last.
+    """
     options.validate()
     waiter = waiter or Waiter()
     cfn, s3 = session.client("cloudformation"), session.client("s3")
-    url = upload_templates(s3, templates_bucket, templates_prefix, render(options))
-    waiter.say(f"templates: {url}")
-    if not stack_exists(cfn, stack_name):
+    region = s3.meta.region_name
+    if options.worker_replacement == "GRACEFUL" and region in MWAA_NO_GRACEFUL_REGIONS:
+        raise StackError(
+            f"worker_replacement: MWAA has no graceful updates in {region}; pass --worker-replacement FORCED"
+        )
+    contents = artifacts.read_package(package_dir)
+    stack = deployable_stack(cfn, stack_name, waiter)
+    url, uploaded = upload_templates(s3, templates_bucket, templates_prefix, render(options))
+    waiter.say(f"templates: {url} ({', '.join(uploaded) or 'all'} {'uploaded' if uploaded else 'unchanged'})")
+    if stack is None:
         waiter.say(f"{stack_name}: creating network, storage and IAM first (the bucket must exist for MWAA)")
         apply_change_set(
             cfn,
@@ -254,24 +357,45 @@ def deploy(
             options.parameters(url, create_environment=False),
             waiter=waiter,
         )
-    bucket = stack_outputs(cfn, stack_name)["BucketName"]
-    versions = upload_artifacts(s3, bucket, package_dir)
-    waiter.say(f"artifacts: s3://{bucket}/ requirements.txt {versions['RequirementsObjectVersion'] or '-'}")
-    parameters = {**options.parameters(url), **versions}
-    apply_change_set(
-        cfn, stack_name, f"{url}/root.yaml", parameters, allow_replace=allow_replace, waiter=waiter
+    bucket = stack_outputs(cfn, stack_name).get("BucketName")
+    if not bucket:
+        raise StackError(
+            f"--stack-name: {stack_name} has no BucketName output, so it is not an airflow-dl stack; "
+            "pick another --stack-name"
+        )
+    staged = artifacts.stage(s3, bucket, contents)
+    for item in staged.values():
+        what = "staged" if item.uploaded else "unchanged"
+        waiter.say(f"{item.name}: {what} s3://{bucket}/{item.key} (version {item.version or '-'})")
+    applied = apply_change_set(
+        cfn,
+        stack_name,
+        f"{url}/root.yaml",
+        {**options.parameters(url), **artifacts.stack_parameters(staged)},
+        allow_replace=allow_replace,
+        waiter=waiter,
+        environment_busy=lambda: mwaa_status(session, options.environment_name),
     )
+    done = {
+        "created": "created",
+        "updated": f"updated ({options.worker_replacement} worker replacement)",
+        "": "not updated (nothing it runs changed)",
+    }
+    waiter.say(f"MWAA {options.environment_name}: {done[applied.environment]}")
+    if (package_dir / "dags").is_dir():
+        artifacts.sync_dags(s3, bucket, package_dir / "dags", say=waiter.say)
     return stack_outputs(cfn, stack_name)
 
 
 def status(session: Any, stack_name: str) -> list[str]:
     """Lines describing the stack, its nested stacks and the MWAA environment."""
     cfn = session.client("cloudformation")
-    try:
-        stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
-    except ClientError as err:
-        raise StackError(f"--stack-name: {err.response['Error']['Message']}") from None
+    stack = describe_stack(cfn, stack_name)
+    if stack is None:
+        raise StackError(f"--stack-name: no stack {stack_name!r} in this region; deploy it first")
     lines = [f"{stack_name}: {stack['StackStatus']}"]
+    if STACK_STATES.get(str(stack["StackStatus"]), ("blocked",))[0] != "update":
+        lines.append("  " + state_line(cfn, stack).removeprefix("stack deploy: "))
     for resource in cfn.describe_stack_resources(StackName=stack_name)["StackResources"]:
         lines.append(f"  {resource['LogicalResourceId']:<16} {resource['ResourceStatus']}")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}

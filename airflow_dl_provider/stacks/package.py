@@ -307,6 +307,22 @@ def requirements_text(airflow_version: str, version: str) -> str:
     )
 
 
+def write_zip(path: Path, members: dict[str, bytes]) -> None:
+    """Write ``members`` (name -> bytes) as a zip whose bytes depend on nothing else.
+
+    Entries are sorted and carry a fixed timestamp and mode: a rebuild of the same package gives the
+    same ``plugins.zip`` bytes, so ``stack deploy`` uploads nothing and MWAA is not restarted (a new
+    S3 object version of plugins.zip is what makes MWAA reinstall). The provider wheel itself is
+    reproducible (hatchling's default) and PyPI's wheels are fixed bytes.
+    """
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, members[name])
+
+
 def _wheel_version(wheel: Path) -> str:
     return wheel.name.split("-")[1]
 
@@ -346,13 +362,11 @@ def package(
     house = fetch_wheels(plan, out_dir / "wheelhouse", python)
 
     plugins_zip = out_dir / "plugins.zip"
-    with zipfile.ZipFile(plugins_zip, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in [wheel, *house]:
-            archive.write(path, f"{WHEELS_DIR}/{path.name}")
-        archive.writestr(CONSTRAINTS_NAME, constraints_text(image, plan))
-        if plugins_dir is not None:
-            for path in sorted(plugins_dir.glob("*.py")):
-                archive.write(path, path.name)
+    members = {f"{WHEELS_DIR}/{path.name}": path.read_bytes() for path in [wheel, *house]}
+    members[CONSTRAINTS_NAME] = constraints_text(image, plan).encode()
+    if plugins_dir is not None:
+        members.update({path.name: path.read_bytes() for path in sorted(plugins_dir.glob("*.py"))})
+    write_zip(plugins_zip, members)
 
     requirements = out_dir / "requirements.txt"
     requirements.write_text(requirements_text(airflow_version, _wheel_version(wheel)))

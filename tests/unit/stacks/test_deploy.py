@@ -1,4 +1,6 @@
-"""deploy/status through botocore Stubber: change sets, the replacement guard, and create_environment."""
+"""deploy/status: change sets and the replacement guard (botocore Stubber), the template's Environment as a
+create_environment request, and whole deploys on moto's S3 with a CloudFormation fake
+(``cloudformation_fake``: moto's CloudFormation has no nested-stack outputs and no MWAA)."""
 
 from __future__ import annotations
 
@@ -148,7 +150,7 @@ def test_allow_replace_executes_and_shows_events():
             {"StackName": STACK},
         )
         stub.add_response("describe_stacks", _stack("UPDATE_COMPLETE"), {"StackName": STACK})
-        status = apply_change_set(
+        applied = apply_change_set(
             cfn,
             STACK,
             "https://t.s3.us-east-1.amazonaws.com/stacks/root.yaml",
@@ -157,7 +159,7 @@ def test_allow_replace_executes_and_shows_events():
             waiter=_waiter(lines),
         )
         stub.assert_no_pending_responses()
-    assert status == "UPDATE_COMPLETE"
+    assert applied.status == "UPDATE_COMPLETE" and applied.environment_updated
     events = [line for line in lines if "UPDATE_" in line]
     assert "MwaaStack" in events[0] and events[1].rstrip().endswith(STACK)
 
@@ -195,7 +197,8 @@ def test_no_changes_is_not_an_error():
             None,
         )
         stub.add_response("delete_change_set", {}, None)
-        assert apply_change_set(cfn, STACK, "https://x/root.yaml", {}, waiter=_waiter([])) == "NO_CHANGES"
+        applied = apply_change_set(cfn, STACK, "https://x/root.yaml", {}, waiter=_waiter([]))
+    assert (applied.status, applied.environment) == ("NO_CHANGES", "")
 
 
 def _resolve(value, params):
@@ -212,8 +215,7 @@ def _resolve(value, params):
     return value
 
 
-def test_mwaa_environment_properties_are_a_valid_create_environment_request():
-    """moto does not model MWAA: the template's Environment, resolved, must pass botocore's model."""
+def _environment_properties() -> dict:
     template = load_template("mwaa.yaml")
     params = {name: p.get("Default") for name, p in template["Parameters"].items()}
     params.update(
@@ -224,15 +226,27 @@ def test_mwaa_environment_properties_are_a_valid_create_environment_request():
             "ExecutionRoleArn": "arn:aws:iam::123456789012:role/mwaa",
             "SubnetIds": ["subnet-0a", "subnet-0b"],
             "SecurityGroupId": "sg-01",
+            "RequirementsS3Path": "mwaa/requirements/0123456789abcdef/requirements.txt",
             "RequirementsObjectVersion": "v1",
             "AWS::NoValue": None,
+            "?RequirementsGiven": True,
             "?RequirementsVersionGiven": True,
+            "?PluginsGiven": False,
             "?PluginsVersionGiven": False,
         }
     )
     props = _resolve(template["Resources"]["Environment"]["Properties"], params)
-    request = {"Name" if k == "Name" else k: v for k, v in props.items()}
-    request["MaxWorkers"] = int(request["MaxWorkers"])
+    props["MaxWorkers"] = int(props["MaxWorkers"])
+    return props
+
+
+def test_mwaa_environment_properties_are_a_valid_create_environment_request():
+    """moto does not model MWAA: the template's Environment, resolved, must pass botocore's model.
+
+    WorkerReplacementStrategy is an UpdateEnvironment field (CloudFormation applies it on updates only).
+    """
+    props = _environment_properties()
+    request = {k: v for k, v in props.items() if k != "WorkerReplacementStrategy"}
     mwaa = _client("mwaa")
     with Stubber(mwaa) as stub:
         stub.add_response(
@@ -242,6 +256,21 @@ def test_mwaa_environment_properties_are_a_valid_create_environment_request():
         )
         response = mwaa.create_environment(**request)
     assert response["Arn"].endswith("environment/airflow-dl")
-    assert request["PluginsS3Path"] == "plugins.zip" and "PluginsS3ObjectVersion" not in request
+    assert "PluginsS3Path" not in request and "PluginsS3ObjectVersion" not in request
+    assert request["RequirementsS3Path"].startswith("mwaa/requirements/")
     assert request["RequirementsS3ObjectVersion"] == "v1"
     assert all(cfg["Enabled"] for cfg in request["LoggingConfiguration"].values())
+
+
+def test_an_update_lets_running_tasks_finish():
+    """The properties an update sends, WorkerReplacementStrategy GRACEFUL among them, are UpdateEnvironment's."""
+    props = _environment_properties()
+    request = {k: v for k, v in props.items() if k not in ("NetworkConfiguration",)}
+    request["NetworkConfiguration"] = {"SecurityGroupIds": props["NetworkConfiguration"]["SecurityGroupIds"]}
+    assert request["WorkerReplacementStrategy"] == "GRACEFUL"
+    mwaa = _client("mwaa")
+    with Stubber(mwaa) as stub:
+        stub.add_response(
+            "update_environment", {"Arn": "arn:aws:airflow:us-east-1:123456789012:environment/x"}, request
+        )
+        mwaa.update_environment(**request)

@@ -8,8 +8,10 @@ download and offline install run in tests/integration/test_package_offline.py.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -211,8 +213,8 @@ def test_a_planned_wheel_that_did_not_arrive_is_an_error(tmp_path, monkeypatch):
         pkg.fetch_wheels({"numpy": pkg.Resolved("1.26.4"), "scipy": pkg.Resolved("1.16.1")}, tmp_path, "py")
 
 
-def test_package_writes_plugins_zip_requirements_and_dags(tmp_path, monkeypatch):
-    """The whole command with pip faked: what lands in plugins.zip, and where."""
+def _fake_package(tmp_path: Path, monkeypatch, out: str = "out") -> pkg.Package:
+    """``stack package`` with pip faked: the provider wheel, one wheel MWAA's image lacks, one plugin."""
     image_report = [
         {"metadata": {"name": "numpy", "version": "1.26.4"}, "download_info": {"url": "numpy.whl"}}
     ]
@@ -239,17 +241,23 @@ def test_package_writes_plugins_zip_requirements_and_dags(tmp_path, monkeypatch)
     monkeypatch.setattr(pkg, "_pip", fake)
     monkeypatch.setattr(pkg, "check_python", lambda python: python)
     plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "ui.py").write_text("# a plugin module\n")
+    plugins.mkdir(exist_ok=True)
+    if not (plugins / "ui.py").exists():
+        (plugins / "ui.py").write_text("# a plugin module\n")
 
-    result = pkg.package(
-        tmp_path / "out",
+    return pkg.package(
+        tmp_path / out,
         airflow_version="3.0.6",
         project_dir=ROOT,
         dags_dir=ROOT / "dags",
         plugins_dir=plugins,
         python="python3.12",
     )
+
+
+def test_package_writes_plugins_zip_requirements_and_dags(tmp_path, monkeypatch):
+    """The whole command with pip faked: what lands in plugins.zip, and where."""
+    result = _fake_package(tmp_path, monkeypatch)
 
     with zipfile.ZipFile(result.plugins_zip) as archive:
         assert sorted(archive.namelist()) == [
@@ -262,3 +270,14 @@ def test_package_writes_plugins_zip_requirements_and_dags(tmp_path, monkeypatch)
     assert result.wheelhouse == ("great_expectations-1.24.1-py3-none-any.whl",)
     assert "airflow-dl-provider==0.1.0" in result.requirements.read_text()
     assert result.training_code == ("training_code/training",)
+
+
+def test_a_rebuild_of_the_same_package_is_the_same_plugins_zip(tmp_path, monkeypatch):
+    """Same contents, later files: same bytes, so deploy uploads nothing and MWAA is not restarted."""
+    first = _fake_package(tmp_path, monkeypatch, "one").plugins_zip.read_bytes()
+    later = time.time() + 3600
+    os.utime(tmp_path / "plugins" / "ui.py", (later, later))
+    second = _fake_package(tmp_path, monkeypatch, "two")
+    assert second.plugins_zip.read_bytes() == first
+    with zipfile.ZipFile(second.plugins_zip) as archive:
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
