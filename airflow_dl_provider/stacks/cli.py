@@ -35,6 +35,16 @@ def _cidrs(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _log_levels(pairs: list[str]) -> dict[str, str]:
+    levels = {}
+    for pair in pairs:
+        log_type, sep, level = pair.partition("=")
+        if not sep:
+            raise StackError(f"--log-level: {pair!r} is not TYPE=LEVEL, e.g. task=DEBUG")
+        levels[log_type.strip().replace("-", "_")] = level.strip().upper()
+    return levels
+
+
 def options_from(args: argparse.Namespace) -> StackOptions:
     return StackOptions(
         environment_name=args.environment_name,
@@ -43,12 +53,18 @@ def options_from(args: argparse.Namespace) -> StackOptions:
         vpc_cidr=args.vpc_cidr,
         public_subnet_cidrs=_cidrs(args.public_subnets),
         private_subnet_cidrs=_cidrs(args.private_subnets),
+        vpc_id=args.vpc_id,
+        subnet_ids=_cidrs(args.subnet_ids),
+        nat_gateways=args.nat_gateways,
+        log_levels=_log_levels(args.log_level),
+        worker_replacement=args.worker_replacement,
         environment_class=args.environment_class,
         max_workers=args.max_workers,
         webserver_access_mode=args.webserver_access_mode,
         enable_fsx=args.fsx,
         enable_workteam=args.workteam,
         workteam_name=args.workteam_name,
+        workteam_domain_prefix=args.workteam_domain_prefix,
     ).validate()
 
 
@@ -66,6 +82,28 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--private-subnets", default=",".join(d.private_subnet_cidrs), help="two CIDRs, comma-separated"
     )
+    g.add_argument(
+        "--vpc-id", default="", help="use this existing VPC (with --subnet-ids) instead of a new one"
+    )
+    g.add_argument("--subnet-ids", default="", help="with --vpc-id: two private subnet IDs, comma-separated")
+    g.add_argument(
+        "--nat-gateways",
+        type=int,
+        default=d.nat_gateways,
+        help="new VPC: 0 (private routing, VPC endpoints only), 1, or 2 (one per AZ)",
+    )
+    g.add_argument(
+        "--log-level",
+        action="append",
+        default=[],
+        metavar="TYPE=LEVEL",
+        help="Airflow log level per type (dag_processing, scheduler, task, webserver, worker); default INFO",
+    )
+    g.add_argument(
+        "--worker-replacement",
+        default=d.worker_replacement,
+        help="GRACEFUL (running tasks finish before an update replaces workers) or FORCED",
+    )
     g.add_argument("--environment-class", default=d.environment_class)
     g.add_argument("--max-workers", type=int, default=d.max_workers)
     g.add_argument(
@@ -74,6 +112,11 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fsx", action="store_true", help="add FSx for Lustre linked to the bucket")
     g.add_argument("--workteam", action="store_true", help="add a private Ground Truth workteam (Cognito)")
     g.add_argument("--workteam-name", default=d.workteam_name)
+    g.add_argument(
+        "--workteam-domain-prefix",
+        default="",
+        help="labeling portal's Cognito domain prefix (default: from the environment name)",
+    )
 
 
 def _session(args: argparse.Namespace) -> Any:
@@ -96,27 +139,19 @@ def validate_command(args: argparse.Namespace) -> int:
     from airflow_dl_provider.stacks.lint import validate
     from airflow_dl_provider.stacks.render import variants, write
 
-    if args.dir:
-        folders = [("given", Path(args.dir))]
-        tmp = None
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="airflow-dl-stacks-")
-        folders = []
-        for label, options in variants(options_from(args)):
-            write(options, Path(tmp.name) / label)
-            folders.append((label, Path(tmp.name) / label))
-    problems = 0
-    try:
-        for label, folder in folders:
-            findings, ran = validate(folder, require_checkov=args.require_checkov)
-            print(f"{label}: {ran}: {len(findings)} problem(s)")
-            for finding in findings:
-                print(f"  {finding}")
-            problems += len(findings)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-    return 1 if problems else 0
+    with tempfile.TemporaryDirectory(prefix="airflow-dl-stacks-") as tmp:
+        if args.dir:
+            folder = Path(args.dir)
+        else:
+            # One folder per variant under one root: checkov runs once for all of them.
+            folder = Path(tmp)
+            for label, options in variants(options_from(args)):
+                write(options, folder / label)
+        findings, ran = validate(folder, require_checkov=args.require_checkov)
+    print(f"{ran}: {len(findings)} problem(s)")
+    for finding in findings:
+        print(f"  {finding}")
+    return 1 if findings else 0
 
 
 @_guarded

@@ -27,7 +27,19 @@ ROOT_TEMPLATE = "root.yaml"
 NESTED_TEMPLATES = ("network.yaml", "storage.yaml", "iam.yaml", "mwaa.yaml", "fsx.yaml", "workteam.yaml")
 TEMPLATES = (ROOT_TEMPLATE, *NESTED_TEMPLATES)
 
+LOG_TYPES = ("dag_processing", "scheduler", "task", "webserver", "worker")
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+WORKER_REPLACEMENT = ("GRACEFUL", "FORCED")
+NAT_GATEWAYS = (0, 1, 2)
+
 _ENV_NAME = re.compile(r"^[a-zA-Z][0-9a-zA-Z_-]{0,79}$")
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+# workteam.yaml appends "-<12-digit account>" to the prefix; Cognito allows 63 characters in all.
+_DOMAIN_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
+# "You can't use the text aws, amazon, or cognito in the domain prefix" (Cognito developer guide,
+# cognito-user-pools-assign-domain-prefix).
+_DOMAIN_RESERVED = ("aws", "amazon", "cognito")
 _BUCKET_CHARS = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
 # S3 reserves these for its own features (access points, Object Lambda, directory buckets).
 _BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
@@ -75,9 +87,17 @@ class StackOptions:
     :param airflow_version: one of the Airflow versions MWAA offers that this provider supports.
     :param bucket_name: the pipeline bucket; empty lets CloudFormation choose one.
     :param private_subnet_cidrs: exactly two, one per Availability Zone (MWAA requires two).
-    :param public_subnet_cidrs: exactly two; they hold only the NAT gateway.
+    :param public_subnet_cidrs: exactly two; they hold only the NAT gateways.
+    :param vpc_id: an existing VPC to use instead of creating one (with ``subnet_ids``).
+    :param subnet_ids: with ``vpc_id``, two private subnets of it in two Availability Zones.
+    :param nat_gateways: 0 (private routing through VPC endpoints), 1, or 2 (one per AZ).
+    :param log_levels: Airflow log level per log type (:data:`LOG_TYPES`); unnamed types log INFO.
+    :param worker_replacement: ``GRACEFUL`` (running tasks finish before an update replaces the
+        workers) or ``FORCED``.
     :param enable_fsx: add FSx for Lustre linked to the bucket's ``data/`` prefix.
     :param enable_workteam: add a private Ground Truth workteam backed by Cognito.
+    :param workteam_domain_prefix: the labeling portal's Cognito domain prefix; empty derives it from
+        ``environment_name`` (the stack appends the account ID: a prefix is global per region).
     """
 
     environment_name: str = "airflow-dl"
@@ -86,6 +106,11 @@ class StackOptions:
     vpc_cidr: str = "10.192.0.0/16"
     public_subnet_cidrs: tuple[str, ...] = ("10.192.10.0/24", "10.192.11.0/24")
     private_subnet_cidrs: tuple[str, ...] = ("10.192.20.0/24", "10.192.21.0/24")
+    vpc_id: str = ""
+    subnet_ids: tuple[str, ...] = ()
+    nat_gateways: int = 1
+    log_levels: Mapping[str, str] = field(default_factory=dict)
+    worker_replacement: str = "GRACEFUL"
     environment_class: str = "mw1.small"
     max_workers: int = 5
     webserver_access_mode: str = "PRIVATE_ONLY"
@@ -93,6 +118,7 @@ class StackOptions:
     fsx_storage_capacity: int = 1200
     enable_workteam: bool = False
     workteam_name: str = "labelers"
+    workteam_domain_prefix: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def validate(self) -> StackOptions:
@@ -119,22 +145,83 @@ class StackOptions:
             raise StackError(
                 f"fsx_storage_capacity: {self.fsx_storage_capacity} GiB; FSx for Lustre takes 1200 or a multiple of 2400"
             )
-        self._validate_network()
+        self._validate_logging_and_updates()
+        if self.enable_workteam:
+            self.domain_prefix()
+        if self.vpc_id or self.subnet_ids:
+            self._validate_existing_vpc()
+        else:
+            self._validate_network()
         return self
 
+    def _validate_logging_and_updates(self) -> None:
+        if self.worker_replacement not in WORKER_REPLACEMENT:
+            raise StackError(
+                f"worker_replacement: {self.worker_replacement!r} is not one of {', '.join(WORKER_REPLACEMENT)}"
+            )
+        for log_type, level in self.log_levels.items():
+            if log_type not in LOG_TYPES:
+                raise StackError(
+                    f"log_levels: {log_type!r} is not a log type; use one of {', '.join(LOG_TYPES)}"
+                )
+            if level not in LOG_LEVELS:
+                raise StackError(f"log_levels: {log_type}={level!r}; use one of {', '.join(LOG_LEVELS)}")
+
+    def domain_prefix(self) -> str:
+        """The labeling portal's Cognito domain prefix: given, or derived from the environment name."""
+        given = bool(self.workteam_domain_prefix)
+        slug = re.sub(r"[^a-z0-9]+", "-", self.environment_name.lower()).strip("-")
+        prefix = self.workteam_domain_prefix or f"{slug}-labeling"[:50].rstrip("-")
+        source = "" if given else " (derived from environment_name)"
+        if not _DOMAIN_PREFIX.match(prefix):
+            raise StackError(
+                f"workteam_domain_prefix: {prefix!r}{source} must be 1-50 lowercase letters, digits and "
+                "'-', starting and ending with a letter or digit"
+            )
+        for word in _DOMAIN_RESERVED:
+            if word in prefix:
+                raise StackError(
+                    f"workteam_domain_prefix: {prefix!r}{source} holds {word!r}, which Cognito refuses in a "
+                    "domain prefix; pass --workteam-domain-prefix without it"
+                )
+        return prefix
+
+    def _validate_existing_vpc(self) -> None:
+        if not _VPC_ID.match(self.vpc_id):
+            raise StackError(
+                f"vpc_id: {self.vpc_id!r} is not a VPC ID (vpc-0123456789abcdef0); "
+                "give --vpc-id with --subnet-ids, or neither to create a VPC"
+            )
+        if len(self.subnet_ids) != 2 or len(set(self.subnet_ids)) != 2:
+            raise StackError(
+                f"subnet_ids: got {', '.join(self.subnet_ids) or 'none'}; MWAA needs two private subnets of "
+                f"{self.vpc_id} in two AZs: give exactly two subnet IDs"
+            )
+        for subnet in self.subnet_ids:
+            if not _SUBNET_ID.match(subnet):
+                raise StackError(f"subnet_ids: {subnet!r} is not a subnet ID (subnet-0123456789abcdef0)")
+
     def _validate_network(self) -> None:
+        if self.nat_gateways not in NAT_GATEWAYS:
+            raise StackError(
+                f"nat_gateways: {self.nat_gateways}; use 0 (private routing through VPC endpoints), 1 or 2"
+            )
         (vpc,) = _networks("vpc_cidr", (self.vpc_cidr,))
-        for option, cidrs, why in (
-            ("private_subnet_cidrs", self.private_subnet_cidrs, "MWAA needs two private subnets in two AZs"),
-            ("public_subnet_cidrs", self.public_subnet_cidrs, "the NAT layout takes one per AZ"),
-        ):
+        layouts = [
+            ("private_subnet_cidrs", self.private_subnet_cidrs, "MWAA needs two private subnets in two AZs")
+        ]
+        if self.nat_gateways:
+            layouts.append(
+                ("public_subnet_cidrs", self.public_subnet_cidrs, "the NAT layout takes one per AZ")
+            )
+        for option, cidrs, why in layouts:
             if len(cidrs) != 2:
                 raise StackError(
                     f"{option}: got {len(cidrs)} subnet(s) ({', '.join(cidrs) or 'none'}); {why}: give exactly two CIDRs"
                 )
-        subnets = _networks("private_subnet_cidrs", self.private_subnet_cidrs) + _networks(
-            "public_subnet_cidrs", self.public_subnet_cidrs
-        )
+        subnets = _networks("private_subnet_cidrs", self.private_subnet_cidrs)
+        if self.nat_gateways:
+            subnets += _networks("public_subnet_cidrs", self.public_subnet_cidrs)
         for subnet in subnets:
             if not subnet.subnet_of(vpc):
                 raise StackError(f"subnet {subnet} is outside vpc_cidr {vpc}; pick CIDRs inside it")
@@ -143,7 +230,8 @@ class StackOptions:
                 raise StackError(f"subnets {a} and {b} overlap; give each subnet its own CIDR")
 
     def parameters(self, templates_url: str, *, create_environment: bool = True) -> dict[str, str]:
-        """The root stack's CloudFormation parameters."""
+        """The root stack's CloudFormation parameters (the artifacts' keys and versions are deploy's)."""
+        levels = {log_type: self.log_levels.get(log_type, "INFO") for log_type in LOG_TYPES}
         return {
             "TemplatesUrl": templates_url.rstrip("/"),
             "EnvironmentName": self.environment_name,
@@ -152,14 +240,24 @@ class StackOptions:
             "VpcCidr": self.vpc_cidr,
             "PublicSubnetCidrs": ",".join(self.public_subnet_cidrs),
             "PrivateSubnetCidrs": ",".join(self.private_subnet_cidrs),
+            "VpcId": self.vpc_id,
+            "ExistingSubnetIds": ",".join(self.subnet_ids),
+            "NatGateways": str(self.nat_gateways),
             "CreateEnvironment": str(create_environment).lower(),
             "EnvironmentClass": self.environment_class,
             "MaxWorkers": str(self.max_workers),
             "WebserverAccessMode": self.webserver_access_mode,
+            "WorkerReplacementStrategy": self.worker_replacement,
+            "DagProcessingLogLevel": levels["dag_processing"],
+            "SchedulerLogLevel": levels["scheduler"],
+            "TaskLogLevel": levels["task"],
+            "WebserverLogLevel": levels["webserver"],
+            "WorkerLogLevel": levels["worker"],
             "EnableFsx": str(self.enable_fsx).lower(),
             "FsxStorageCapacity": str(self.fsx_storage_capacity),
             "EnableWorkteam": str(self.enable_workteam).lower(),
             "WorkteamName": self.workteam_name,
+            "WorkteamDomainPrefix": self.domain_prefix() if self.enable_workteam else "airflow-dl-labeling",
             **self.extra,
         }
 
@@ -205,8 +303,18 @@ def write(options: StackOptions, out_dir: Path, templates_url: str | None = None
 
 
 def variants(base: StackOptions | None = None) -> Iterator[tuple[str, StackOptions]]:
-    """Every combination the templates must lint clean for: each MWAA version, FSx and workteam on/off."""
+    """What the templates must lint clean for: each MWAA version with FSx and workteam on/off, then
+    each other network layout (private routing, two NAT gateways, an existing VPC) with everything on.
+    """
     base = base or StackOptions()
     for version, fsx, workteam in itertools.product(MWAA_VERSIONS, (False, True), (False, True)):
         label = f"airflow-{version}{'-fsx' if fsx else ''}{'-workteam' if workteam else ''}"
         yield label, replace(base, airflow_version=version, enable_fsx=fsx, enable_workteam=workteam)
+    full = replace(base, enable_fsx=True, enable_workteam=True)
+    yield "nat-0", replace(full, vpc_id="", subnet_ids=(), nat_gateways=0)
+    yield "nat-2", replace(full, vpc_id="", subnet_ids=(), nat_gateways=2)
+    if not base.vpc_id:
+        full = replace(
+            full, vpc_id="vpc-0123456789abcdef0", subnet_ids=("subnet-0a1b2c3d", "subnet-4e5f6a7b")
+        )
+    yield "existing-vpc", full

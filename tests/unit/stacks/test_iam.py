@@ -20,7 +20,8 @@ import botocore.session
 import pytest
 import yaml
 
-from airflow_dl_provider.jobs.kinds import JOB_KINDS, _snake
+from airflow_dl_provider.jobs.kinds import KINDS, _snake
+from airflow_dl_provider.presets.containers import DLC_ACCOUNTS
 from airflow_dl_provider.stacks.render import load_template
 
 PACKAGE = Path(__file__).resolve().parents[3] / "airflow_dl_provider"
@@ -36,6 +37,7 @@ S3_ACTIONS = {
     "ListObjects": ["s3:ListBucket"],
     "ListObjectsV2": ["s3:ListBucket"],
     "HeadBucket": ["s3:ListBucket"],
+    "ListBuckets": ["s3:ListAllMyBuckets"],
     "CreateMultipartUpload": ["s3:PutObject"],
     "UploadPart": ["s3:PutObject"],
     "CompleteMultipartUpload": ["s3:PutObject"],
@@ -44,6 +46,16 @@ S3_ACTIONS = {
     "upload_fileobj": ["s3:PutObject"],
     "download_file": ["s3:GetObject"],
     "download_fileobj": ["s3:GetObject"],
+}
+
+
+# Method names that are an AWS operation's snake_case name but are called on another client here.
+NOT_AWS_CALLS = {
+    "create_project": "Label Studio's SDK (operators/label_studio.py); SageMaker's CreateProject is never used",
+}
+# (module, method) calls that run only against the local backend's embedded S3 server, never on MWAA.
+LOCAL_ONLY_CALLS = {
+    ("hooks/sagemaker.py", "list_buckets"): "Test Connection of a local-backend connection",
 }
 
 
@@ -56,7 +68,7 @@ def _operations() -> dict[str, list[tuple[str, str]]]:
         for op in session.get_service_model(client).operation_names:
             # One-word operations (sagemaker ``Search``) collide with Python's own methods
             # (``re.Pattern.search``); the scan would see AWS calls that are not there.
-            if "_" in _snake_op(op):
+            if "_" in _snake_op(op) and _snake_op(op) not in NOT_AWS_CALLS:
                 table.setdefault(_snake_op(op), []).append((client, op))
     for helper in ("upload_file", "upload_fileobj", "download_file", "download_fileobj"):
         table.setdefault(helper, []).append(("s3", helper))
@@ -75,28 +87,67 @@ def _iam_actions(client: str, op: str) -> list[str]:
     return [f"{SERVICES[client]}:{op}"]
 
 
+def _scanned_modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if not rel.startswith(NOT_ON_MWAA):
+            yield rel, ast.parse(path.read_text())
+
+
+def _method_names(node: ast.AST) -> list[str]:
+    """The boto3 method names a call node may invoke."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return []
+    names = [node.func.attr]
+    # client.get_paginator("list_objects_v2") calls the named operation.
+    if node.func.attr == "get_paginator" and node.args and isinstance(node.args[0], ast.Constant):
+        names.append(str(node.args[0].value))
+    return names
+
+
+def _prerequisite_operations(node: ast.AST) -> list[str]:
+    """Prerequisite("Model", "CreateModel", ...): created by its operation, found by Describe<noun>."""
+    if not (
+        isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "Prerequisite"
+        and len(node.args) >= 2
+    ):
+        return []
+    noun, create = (getattr(a, "value", None) for a in node.args[:2])
+    return [create, f"Describe{noun}"] if isinstance(noun, str) and isinstance(create, str) else []
+
+
+def _kind_methods(kind) -> list[str]:
+    """What the engine calls through getattr for one row of the kinds table."""
+    methods = [kind.create_method, kind.describe_method]
+    if not kind.resource:
+        return [*methods, kind.stop_method]
+    methods.append(kind.update_method)
+    if kind.versioned_in:
+        methods.append(kind.list_method)
+    # Only a resource that takes nothing but a delete in some state is ever deleted (an endpoint that
+    # Failed is deleted to be created again); the engine never deletes a model package.
+    if kind.only_deletable:
+        methods.append(kind.delete_method)
+    return methods
+
+
 def called_actions() -> dict[str, set[str]]:
     """IAM action -> the files that make the call."""
     found: dict[str, set[str]] = {}
     ops = _operations()
-    for path in sorted(PACKAGE.rglob("*.py")):
-        rel = path.relative_to(PACKAGE).as_posix()
-        if rel.startswith(NOT_ON_MWAA):
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            names: list[str] = []
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-                names.append(node.func.attr)
-                # client.get_paginator("list_objects_v2") calls the named operation.
-                if node.func.attr == "get_paginator" and node.args and isinstance(node.args[0], ast.Constant):
-                    names.append(str(node.args[0].value))
-            for name in names:
+    for rel, tree in _scanned_modules():
+        for node in ast.walk(tree):
+            for name in _method_names(node):
+                if (rel, name) in LOCAL_ONLY_CALLS:
+                    continue
                 for client, op in ops.get(name, []):
                     for action in _iam_actions(client, op):
                         found.setdefault(action, set()).add(rel)
-    # The engine calls create_/describe_/stop_<noun> through getattr, from the job-kinds table.
-    for kind in JOB_KINDS.values():
-        for method in (kind.create_method, kind.describe_method, kind.stop_method):
+            for op in _prerequisite_operations(node):
+                found.setdefault(f"sagemaker:{op}", set()).add(rel)
+    for kind in KINDS.values():
+        for method in _kind_methods(kind):
             for _client, op in ops.get(method, []):
                 found.setdefault(f"sagemaker:{op}", set()).add(f"jobs/kinds.py ({kind.key})")
     return found
@@ -232,7 +283,6 @@ def test_the_dl_lifecycle_actions_are_all_there():
         "sagemaker:CreateEndpoint",
         "sagemaker:UpdateEndpoint",
         "sagemaker:DescribeEndpoint",
-        "sagemaker:InvokeEndpoint",
         "sagemaker:CreateModelPackageGroup",
         "sagemaker:CreateModelPackage",
         "sagemaker:DescribeModelPackage",
@@ -257,3 +307,72 @@ def test_template_round_trips_through_plain_yaml():
 
 def test_snake_names_match_botocore():
     assert _snake("CreateTrainingJob") == _snake_op("CreateTrainingJob") == "create_training_job"
+
+
+def _statement(statements: list[dict], sid: str) -> dict:
+    (statement,) = [s for s in statements if s.get("Sid") == sid]
+    return statement
+
+
+def test_the_operators_policy_allows_nothing_they_do_not_call():
+    """Unused actions are removed: every SageMaker, S3 and Logs action the DAGs' own policy allows is
+    one the code calls (AddTags: every Create* carries the request's Tags, and overrides may add them)."""
+    role = load_template("iam.yaml")["Resources"]["MwaaExecutionRole"]["Properties"]
+    (policy,) = [p for p in role["Policies"] if p["PolicyName"] == "deep-learning-lifecycle"]
+    allowed = {
+        a
+        for s in policy["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow"
+        for a in _as_list(s["Action"])
+        if a.split(":")[0] in ("sagemaker", "s3", "logs")
+    }
+    called = set(called_actions()) | {"sagemaker:AddTags", "s3:AbortMultipartUpload"}
+    assert sorted(allowed - called) == []
+
+
+@pytest.mark.parametrize("role", ["MwaaExecutionRole", "SageMakerExecutionRole"])
+def test_neither_role_can_write_what_mwaa_runs(role):
+    statements = [s for d in _documents(role) for s in d["Statement"]]
+    deny = _statement(statements, "NeverWriteWhatMwaaRuns")
+    assert deny["Effect"] == "Deny"
+    assert set(deny["Action"]) == {"s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"}
+    keys = {r["Fn::Sub"].rsplit("${BucketName}/", 1)[1] for r in deny["Resource"]}
+    assert keys == {"dags/*", "mwaa/*", "requirements.txt", "plugins.zip"}
+
+
+def test_deploy_stages_artifacts_under_the_denied_prefix():
+    from airflow_dl_provider.stacks.artifacts import DAGS_PREFIX, STAGING_PREFIX
+
+    assert (DAGS_PREFIX, STAGING_PREFIX) == ("dags/", "mwaa/")
+
+
+def test_mwaa_role_trusts_only_this_accounts_environment():
+    role = load_template("iam.yaml")["Resources"]["MwaaExecutionRole"]["Properties"]
+    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert statement["Condition"]["ArnLike"] == {
+        "aws:SourceArn": {
+            "Fn::Sub": "arn:${AWS::Partition}:airflow:${AWS::Region}:${AWS::AccountId}:environment/${EnvironmentName}"
+        }
+    }
+
+
+def test_images_come_only_from_the_dlc_account_and_this_one():
+    template = load_template("iam.yaml")
+    mapping = {region: row["Account"] for region, row in template["Mappings"]["DlcRegistry"].items()}
+    assert mapping == DLC_ACCOUNTS
+    statements = sagemaker_role_statements()
+    pull = _statement(statements, "PullTrainingImages")
+    dlc, own = pull["Resource"]
+    assert dlc["Fn::Sub"][0] == "arn:${AWS::Partition}:ecr:${AWS::Region}:${DlcAccount}:repository/*"
+    assert dlc["Fn::Sub"][1] == {
+        "DlcAccount": {"Fn::FindInMap": ["DlcRegistry", {"Ref": "AWS::Region"}, "Account"]}
+    }
+    assert own == {"Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/*"}
+    # No other statement lets the role read a repository.
+    readers = [
+        s
+        for s in statements
+        if any(a.startswith("ecr:") and a != "ecr:GetAuthorizationToken" for a in _as_list(s["Action"]))
+    ]
+    assert readers == [pull]
