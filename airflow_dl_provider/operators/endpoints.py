@@ -19,7 +19,6 @@ lets it, then logs what is left to do.
 from __future__ import annotations
 
 import json
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf
@@ -35,7 +34,7 @@ from airflow_dl_provider.jobs.naming import deterministic_job_name
 from airflow_dl_provider.links.console import SageMakerEndpointLink, persist_console_link
 from airflow_dl_provider.operators.base import _context_ids
 from airflow_dl_provider.operators.transform import ensure_model
-from airflow_dl_provider.specs.model import ModelSource
+from airflow_dl_provider.specs.model import ModelSource, compose_model_source, pop_model_arguments
 from airflow_dl_provider.validation.requests import validate_request
 
 if TYPE_CHECKING:
@@ -47,54 +46,15 @@ CAPTURE_MODES = ("Input", "Output")
 ENDPOINT = RESOURCE_KINDS["endpoint"]
 # Airflow sends SIGKILL 5 s after the SIGTERM that runs on_kill: the rollback has this long.
 KILL_BUDGET_SECONDS = 4.0
-# The flat model-source arguments that ModelSource replaces (kept for a release, with a warning).
-FLAT_SOURCE_ARGUMENTS = (
-    "model_name",
-    "model_artifacts",
-    "role_arn",
-    "image_uri",
-    "framework_version",
-    "py_version",
-    "entry_point",
-)
-
-
-def model_source_of(
-    task_id: str, model_source: ModelSource | None, flat: Mapping[str, Any], operator: str
-) -> ModelSource:
-    """``model_source``, or one built from the deprecated flat arguments; one line naming the task otherwise."""
-    given = {k: v for k, v in flat.items() if v is not None}
-    if model_source is not None and given:
-        raise ValueError(
-            f"{task_id}: model_source and {', '.join(given)}: pass the model in model_source only"
-        )
-    if model_source is not None:
-        return model_source
-    if given:
-        warnings.warn(
-            f"{operator}({', '.join(given)}=...) is deprecated; pass model_source=ModelSource(...)",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-    try:
-        return ModelSource(**given)
-    except ValueError as err:
-        raise ValueError(f"{task_id}: {err}") from None
 
 
 class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
     """Deploy a model to a SageMaker endpoint, creating it or updating it to a new config.
 
     :param endpoint_name: the endpoint; it outlives the DAG run, so it is named, not derived. (templated)
-    :param model_source: the Model to serve: an existing one, artifacts (``model.tar.gz`` with
-        ``code/<entry_point>``) and a role, or a registered model package. (templated)
-    :param model_name: deprecated, use ``model_source``: an existing SageMaker Model.
-    :param model_artifacts: deprecated, use ``model_source``: ``s3://.../model.tar.gz``.
-    :param role_arn: deprecated, use ``model_source``: the Model's execution role.
-    :param image_uri: deprecated, use ``model_source``: the inference image.
-    :param framework_version: deprecated, use ``model_source``: the PyTorch container's version.
-    :param py_version: deprecated, use ``model_source``: the PyTorch container's Python.
-    :param entry_point: deprecated, use ``model_source``: ``SAGEMAKER_PROGRAM`` in the artifact's ``code/``.
+    :param model: the Model to serve (:class:`~airflow_dl_provider.specs.model.ModelSource`): an
+        existing one, artifacts (``model.tar.gz`` with ``code/<entry_point>``) and a role, or a
+        registered model package and a role. (templated)
     :param instance_type: e.g. ``ml.m5.large``; also picks the default container (CPU or GPU). (templated)
     :param instance_count: initial instances of the variant.
     :param variant_name: the production variant.
@@ -108,12 +68,15 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
     :param poll_interval: the longest pause between status checks, in seconds.
     :param max_wait: give up waiting after this many seconds (the endpoint is left as it is).
     :param tags: tags for the endpoint and its config. (templated)
+
+    Deprecated (this release only): ``model_name``, ``model_artifacts``, ``role_arn``, ``image_uri``,
+    ``framework_version``, ``py_version``, ``entry_point`` build ``model`` with a ``DeprecationWarning``.
     """
 
     aws_hook_class = SageMakerJobHook
     operator_extra_links = (SageMakerEndpointLink(),)
     template_fields: Sequence[str] = aws_template_fields(
-        "endpoint_name", "model_source", "instance_type", "data_capture_s3_uri", "tags"
+        "endpoint_name", "model", "instance_type", "data_capture_s3_uri", "tags"
     )
     ui_color = "#e6f3e1"
 
@@ -121,14 +84,7 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
         self,
         *,
         endpoint_name: str,
-        model_source: ModelSource | None = None,
-        model_name: str | None = None,
-        model_artifacts: str | None = None,
-        role_arn: str | None = None,
-        image_uri: str | None = None,
-        framework_version: str | None = None,
-        py_version: str | None = None,
-        entry_point: str | None = None,
+        model: ModelSource | None = None,
         instance_type: str = "ml.m5.large",
         instance_count: int = 1,
         variant_name: str = "AllTraffic",
@@ -144,18 +100,14 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
         tags: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
+        flat = pop_model_arguments(kwargs)
         super().__init__(**kwargs)
         task = self.task_id
-        flat = {
-            "model_name": model_name,
-            "model_artifacts": model_artifacts,
-            "role_arn": role_arn,
-            "image_uri": image_uri,
-            "framework_version": framework_version,
-            "py_version": py_version,
-            "entry_point": entry_point,
-        }
-        self.model_source = model_source_of(task, model_source, flat, type(self).__name__)
+        self.model = compose_model_source(task, model, flat)
+        try:
+            self.model.require_role()
+        except ValueError as err:
+            raise ValueError(f"{task}: {err}") from None
         if not 0 <= sampling_percentage <= 100:
             raise ValueError(f"{task}: sampling_percentage must be 0-100, got {sampling_percentage}")
         if not capture_modes or set(capture_modes) - set(CAPTURE_MODES):
@@ -184,7 +136,7 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
     def model_request(self, context: Any) -> dict[str, Any] | None:
         """CreateModel for the source (content-addressed), or None for an existing Model."""
         ids = _context_ids(context)
-        return self.model_source.model_request(
+        return self.model.model_request(
             prefix=f"{ids['dag_id']}-{ids['task_id']}",
             region=self.hook.region,
             instance_type=self.instance_type,
@@ -268,11 +220,11 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
             ``action`` (``created``, ``updated`` or ``unchanged``) and ``data_capture_s3_uri``, JSON-safe.
         """
         try:
-            self.model_source.check(rendered=True)
+            self.model.check(rendered=True)
         except ValueError as err:
             raise ValueError(f"{self.task_id}: {err}") from None
         model = self.model_request(context)
-        model_name = str(self.model_source.model_name or (model or {}).get("ModelName", ""))
+        model_name = str(self.model.model_name or (model or {}).get("ModelName", ""))
         config = self.config_request(model_name)
         if model is not None:
             validate_request("CreateModel", model)

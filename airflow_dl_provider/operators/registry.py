@@ -14,7 +14,6 @@ is not deleted on kill: it costs nothing, and a retry reattaches to it.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +28,7 @@ from airflow_dl_provider.jobs.kinds import RESOURCE_KINDS
 from airflow_dl_provider.jobs.naming import deterministic_job_name
 from airflow_dl_provider.links.console import SageMakerModelPackageLink, persist_console_link
 from airflow_dl_provider.operators.base import _context_ids
-from airflow_dl_provider.presets.containers import pytorch_image
-from airflow_dl_provider.specs.model import ModelSource, inference_environment
+from airflow_dl_provider.specs.model import ModelSource, compose_model_source, pop_model_arguments
 from airflow_dl_provider.validation.preflight import split_s3_uri
 from airflow_dl_provider.validation.requests import validate_request
 
@@ -46,15 +44,10 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
     """Register a model artifact as a new version in a model package group.
 
     :param model_package_group_name: the group; created when missing. (templated)
-    :param model_source: the artifacts to register, with their image (or the PyTorch inference
-        container for ``framework_version``), ``entry_point`` and environment; ``model_artifacts`` is
-        the one source a package is registered from. (templated)
-    :param model_artifacts: deprecated, use ``model_source``: ``s3://.../model.tar.gz`` (a training
-        or compilation output). (templated)
-    :param image_uri: deprecated, use ``model_source``: the inference image. (templated)
-    :param framework_version: deprecated, use ``model_source``: the PyTorch container's version.
-    :param py_version: deprecated, use ``model_source``: the PyTorch container's Python.
-    :param entry_point: deprecated, use ``model_source``: ``SAGEMAKER_PROGRAM`` in the artifact's ``code/``.
+    :param model: what to register (:class:`~airflow_dl_provider.specs.model.ModelSource`):
+        ``model_artifacts`` (a training or compilation output) with its image (or the PyTorch inference
+        container for ``framework_version``), ``entry_point`` and environment. A package creates no
+        Model, so no role is needed. (templated)
     :param training_job_name: the training job that made the artifact. (templated)
     :param data_uris: name -> ``s3://`` URI of the data it was trained and tested on. (templated)
     :param metrics: name -> value; when None, the training job's final metrics are used. (templated)
@@ -69,15 +62,16 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
     :param problem_type: prefix of the metrics section, as in model quality reports.
     :param poll_interval: the longest pause between status checks while the service registers it.
     :param max_wait: give up waiting for ``Completed`` after this many seconds.
+
+    Deprecated (this release only): ``model_artifacts``, ``image_uri``, ``framework_version``,
+    ``py_version``, ``entry_point`` build ``model`` with a ``DeprecationWarning``.
     """
 
     aws_hook_class = SageMakerJobHook
     operator_extra_links = (SageMakerModelPackageLink(),)
     template_fields: Sequence[str] = aws_template_fields(
         "model_package_group_name",
-        "model_source",
-        "model_artifacts",
-        "image_uri",
+        "model",
         "training_job_name",
         "data_uris",
         "metrics",
@@ -91,12 +85,7 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
         self,
         *,
         model_package_group_name: str,
-        model_source: ModelSource | None = None,
-        model_artifacts: str | None = None,
-        image_uri: str | None = None,
-        framework_version: str | None = None,
-        py_version: str | None = None,
-        entry_point: str | None = None,
+        model: ModelSource | None = None,
         training_job_name: str | None = None,
         data_uris: Mapping[str, str] | None = None,
         metrics: Mapping[str, float] | None = None,
@@ -112,32 +101,13 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
         max_wait: float | None = 1800.0,
         **kwargs: Any,
     ) -> None:
+        flat = pop_model_arguments(kwargs)
         super().__init__(**kwargs)
-        flat = {
-            "model_artifacts": model_artifacts,
-            "image_uri": image_uri,
-            "framework_version": framework_version,
-            "py_version": py_version,
-            "entry_point": entry_point,
-        }
-        given = [k for k, v in flat.items() if v is not None]
-        if model_source is not None and given:
+        self.model = compose_model_source(self.task_id, model, flat)
+        if not self.model.model_artifacts:
             raise ValueError(
-                f"{self.task_id}: model_source and {', '.join(given)}: pass the model in model_source only"
-            )
-        if model_source is not None and not model_source.model_artifacts:
-            raise ValueError(
-                f"{self.task_id}: model_source: a package is registered from model_artifacts; "
+                f"{self.task_id}: model: a package is registered from model_artifacts; "
                 "model_name and model_package_arn cannot be registered"
-            )
-        if model_source is None and not model_artifacts:
-            raise ValueError(f"{self.task_id}: model_source: pass ModelSource(model_artifacts=..., ...)")
-        if model_source is None:
-            # Not turned into a ModelSource: that spec needs a role, which registering does not.
-            warnings.warn(
-                f"RegisterModelOperator({', '.join(given)}=...) is deprecated; pass model_source=ModelSource(...)",
-                DeprecationWarning,
-                stacklevel=2,
             )
         if poll_interval <= 0:
             raise ValueError(f"{self.task_id}: poll_interval must be > 0 seconds, got {poll_interval}")
@@ -150,12 +120,6 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
             if bad:
                 raise ValueError(f"{self.task_id}: data_uris: {bad} are not s3:// URIs")
         self.model_package_group_name = model_package_group_name
-        self.model_source = model_source
-        self.model_artifacts = model_source.model_artifacts if model_source else model_artifacts
-        self.image_uri = image_uri
-        self.framework_version = framework_version or "2.5.1"
-        self.py_version = py_version or "py311"
-        self.entry_point = entry_point or "inference.py"
         self.training_job_name = training_job_name
         self.data_uris = data_uris
         self.metrics = metrics
@@ -191,22 +155,8 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
         properties.update({f"metric:{name}": repr(value) for name, value in metrics.items()})
         return properties
 
-    def container(self) -> dict[str, Any]:
-        """The inference container: the one a Model of the same source runs (one image resolver)."""
-        region, instance_type = self.hook.region, self.instance_types[0]
-        if self.model_source is not None:
-            return self.model_source.container(region, instance_type)
-        image = self.image_uri or pytorch_image(
-            "inference", region, self.framework_version, self.py_version, instance_type
-        )
-        return {
-            "Image": image,
-            "ModelDataUrl": self.model_artifacts,
-            "Environment": inference_environment(self.entry_point, region),
-        }
-
     def build_request(self, key: str, metrics: Mapping[str, float], metrics_uri: str) -> dict[str, Any]:
-        container = self.container()
+        container = self.model.container(self.hook.region, self.instance_types[0])
         request: dict[str, Any] = {
             "ModelPackageGroupName": self.model_package_group_name,
             "InferenceSpecification": {
@@ -248,7 +198,7 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
             "model_package_version": described.get("ModelPackageVersion"),
             "model_package_group": self.model_package_group_name,
             "approval_status": described.get("ModelApprovalStatus"),
-            "model_artifacts": self.model_artifacts,
+            "model_artifacts": self.model.model_artifacts,
             "training_job_name": self.training_job_name,
             "metrics_s3_uri": metrics_uri,
         }
@@ -264,11 +214,13 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
         :return: ``model_package_arn`` (the version ARN), ``model_package_version``, ``model_package_group``,
             ``approval_status``, ``model_artifacts``, ``training_job_name`` and ``metrics_s3_uri``, JSON-safe.
         """
-        if self.model_source is not None:
-            self.model_artifacts = self.model_source.model_artifacts  # as rendered
+        try:
+            self.model.check(rendered=True)
+        except ValueError as err:
+            raise ValueError(f"{self.task_id}: {err}") from None
         key = self.task_key(context)
         metrics = self.resolved_metrics()
-        artifact_dir = str(self.model_artifacts).rsplit("/", 1)[0]
+        artifact_dir = str(self.model.model_artifacts).rsplit("/", 1)[0]
         metrics_uri = self.metrics_s3_uri or f"{artifact_dir}/model-metrics-{key}.json"
         request = self.build_request(key, metrics, metrics_uri)
         validate_request("CreateModelPackage", request)

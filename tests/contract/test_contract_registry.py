@@ -142,7 +142,7 @@ def test_a_model_source_registers_the_same_package_as_the_flat_arguments(aws: Aw
     typed = RegisterModelOperator(
         task_id="register",
         model_package_group_name=GROUP,
-        model_source=ModelSource(model_artifacts=artifacts, image_uri=IMAGE, role_arn="unused-by-registry"),
+        model=ModelSource(model_artifacts=artifacts, image_uri=IMAGE),  # no role: no Model is created
         training_job_name="train-v1",
         data_uris={"train": aws.uri("data/train/")},
         metrics={"accuracy": 0.9},

@@ -234,7 +234,7 @@ def test_deploys_a_registered_model_package(
     package = RegisterModelOperator(
         task_id="register",
         model_package_group_name="digits",
-        model_source=artifacts,
+        model=artifacts,
         metrics={"accuracy": 0.9},
     ).execute(task_context("manual__package", task_id="register"))
 
@@ -243,7 +243,7 @@ def test_deploys_a_registered_model_package(
         model_artifacts=None,
         role_arn=None,
         image_uri=None,
-        model_source=ModelSource(model_package_arn=package["model_package_arn"], role_arn=ROLE_ARN),
+        model=ModelSource(model_package_arn=package["model_package_arn"], role_arn=ROLE_ARN),
     )
     result = op.execute(task_context("manual__package", task_id="deploy"))
     deployed |= _pids(local_backend)

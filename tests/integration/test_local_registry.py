@@ -72,13 +72,13 @@ def test_a_model_source_registers_and_a_retry_reattaches(local_backend: Any, tas
         return RegisterModelOperator(
             task_id="register",
             model_package_group_name="digits-typed",
-            model_source=source,
+            model=source,
             metrics={"test_accuracy": 0.9},
         ).execute(context)
 
     first, again = register(), register()
     assert again["model_package_arn"] == first["model_package_arn"]
     listed = RegisterModelOperator(
-        task_id="register", model_package_group_name="digits-typed", model_source=source
+        task_id="register", model_package_group_name="digits-typed", model=source
     ).hook.conn.list_model_packages(ModelPackageGroupName="digits-typed")["ModelPackageSummaryList"]
     assert len(listed) == 1, "one version per task instance"

@@ -270,3 +270,53 @@ def test_a_real_endpoint_config_not_found_creates_it(sagemaker: Any, task_contex
     )
     use(op, client)
     assert op.execute(task_context("manual__1", task_id="deploy"))["action"] == "unchanged"
+
+
+# -- the model source: one typed spec, the flat arguments kept for a release --------------------------
+
+
+def test_the_flat_model_arguments_warn_and_build_the_same_model_source() -> None:
+    from airflow_dl_provider.specs.model import ModelSource
+
+    with pytest.warns(
+        DeprecationWarning, match="deploy: image_uri, model_artifacts, role_arn: flat model arguments"
+    ):
+        flat = _operator()
+    typed = _operator(
+        model_artifacts=None,
+        role_arn=None,
+        image_uri=None,
+        model=ModelSource(model_artifacts=MODEL, role_arn=ROLE_ARN, image_uri=IMAGE),
+    )
+    assert flat.model == typed.model
+    assert "model" in EndpointDeployOperator.template_fields
+
+
+def test_a_model_source_and_flat_arguments_together_are_refused_in_one_line() -> None:
+    from airflow_dl_provider.specs.model import ModelSource
+
+    with pytest.raises(
+        ValueError, match=r"deploy: model: model_artifacts go inside model=ModelSource"
+    ) as caught:
+        _operator(role_arn=None, image_uri=None, model=ModelSource(model_name="digits-v3"))
+    assert "\n" not in str(caught.value)
+
+
+def test_the_endpoint_task_links_to_its_console_page(sagemaker: Any, task_context: Any) -> None:
+    client, stub = sagemaker
+    op = _operator(model_artifacts=None, role_arn=None, model_name="digits-v3")
+    name = op.config_request("digits-v3")["EndpointConfigName"]
+    _existing_config(stub, name)
+    stub.add_response("describe_endpoint", _endpoint("InService", name), {"EndpointName": "digits"})
+    stub.add_response("describe_endpoint", _endpoint("InService", name), {"EndpointName": "digits"})
+    use(op, client)
+    context = task_context("manual__1", task_id="deploy")
+    op.execute(context)
+    assert context["ti"].pushed["sagemaker_dl_endpoint"] == {
+        "region_name": "us-east-1",
+        "aws_domain": "aws.amazon.com",
+        "console_fragment": "endpoints/digits",
+    }
+    link = op.operator_extra_links[0]
+    url = link.format_link(**context["ti"].pushed["sagemaker_dl_endpoint"])
+    assert url == "https://console.aws.amazon.com/sagemaker/home?region=us-east-1#/endpoints/digits"
