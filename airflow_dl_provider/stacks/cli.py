@@ -205,27 +205,44 @@ def status_command(args: argparse.Namespace) -> int:
 
 @_guarded
 def trigger_command(args: argparse.Namespace) -> int:
+    """Exit 0 (run succeeded), 1 (failed, or a bad input), 2 (timed out), 3 (unreachable or refused access)."""
+    from botocore.exceptions import BotoCoreError
+
     from airflow_dl_provider.stacks import trigger
 
     try:
         conf = json.loads(args.conf)
     except json.JSONDecodeError as err:
         raise StackError(f"--conf: not JSON ({err.msg}); pass an object like '{{\"key\": 1}}'") from None
-    poll = trigger.Poll(interval=args.poll_interval, timeout=args.timeout)
-    runner: Any
-    if args.url:
-        token = args.token or os.environ.get("AIRFLOW_API_TOKEN")
-        password = args.password or os.environ.get("AIRFLOW_API_PASSWORD", "")
-        runner = trigger.AirflowRestApi(args.url, token=token, username=args.username, password=password)
-    elif args.mwaa_env:
-        mwaa = _session(args).client("mwaa")
-        runner = (trigger.MwaaCli if args.via == "cli" else trigger.MwaaRestApi)(mwaa, args.mwaa_env)
-    else:
-        raise StackError("trigger: give --mwaa-env NAME (Amazon MWAA) or --url URL (an Airflow 3 REST API)")
+    poll = trigger.Poll(
+        interval=args.poll_interval, timeout=args.timeout, retry=trigger.Retry(attempts=args.retries + 1)
+    )
     run_id = args.run_id or trigger.default_run_id()
-    state = runner.run(args.dag_id, run_id, conf, unpause=args.unpause, poll=poll)
+    try:
+        runner: Any
+        if args.url:
+            token = args.token or os.environ.get("AIRFLOW_API_TOKEN")
+            password = args.password or os.environ.get("AIRFLOW_API_PASSWORD", "")
+            runner = trigger.AirflowRestApi(
+                args.url, token=token, username=args.username, password=password, poll=poll
+            )
+        elif args.mwaa_env:
+            mwaa = _session(args).client("mwaa")
+            kind = trigger.MwaaCli if args.via == "cli" else trigger.MwaaRestApi
+            runner = kind(mwaa, args.mwaa_env, poll=poll)
+        else:
+            raise StackError(
+                "trigger: give --mwaa-env NAME (Amazon MWAA) or --url URL (an Airflow 3 REST API)"
+            )
+        state = runner.run(args.dag_id, run_id, conf, unpause=args.unpause, poll=poll)
+    except trigger.Unreachable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return trigger.EXIT_UNREACHABLE
+    except BotoCoreError as err:  # no credentials, an unknown profile or region
+        print(f"error: AWS: {' '.join(str(err).split())}", file=sys.stderr)
+        return trigger.EXIT_UNREACHABLE
     print(f"{args.dag_id} {run_id}: {state}")
-    return trigger.EXIT_CODES.get(state, 1)
+    return trigger.EXIT_CODES[state]
 
 
 def register(subparsers: Any) -> None:
@@ -284,7 +301,11 @@ def register(subparsers: Any) -> None:
             )
         p.set_defaults(func=func)
 
-    p = subparsers.add_parser("trigger", help="start a DAG run on MWAA or an Airflow 3 API and wait for it")
+    p = subparsers.add_parser(
+        "trigger",
+        help="start a DAG run on MWAA or an Airflow 3 API and wait for it; "
+        "exit 0 succeeded, 1 failed, 2 timed out, 3 unreachable or refused access",
+    )
     p.add_argument("dag_id")
     p.add_argument("--mwaa-env", default=None, help="Amazon MWAA environment name")
     p.add_argument(
@@ -299,6 +320,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--unpause", action="store_true")
     p.add_argument("--timeout", type=float, default=6 * 3600)
     p.add_argument("--poll-interval", type=float, default=15.0)
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=5,
+        help="retries of a call that failed transiently (5xx, dropped connection), backing off 2s to 30s",
+    )
     p.add_argument("--region", default=None)
     p.add_argument("--profile", default=None)
     p.set_defaults(func=trigger_command)
