@@ -120,7 +120,7 @@ def _specs_from_flat(flat: Mapping[str, Any]) -> dict[str, Any]:
         script = {}
     specs: dict[str, Any] = {}
     if script:
-        specs["script"] = ScriptMode(**script)
+        specs["script"] = ScriptMode(**{"entry_point": None, "source_dir": None, **script})
     if "cluster" in grouped:
         specs["cluster"] = Cluster(**grouped["cluster"])
     if flat.get("use_spot"):

@@ -274,14 +274,16 @@ class BatchTransformOperator(SageMakerJobOperator):
             self.model.check(rendered=True)
         except ValueError as err:
             raise PreflightError(str(err)) from None
+        if not self.model.creates_model:
+            return JobPlan(self._transform_fields(str(self.model.model_name)))
         ids = _context_ids(context)
         model = self.model.prerequisite(
             prefix=self.job_name_prefix or f"{ids['dag_id']}-{ids['task_id']}",
             region=self.hook.region,
             instance_type=self.instance_type,
         )
-        request = self._transform_fields(str(self.model.model_name) if model is None else model.name)
-        return JobPlan(request, prerequisites=() if model is None else (model,))
+        assert model is not None
+        return JobPlan(self._transform_fields(model.name), prerequisites=(model,))
 
     def preflight(self, plan: JobPlan, context: Any) -> None:
         request = plan.request

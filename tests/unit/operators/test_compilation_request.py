@@ -208,7 +208,7 @@ def test_pytorch_shapes_are_required_on_every_target(local_backend: Any, device:
     with pytest.raises(ValueError, match=r"^compile: data_input_config: .* need"):
         _operator("s3://b/model.tar.gz", local_backend, data_input_config=None, **cloud)
     op = _operator("s3://b/model.tar.gz", local_backend, **cloud)
-    assert op.build_request({})["InputConfig"]["FrameworkVersion"] == version
+    assert op.build({}).request["InputConfig"]["FrameworkVersion"] == version
 
 
 def test_patch_versions_are_sent_as_neo_spells_them(local_backend: Any) -> None:
@@ -220,7 +220,7 @@ def test_patch_versions_are_sent_as_neo_spells_them(local_backend: Any) -> None:
         target_device="ml_c5",
         compiler_options=None,
     )
-    assert op.build_request({})["InputConfig"]["FrameworkVersion"] == "2.0"
+    assert op.build({}).request["InputConfig"]["FrameworkVersion"] == "2.0"
 
 
 def test_overridden_version_is_checked_before_any_job(

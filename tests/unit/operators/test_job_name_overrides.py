@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pytest
 
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
+from airflow_dl_provider.jobs.plan import JobPlan
 from airflow_dl_provider.operators.base import SageMakerJobOperator
 from tests.conftest import ROLE_ARN
 
@@ -26,14 +27,16 @@ class ProcessingJob(SageMakerJobOperator):
 
     job_kind: ClassVar = JOB_KINDS["processing"]
 
-    def build_request(self, context: Any) -> dict[str, Any]:
-        return {
-            "ProcessingResources": {
-                "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 10}
-            },
-            "AppSpecification": {"ImageUri": IMAGE},
-            "RoleArn": ROLE_ARN,
-        }
+    def build(self, context: Any) -> JobPlan:
+        return JobPlan(
+            {
+                "ProcessingResources": {
+                    "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 10}
+                },
+                "AppSpecification": {"ImageUri": IMAGE},
+                "RoleArn": ROLE_ARN,
+            }
+        )
 
 
 def _training(backend: Any, source: Path, **kwargs: Any) -> Any:
@@ -155,7 +158,7 @@ def test_a_job_name_in_overrides_is_refused_in_one_line(
     field = JOB_KINDS[key].name_field
     op = BUILDERS[key](backend, source, overrides={field: "my-own-name"})
     with pytest.raises(ValueError) as caught:
-        op.render_request(task_context(task_id="job"))
+        op.render_plan(task_context(task_id="job"))
     message = str(caught.value)
     assert message == (
         f"job: overrides: {field} is set by the operator (deterministic, so a retry reattaches); "
@@ -166,6 +169,6 @@ def test_a_job_name_in_overrides_is_refused_in_one_line(
 @pytest.mark.parametrize("key", sorted(BUILDERS))
 def test_other_overrides_still_merge(backend: Any, source: Path, task_context: Any, key: str) -> None:
     op = BUILDERS[key](backend, source, overrides={"Tags": [{"Key": "team", "Value": "vision"}]})
-    request = op.render_request(task_context(task_id="job"))
+    request = op.render_plan(task_context(task_id="job")).request
     assert request["Tags"] == [{"Key": "team", "Value": "vision"}]
     assert JOB_KINDS[key].name_field not in request

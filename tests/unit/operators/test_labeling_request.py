@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 
 from airflow_dl_provider.exceptions import PreflightError
 from airflow_dl_provider.jobs.naming import deterministic_job_name
-from airflow_dl_provider.manifests.input import content_digest
+from airflow_dl_provider.jobs.plan import content_address
 from airflow_dl_provider.operators.labeling import GroundTruthLabelingOperator
 from airflow_dl_provider.presets.labeling_ui import ui_template
 from tests.conftest import ROLE_ARN
@@ -62,6 +62,11 @@ def _operator(local_backend: Any, client: Any = None, **kwargs: Any) -> GroundTr
     return op
 
 
+def _uploaded(plan: Any, uri: str) -> bytes:
+    """The bytes the plan uploads to ``uri``."""
+    return next(upload.data() for upload in plan.uploads if upload.uri == uri)
+
+
 def test_image_classification_sends_exactly_this_request(
     local_backend: Any, images: list[str], sagemaker: Any, task_context: Any
 ) -> None:
@@ -74,17 +79,26 @@ def test_image_classification_sends_exactly_this_request(
         {"document-version": "2018-11-28", "labels": [{"label": x} for x in LABELS]}, sort_keys=True
     ).encode()
     template = ui_template("image_classification", header="Choose the animal in the picture").encode()
-    inputs = f"s3://{bucket}/labels/labeling-inputs/{content_digest(manifest, config, template)}"
+    # Each input at its own content address: an unchanged file has one key.
+    inputs = f"s3://{bucket}/labels/labeling-inputs"
+    uris = {
+        name: f"{inputs}/{content_address(body)}/{name}"
+        for name, body in (
+            ("dataset.manifest", manifest),
+            ("label-categories.json", config),
+            ("template.liquid.html", template),
+        )
+    }
     expected: dict[str, Any] = {
         "LabelingJobName": name,
         "LabelAttributeName": "species",
-        "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": f"{inputs}/dataset.manifest"}}},
+        "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": uris["dataset.manifest"]}}},
         "OutputConfig": {"S3OutputPath": f"s3://{bucket}/labels"},
         "RoleArn": ROLE_ARN,
-        "LabelCategoryConfigS3Uri": f"{inputs}/label-categories.json",
+        "LabelCategoryConfigS3Uri": uris["label-categories.json"],
         "HumanTaskConfig": {
             "WorkteamArn": WORKTEAM,
-            "UiConfig": {"UiTemplateS3Uri": f"{inputs}/template.liquid.html"},
+            "UiConfig": {"UiTemplateS3Uri": uris["template.liquid.html"]},
             "PreHumanTaskLambdaArn": "arn:aws:lambda:us-east-1:432418664414:function:PRE-ImageMultiClass",
             "TaskTitle": "Which animal?",
             "TaskDescription": "Choose the animal in the picture",
@@ -141,7 +155,7 @@ def test_image_classification_sends_exactly_this_request(
         ("label-categories.json", config),
         ("template.liquid.html", template),
     ):
-        key = f"{inputs}/{suffix}".split(f"s3://{bucket}/", 1)[1]
+        key = uris[suffix].split(f"s3://{bucket}/", 1)[1]
         assert local_backend.s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
     assert context["ti"].pushed["sagemaker_dl_job"]["console_fragment"] == f"labeling-jobs/details/{name}"
 
@@ -160,7 +174,8 @@ def test_vendor_workforce_text_and_auto_labeling_shape(local_backend: Any, task_
         region_name="eu-west-1",
         content_classifiers=["FreeOfPersonallyIdentifiableInformation"],
     )
-    request = op.render_request(task_context())
+    plan = op.render_plan(task_context())
+    request = plan.request
     human = request["HumanTaskConfig"]
     assert human["WorkteamArn"] == vendor
     assert "PublicWorkforceTaskPrice" not in human
@@ -173,7 +188,7 @@ def test_vendor_workforce_text_and_auto_labeling_shape(local_backend: Any, task_
     assert request["InputConfig"]["DataAttributes"] == {
         "ContentClassifiers": ["FreeOfPersonallyIdentifiableInformation"]
     }
-    op.preflight(request, task_context())  # 1,300 text objects: enough for automated labeling
+    op.preflight(plan, task_context())  # 1,300 text objects: enough for automated labeling
 
 
 def test_named_entity_recognition_uses_the_task_ui_arn(local_backend: Any, task_context: Any) -> None:
@@ -185,12 +200,13 @@ def test_named_entity_recognition_uses_the_task_ui_arn(local_backend: Any, task_
         input_text_uri=uri,
         region_name="ap-northeast-1",
     )
-    request = op.render_request(task_context())
+    plan = op.render_plan(task_context())
+    request = plan.request
     assert request["HumanTaskConfig"]["UiConfig"] == {
         "HumanTaskUiArn": "arn:aws:sagemaker:ap-northeast-1:394669845002:human-task-ui/NamedEntityRecognition"
     }
     # The entity UI reads its instructions from the label category config, which must carry them.
-    config = json.loads(op._uploads[request["LabelCategoryConfigS3Uri"]])
+    config = json.loads(_uploaded(plan, request["LabelCategoryConfigS3Uri"]))
     assert config["instructions"]["shortInstruction"] and config["instructions"]["fullInstruction"]
 
 
@@ -204,11 +220,12 @@ def test_template_types_keep_instructions_in_the_template(local_backend: Any, ta
         instructions="Choose the sentiment of the review.",
         task_description="What does the reviewer feel?",
     )
-    request = op.render_request(task_context())
-    config = json.loads(op._uploads[request["LabelCategoryConfigS3Uri"]])
+    plan = op.render_plan(task_context())
+    request = plan.request
+    config = json.loads(_uploaded(plan, request["LabelCategoryConfigS3Uri"]))
     # The documented config of every type but entity recognition: document-version and labels only.
     assert set(config) == {"document-version", "labels"}
-    template = op._uploads[request["HumanTaskConfig"]["UiConfig"]["UiTemplateS3Uri"]].decode()
+    template = _uploaded(plan, request["HumanTaskConfig"]["UiConfig"]["UiTemplateS3Uri"]).decode()
     assert template == ui_template(
         "text_classification",
         header="What does the reviewer feel?",
@@ -358,6 +375,6 @@ def test_retried_stage_does_not_upload_again(
     context = task_context()
     for _ in range(2):
         op = _operator(local_backend)
-        op.stage(op.render_request(context), context)
-    assert task_log.text.count("Uploaded labeling input") == 3
+        op.stage(op.render_plan(context))
+    assert sum(line.startswith("Uploaded ") for line in task_log.text.splitlines()) == 3
     assert task_log.text.count("already uploaded") == 3

@@ -226,7 +226,7 @@ def test_hyperparameters_decode_back_to_the_arguments(
 ) -> None:
     hps = {"epochs": 3, "lr": 0.1, "name": "resnet", "flags": {"a": 1}, "tiny": 1e-8, "off": False}
     op = _operator(local_backend, source_dir, hyperparameters=hps, instance_type="ml.m5.large")
-    request = op.render_request(task_context())
+    request = op.render_plan(task_context()).request
     sent = request["HyperParameters"]
     assert all(isinstance(v, str) for v in sent.values())
     assert {k: json.loads(v) for k, v in sent.items() if not k.startswith("sagemaker_")} == hps
@@ -273,12 +273,12 @@ def test_distribution_hyperparameters(
     expected: dict[str, str],
 ) -> None:
     op = _operator(local_backend, source_dir, distribution=distribution, instance_type=instance_type)
-    sent = op.render_request(task_context())["HyperParameters"]
+    sent = op.render_plan(task_context()).request["HyperParameters"]
     assert {k: sent[k] for k in expected} == expected
 
 
 def _submit_uri(op: DistributedTrainingOperator, context: Any) -> str:
-    return json.loads(op.render_request(context)["HyperParameters"]["sagemaker_submit_directory"])
+    return json.loads(op.render_plan(context).request["HyperParameters"]["sagemaker_submit_directory"])
 
 
 def test_source_archive_is_content_addressed(
@@ -318,7 +318,7 @@ def test_s3_source_dir_is_passed_through(local_backend: Any, task_context: Any) 
         source_dir=uri,
         instance_type="ml.m5.large",
     )
-    request = op.render_request(task_context())
+    request = op.render_plan(task_context()).request
     assert json.loads(request["HyperParameters"]["sagemaker_submit_directory"]) == uri
     assert "InputDataConfig" not in request
 
@@ -332,7 +332,7 @@ def test_image_uri_mode_sends_no_script_mode_hyperparameters(local_backend: Any,
         instance_type="ml.m5.large",
         hyperparameters={"epochs": 2},
     )
-    request = op.render_request(task_context())
+    request = op.render_plan(task_context()).request
     assert (
         request["AlgorithmSpecification"]["TrainingImage"]
         == "123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1"
@@ -346,8 +346,8 @@ def test_retried_stage_does_not_upload_again(
     context = task_context()
     for _ in range(2):
         op = _operator(local_backend, source_dir, instance_type="ml.m5.large")
-        op.stage(op.render_request(context), context)
-    assert task_log.text.count("Uploaded source_dir") == 1
+        op.stage(op.render_plan(context))
+    assert task_log.text.count("Uploaded source_dir") == 1  # the archive, once
     assert task_log.text.count("already uploaded") == 1
 
 
@@ -367,7 +367,7 @@ def test_image_follows_the_instance_family(
     local_backend: Any, source_dir: Path, task_context: Any, instance_type: str, image: str
 ) -> None:
     op = _operator(local_backend, source_dir, instance_type=instance_type)
-    request = op.render_request(task_context())
+    request = op.render_plan(task_context()).request
     assert request["AlgorithmSpecification"]["TrainingImage"] == (
         f"763104351884.dkr.ecr.us-east-1.amazonaws.com/{image}"
     )
@@ -386,7 +386,7 @@ def test_image_comes_from_the_regions_registry(
     local_backend: Any, source_dir: Path, task_context: Any, region: str, registry: str
 ) -> None:
     op = _operator(local_backend, source_dir, instance_type="ml.m5.large", region_name=region)
-    request = op.render_request(task_context())
+    request = op.render_plan(task_context()).request
     assert request["AlgorithmSpecification"]["TrainingImage"] == (
         f"{registry}/pytorch-training:2.5.1-cpu-py311-ubuntu22.04-sagemaker"
     )
@@ -405,7 +405,7 @@ def test_image_uri_without_script_mode_gets_plain_string_hyperparameters(
         instance_type="ml.m5.large",
         hyperparameters={"epochs": 2, "optimizer": "sgd", "layers": [64, 32], "amp": True, "lr": 0.1},
     )
-    sent = op.render_request(task_context())["HyperParameters"]
+    sent = op.render_plan(task_context()).request["HyperParameters"]
     assert sent == {"epochs": "2", "optimizer": "sgd", "layers": "[64, 32]", "amp": "True", "lr": "0.1"}
 
 
@@ -413,7 +413,7 @@ def test_volume_kms_key_is_sent_for_an_ebs_instance(
     local_backend: Any, source_dir: Path, task_context: Any
 ) -> None:
     op = _operator(local_backend, source_dir, instance_type="ml.p3.16xlarge", volume_kms_key_id=KMS)
-    assert op.render_request(task_context())["ResourceConfig"]["VolumeKmsKeyId"] == KMS
+    assert op.render_plan(task_context()).request["ResourceConfig"]["VolumeKmsKeyId"] == KMS
 
 
 def test_network_isolation_ships_the_code_in_a_code_channel(
@@ -427,7 +427,8 @@ def test_network_isolation_ships_the_code_in_a_code_channel(
         input_mode="Pipe",
         enable_network_isolation=True,
     )
-    request = op.render_request(context)
+    plan = op.render_plan(context)
+    request = plan.request
     digest = source_archive(source_dir)[1]
     archive = local_backend.uri(f"output/source/{digest}/sourcedir.tar.gz")
     # As the SageMaker SDK sends it: the toolkit reads the archive from the channel, not from S3.
@@ -447,8 +448,8 @@ def test_network_isolation_ships_the_code_in_a_code_channel(
         },
         "InputMode": "File",
     }
-    op.preflight(request, context)  # the archive is not there yet: stage() uploads it next
-    op.stage(request, context)
+    op.preflight(plan, context)  # the archive is not there yet: stage() uploads it next
+    op.stage(plan)
     body = local_backend.s3.get_object(
         Bucket=local_backend.bucket, Key=f"output/source/{digest}/sourcedir.tar.gz"
     )
@@ -460,13 +461,13 @@ def test_worst_case_cost_log_names_the_price_region(
 ) -> None:
     context = task_context()
     op = _operator(local_backend, source_dir, instance_type="ml.m5.large", max_runtime_seconds=3600)
-    op.preflight(op.render_request(context), context)
+    op.preflight(op.render_plan(context), context)
     assert (
         "Worst-case cost: up to $0.12: 1 x ml.m5.large for max_runtime_seconds=3600 at the us-east-1 "
         "on-demand price" in task_log.text
     )
     elsewhere = _operator(local_backend, source_dir, instance_type="ml.m5.large", region_name="eu-west-1")
-    elsewhere.preflight(elsewhere.render_request(context), context)
+    elsewhere.preflight(elsewhere.render_plan(context), context)
     assert (
         "Worst-case cost: not estimated: no list price for ml.m5.large in eu-west-1 (the built-in prices are "
         "us-east-1's); pass price_per_hour" in task_log.text

@@ -162,4 +162,4 @@ def test_bad_inputs_fail_at_import_in_one_line(
 
 def test_existing_model_name_sends_no_create_model(local_backend: Any) -> None:
     op = _operator(local_backend, model_artifacts=None, role_arn=None, model_name="digits-v3")
-    assert op.build_request({})["ModelName"] == "digits-v3"
+    assert op.build({}).request["ModelName"] == "digits-v3"

@@ -235,7 +235,7 @@ def test_grid_request_leaves_the_job_count_to_the_grid(
         "hidden": {"type": "categorical", "values": [64, 128, 256]},
     }
     op = _operator(local_backend, source_dir, strategy="Grid", max_jobs=None, parameter_ranges=ranges)
-    request = op.render_request(task_context(task_id="tune"))
+    request = op.render_plan(task_context(task_id="tune")).request
     config = request["HyperParameterTuningJobConfig"]
     assert config["ResourceLimits"] == {"MaxParallelTrainingJobs": 2}
     assert config["ParameterRanges"] == {
@@ -342,7 +342,7 @@ def test_cost_ceiling_and_log_are_the_whole_search(
     # One trial ($0.17) is far under the ceiling; six trials ($1.00) are what it bounds and what is logged.
     context = task_context(task_id="tune")
     op = _operator(local_backend, source_dir, max_jobs=6, max_cost_usd=1.5, price_per_hour=1.0)
-    op.preflight(op.render_request(context), context)
+    op.preflight(op.render_plan(context), context)
     assert (
         "Worst-case cost of the whole search: up to $1.00: worst case for 6 trials x $0.17 (1 x ml.m5.large "
         "for max_runtime_seconds=600 at $1.00/h) = $1.00 (within max_cost_usd=1.5)"
@@ -358,7 +358,7 @@ def test_cost_ceiling_and_log_are_the_whole_search(
         parameter_ranges={"hidden": {"type": "categorical", "values": [64, 128, 256, 512]}},
     )
     with pytest.raises(PreflightError) as err:
-        grid.preflight(grid.render_request(context), context)
+        grid.preflight(grid.render_plan(context), context)
     assert _one_line(err).startswith("max_cost_usd: worst case for 4 trials x $0.17")
 
 
@@ -374,7 +374,7 @@ def test_bring_your_own_image_gets_plain_string_values(
         image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1",
         hyperparameters={"epochs": 5, "optimizer_name": "sgd", "amp": True},
     )
-    request = op.render_request(task_context(task_id="tune"))
+    request = op.render_plan(task_context(task_id="tune")).request
     ranges = request["HyperParameterTuningJobConfig"]["ParameterRanges"]
     assert ranges["CategoricalParameterRanges"] == [{"Name": "optimizer", "Values": ["sgd", "adam"]}]
     assert request["TrainingJobDefinition"]["StaticHyperParameters"] == {
@@ -389,15 +389,16 @@ def test_network_isolation_stages_the_code_channel_of_the_definition(
 ) -> None:
     context = task_context(task_id="tune")
     op = _operator(local_backend, source_dir, enable_network_isolation=True)
-    request = op.render_request(context)
+    plan = op.render_plan(context)
+    request = plan.request
     definition = request["TrainingJobDefinition"]
     assert json.loads(definition["StaticHyperParameters"]["sagemaker_submit_directory"]) == (
         "/opt/ml/input/data/code/sourcedir.tar.gz"
     )
     code = next(c for c in definition["InputDataConfig"] if c["ChannelName"] == "code")
     key = code["DataSource"]["S3DataSource"]["S3Uri"].split(f"{local_backend.bucket}/", 1)[1]
-    op.preflight(request, context)
-    op.stage(request, context)
+    op.preflight(plan, context)
+    op.stage(plan)
     body = local_backend.s3.get_object(Bucket=local_backend.bucket, Key=key)["Body"]
     assert body.read() == source_archive(source_dir)[0]
 
@@ -425,7 +426,7 @@ def test_generated_names_fit_the_32_character_limit(
     prefix = "nightly_retraining_of_the_vision_model_for_team_42"  # as rendered from a template
     op = _operator(local_backend, source_dir, job_name_prefix=prefix)
     for run in ("manual__1", "scheduled__2024-05-01T00:00:00+00:00"):
-        op.render_request(task_context(run, task_id="tune"))
+        op.render_plan(task_context(run, task_id="tune"))
         name = deterministic_job_name("dl_test", "tune", run, max_length=32, prefix=prefix)
         assert len(name) <= 32
         assert NAME_PATTERN.fullmatch(name)
@@ -438,7 +439,7 @@ def test_an_overlong_name_in_overrides_is_refused_by_the_validator(
 ) -> None:
     op = _operator(local_backend, source_dir, overrides={"HyperParameterTuningJobName": "x" * 40})
     with pytest.raises(RequestValidationError) as err:
-        op.render_request(task_context(task_id="tune"))
+        op.render_plan(task_context(task_id="tune"))
     message = _one_line(err)
     assert message.startswith("CreateHyperParameterTuningJob.HyperParameterTuningJobName:")
     assert "the maximum is 32" in message
@@ -449,5 +450,5 @@ def test_a_valid_name_in_overrides_is_refused_too(
 ) -> None:
     op = _operator(local_backend, source_dir, overrides={"HyperParameterTuningJobName": "mine"})
     with pytest.raises(ValueError, match="use job_name_prefix instead") as err:
-        op.render_request(task_context(task_id="tune"))
+        op.render_plan(task_context(task_id="tune"))
     _one_line(err)

@@ -378,8 +378,8 @@ def test_bad_input_fails_in_one_line_before_any_job(
             "channels": {"train": kwargs["channels"]["train"].replace("BUCKET", local_backend.bucket)},
         }
     op = _operator(local_backend, source_dir, train_uri, **kwargs)
-    if op.instance_type.startswith("{{"):
-        op.instance_type = "ml.p4d.24xlarge"  # as rendered
+    if op.training.cluster.instance_type.startswith("{{"):
+        op.training.cluster.instance_type = "ml.p4d.24xlarge"  # as rendered
     with pytest.raises(error) as caught:
         op.execute(task_context())
     text = _one_line(caught.value)
@@ -402,8 +402,9 @@ def test_multi_node_gpu_without_efa_passes_with_allow_no_efa(
         allow_no_efa=True,
     )
     context = task_context()
-    request = op.render_request(context)
-    op.preflight(request, context)
+    plan = op.render_plan(context)
+    request = plan.request
+    op.preflight(plan, context)
     assert request["ResourceConfig"]["InstanceCount"] == 2
 
 
@@ -419,7 +420,7 @@ def test_cost_under_ceiling_passes(
         max_cost_usd=40,
     )
     context = task_context()
-    op.preflight(op.render_request(context), context)
+    op.preflight(op.render_plan(context), context)
 
 
 @pytest.mark.parametrize(
@@ -427,14 +428,20 @@ def test_cost_under_ceiling_passes(
     [
         (
             {"entry_point": None},
-            "train: entry_point: set the training script (with source_dir), or pass image_uri",
+            "train: script.entry_point: set the training script (inside source_dir), or pass image_uri",
         ),
-        ({"entry_point": "missing.py"}, "train: entry_point: 'missing.py' is not a file in source_dir"),
-        ({"source_dir": None}, "train: source_dir: entry_point 'train.py' needs the directory that holds it"),
-        ({"distribution": "horovod"}, "train: distribution: 'horovod' is not one of"),
+        (
+            {"entry_point": "missing.py"},
+            "train: script.entry_point: 'missing.py' is not a file in source_dir",
+        ),
+        (
+            {"source_dir": None},
+            "train: script.source_dir: entry_point 'train.py' needs the directory that holds it",
+        ),
+        ({"distribution": "horovod"}, "train: script.distribution: 'horovod' is not one of"),
         ({"input_mode": "Stream"}, "train: input_mode: 'Stream' is not one of File, FastFile, Pipe"),
-        ({"instance_count": 0}, "train: instance_count must be >= 1, got 0"),
-        ({"subnets": ["subnet-1"]}, "train: subnets and security_group_ids go together"),
+        ({"instance_count": 0}, "train: cluster.instance_count must be >= 1, got 0"),
+        ({"subnets": ["subnet-1"]}, "train: vpc: subnets and security_group_ids go together"),
         (
             {"channels": {"train": {"s3_uri": "s3://b/x", "shard": True}}},
             "train: channels['train'] has unknown key(s) ['shard']",
@@ -481,8 +488,8 @@ def test_entry_point_missing_after_rendering_fails_before_any_job(
 ) -> None:
     # A templated source_dir is only checked once rendered: it must then fail as early as at import.
     op = _operator(local_backend, source_dir, train_uri, source_dir="{{ params.code }}")
-    op.source_dir = str(tmp_path / "empty")
+    op.training.script.source_dir = str(tmp_path / "empty")  # as rendered
     with pytest.raises(PreflightError) as caught:
         op.execute(task_context())
-    assert _one_line(caught.value).startswith("entry_point: 'train.py' is not a file in source_dir")
+    assert _one_line(caught.value).startswith("script.entry_point: 'train.py' is not a file in source_dir")
     assert _jobs(local_backend) == []
