@@ -286,7 +286,7 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
 
             engine.copy_logs(handle.name, cursor)
             description = engine.describe(handle.name) or description
-            if description.get(self.job_kind.status_field) in self.job_kind.terminal:
+            if engine.poll_once(description, name=handle.name).done:
                 return self.result(engine, engine.check(description), context)
             self.defer(
                 trigger=SageMakerJobTrigger(
@@ -294,6 +294,7 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
                     job_name=handle.name,
                     poll_interval=self.poll_interval,
                     deadline=None if max_wait is None else time.time() + max_wait,
+                    undo={"action": "stop"},  # killed while deferred: stop the job, as on_kill does
                     aws_conn_id=self.aws_conn_id,
                     region_name=self.region_name,
                     verify=self.verify,
