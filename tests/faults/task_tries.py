@@ -1,0 +1,89 @@
+"""A task run as Airflow runs it: tries until one succeeds, deferral through a trigger rebuilt from its kwargs.
+
+A retryable error starts the next try on a fresh operator, up to ``retries`` (the pipelines' default is
+2); ``AirflowFailException`` (and a skip) ends the task at once, as Airflow's task runner does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tests.contract.deferral import first_event, task_deferred
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+RETRIES = 2
+
+
+def skipped() -> type[BaseException]:
+    try:
+        from airflow.sdk.exceptions import AirflowSkipException
+    except ImportError:  # Airflow 2 and 3.0
+        from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef]
+    return AirflowSkipException
+
+
+def fail_fast() -> type[BaseException]:
+    try:
+        from airflow.sdk.exceptions import AirflowFailException  # Airflow >= 3.1
+    except ImportError:  # Airflow 2 and 3.0
+        from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
+    return AirflowFailException
+
+
+def rebuilt(trigger: Any) -> Any:
+    """The trigger as the triggerer makes it: from its serialized classpath and kwargs."""
+    import importlib
+
+    path, kwargs = trigger.serialize()
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)(**kwargs)
+
+
+def one_try(make: Callable[[], Any], context: Any) -> Any:
+    """Execute; if it defers, run its trigger (rebuilt) to the first event and resume a fresh operator."""
+    try:
+        return make().execute(context)
+    except task_deferred() as caught:
+        deferred: Any = caught
+    event = first_event(rebuilt(deferred.trigger))
+    return getattr(make(), deferred.method_name)(context, event=event.payload, **(deferred.kwargs or {}))
+
+
+@dataclass
+class TaskRun:
+    """How a task's tries went: the result, the retryable errors that ended earlier tries."""
+
+    result: Any = None
+    errors: list[BaseException] = field(default_factory=list)
+    #: Where each try's task log begins (an index into the captured log messages).
+    try_log_starts: list[int] = field(default_factory=list)
+
+    @property
+    def retries(self) -> int:
+        return len(self.errors)
+
+
+def run_task(
+    make: Callable[[], Any],
+    context: Any,
+    *,
+    retries: int = RETRIES,
+    log_messages: Callable[[], list[str]] | None = None,
+) -> TaskRun:
+    """Try the task up to ``1 + retries`` times; raise what ended the last try, or an AirflowFailException."""
+    run = TaskRun()
+    while True:
+        run.try_log_starts.append(len(log_messages()) if log_messages else 0)
+        try:
+            run.result = one_try(make, context)
+            return run
+        except (fail_fast(), skipped()):
+            raise
+        except Exception as err:
+            run.errors.append(err)
+            if run.retries > retries:
+                err.add_note("tries ended by: " + "; ".join(repr(e)[:200] for e in run.errors))
+                raise
