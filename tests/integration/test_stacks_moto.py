@@ -1,7 +1,10 @@
 """Deploy the storage and IAM stacks to moto's CloudFormation and read their outputs back.
 
 moto's nested-stack support is limited, so each nested template is created as its own stack, wired
-the way root.yaml wires them (storage outputs -> IAM parameters).
+the way root.yaml wires them (storage outputs -> IAM parameters). The network layouts (an existing
+VPC, private routing) and the FSx key policy are deployed the same way. Whole deploys (change sets,
+states, MWAA updates) are in tests/unit/stacks/test_deploy_scenarios.py on moto's S3 and a
+CloudFormation fake, since moto's CloudFormation has no nested outputs and moto no MWAA.
 """
 
 from __future__ import annotations
@@ -81,3 +84,69 @@ def test_storage_then_iam_deploy_and_outputs_feed_the_pipeline_config(aws):
     assert pass_role["Resource"] == iam_out["SageMakerExecutionRoleArn"]
     training = next(s for s in policy["Statement"] if s.get("Sid") == "TrainingJobs")
     assert training["Resource"] == f"arn:aws:sagemaker:{REGION}:123456789012:training-job/*"
+
+
+def test_fsx_linked_storage_lets_fsx_use_the_key_only_then(aws):
+    cfn, kms = aws.client("cloudformation"), aws.client("kms")
+    for enable, name in (("true", "dl-fsx-storage"), ("false", "dl-plain-storage")):
+        out = _create(cfn, name, "storage.yaml", {"EnvironmentName": "dl", "EnableFsx": enable})
+        key_id = out["KmsKeyArn"].rsplit("/", 1)[1]
+        raw = kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+        policy = json.loads(raw) if isinstance(raw, str) else raw
+        # moto leaves an AWS::NoValue list item as None where CloudFormation drops it.
+        sids = [s["Sid"] for s in policy["Statement"] if s]
+        assert ("FsxLinkedBucketThroughS3" in sids) is (enable == "true"), sids
+
+
+def test_network_in_an_existing_vpc_adds_only_security_groups(aws):
+    ec2, cfn = aws.client("ec2"), aws.client("cloudformation")
+    vpc = ec2.create_vpc(CidrBlock="10.50.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.50.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"][
+            "SubnetId"
+        ]
+        for i, az in ((1, "a"), (2, "b"))
+    ]
+    vpcs_before = len(ec2.describe_vpcs()["Vpcs"])
+    out = _create(
+        cfn,
+        "dl-network",
+        "network.yaml",
+        {"EnvironmentName": "dl", "VpcId": vpc, "ExistingSubnetIds": ",".join(subnets)},
+    )
+    assert out["VpcId"] == vpc
+    assert out["PrivateSubnetIds"] == ",".join(subnets)
+    assert (out["PrivateSubnet1Id"], out["PrivateSubnet2Id"]) == tuple(subnets)
+    assert len(ec2.describe_vpcs()["Vpcs"]) == vpcs_before, "a VPC was created in existing-VPC mode"
+    groups = ec2.describe_security_groups(GroupIds=[out["MwaaSecurityGroupId"], out["EfaSecurityGroupId"]])
+    assert {g["VpcId"] for g in groups["SecurityGroups"]} == {vpc}
+    assert ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["VpcEndpoints"] == []
+
+
+def test_network_with_private_routing_creates_the_endpoints_and_no_nat(aws):
+    ec2, cfn = aws.client("ec2"), aws.client("cloudformation")
+    out = _create(
+        cfn,
+        "dl-private",
+        "network.yaml",
+        {"EnvironmentName": "dl", "NatGateways": "0", "PrivateSubnetCidrs": "10.192.20.0/24,10.192.21.0/24"},
+    )
+    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [out["VpcId"]]}])[
+        "VpcEndpoints"
+    ]
+    services = {e["ServiceName"].removeprefix(f"com.amazonaws.{REGION}.") for e in endpoints}
+    assert {
+        "s3",
+        "logs",
+        "monitoring",
+        "sqs",
+        "kms",
+        "ecr.api",
+        "ecr.dkr",
+        "sts",
+        "airflow.api",
+        "airflow.env",
+        "airflow.ops",
+    } <= services
+    nats = ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [out["VpcId"]]}])["NatGateways"]
+    assert nats == []
