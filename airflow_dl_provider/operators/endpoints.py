@@ -201,7 +201,7 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
             self.undo = {"action": "delete"}
             return "created"
         current = handle.description
-        if current[ENDPOINT.status_field] in ENDPOINT.running:
+        if not engine.poll_once(current, name=self.endpoint_name).done:
             # An update is refused while another is in flight (perhaps one an earlier try started).
             current = engine.wait(
                 self.endpoint_name, poll_interval=self.poll_interval, max_wait=self.max_wait
