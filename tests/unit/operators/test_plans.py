@@ -1,0 +1,283 @@
+"""Job families build a plan with no I/O; ``overrides`` apply to the whole plan, before anything runs.
+
+What the uploads and prerequisites point at follows the final request: an overridden ``ModelName`` is
+the Model created, an overridden source location is where the code is uploaded, an overridden
+manifest is the one pre-flight counts. Staging is content-addressed, so a retry uploads nothing new.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from botocore.stub import Stubber
+
+from airflow_dl_provider.exceptions import PreflightError
+from airflow_dl_provider.jobs.plan import Derived
+from airflow_dl_provider.specs.model import ModelSource
+from airflow_dl_provider.specs.training import Cluster, ScriptMode, TrainingDefinition
+from tests.conftest import ROLE_ARN
+from tests.unit.operators.stubs import NOW, not_found, sagemaker_client, use
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+WORKTEAM = "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/pets"
+METRIC = r"validation_accuracy=([0-9.]+)"
+
+
+class NoCalls:
+    """A client that fails on any call: what build() is handed to prove it does no I/O."""
+
+    def __init__(self, meta: Any) -> None:
+        self.meta = meta  # region and partition only, read by the hook without a call
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"build() called {name}")
+
+
+def _source(tmp_path: Path) -> Path:
+    root = tmp_path / "src"
+    root.mkdir(exist_ok=True)
+    (root / "train.py").write_text("print('validation_accuracy=0.9')\n")
+    return root
+
+
+def _definition(backend: Any, tmp_path: Path) -> TrainingDefinition:
+    return TrainingDefinition(
+        role_arn=ROLE_ARN,
+        output_path=backend.uri("output"),
+        channels={"train": backend.uri("data/train/")},
+        cluster=Cluster(instance_type="ml.m5.large"),
+        script=ScriptMode(entry_point="train.py", source_dir=str(_source(tmp_path))),
+        metric_definitions={"validation_accuracy": METRIC},
+        max_runtime_seconds=600,
+    )
+
+
+def _training(backend: Any, tmp_path: Path, isolated: bool = False, **kwargs: Any) -> Any:
+    from airflow_dl_provider.operators.training import DistributedTrainingOperator
+
+    definition = dataclasses.replace(_definition(backend, tmp_path), enable_network_isolation=isolated)
+    return DistributedTrainingOperator(task_id="train", training=definition, **kwargs)
+
+
+def _tuning(backend: Any, tmp_path: Path, **kwargs: Any) -> Any:
+    from airflow_dl_provider.operators.tuning import HyperparameterTuningOperator
+
+    return HyperparameterTuningOperator(
+        task_id="tune",
+        training=_definition(backend, tmp_path),
+        objective_metric="validation_accuracy",
+        parameter_ranges={"lr": {"type": "continuous", "min": 1e-3, "max": 0.5}},
+        strategy="Random",
+        max_jobs=2,
+        **kwargs,
+    )
+
+
+def _labeling(backend: Any, tmp_path: Path, **kwargs: Any) -> Any:
+    from airflow_dl_provider.operators.labeling import GroundTruthLabelingOperator
+
+    args: dict[str, Any] = {
+        "task_id": "label",
+        "task_type": "image_classification",
+        "labels": ["cat", "dog"],
+        "input_prefix": backend.uri("pets/"),
+        "output_path": backend.uri("labels"),
+        "role_arn": ROLE_ARN,
+        "workteam_arn": WORKTEAM,
+    }
+    return GroundTruthLabelingOperator(**{**args, **kwargs})
+
+
+def _transform(backend: Any, tmp_path: Path, **kwargs: Any) -> Any:
+    from airflow_dl_provider.operators.transform import BatchTransformOperator
+
+    return BatchTransformOperator(
+        task_id="transform",
+        input_s3_uri=backend.uri("batch/in/"),
+        output_path=backend.uri("batch/out"),
+        model=ModelSource(model_artifacts=backend.uri("models/model.tar.gz"), role_arn=ROLE_ARN),
+        **kwargs,
+    )
+
+
+def _compilation(backend: Any, tmp_path: Path, **kwargs: Any) -> Any:
+    from airflow_dl_provider.operators.compilation import NeoCompilationOperator
+
+    return NeoCompilationOperator(
+        task_id="compile",
+        role_arn=ROLE_ARN,
+        model=ModelSource(model_artifacts=backend.uri("models/model.tar.gz")),
+        output_path=backend.uri("compiled"),
+        framework_version="1.13",
+        data_input_config={"input0": [1, 64]},
+        target_device="ml_c5",
+        **kwargs,
+    )
+
+
+FAMILIES: dict[str, Callable[..., Any]] = {
+    "training": _training,
+    "tuning": _tuning,
+    "labeling": _labeling,
+    "transform": _transform,
+    "compilation": _compilation,
+}
+
+
+@pytest.fixture
+def backend(local_backend: Any) -> Any:
+    for key, body in (
+        ("data/train/part-0.csv", "label,p0\n1,2\n"),
+        ("pets/a.png", b"\x89PNG"),
+        ("pets/b.png", b"\x89PNG"),
+        ("models/model.tar.gz", b"model"),
+        ("batch/in/part-0.csv", "1,2\n"),
+    ):
+        local_backend.upload(key, body)
+    return local_backend
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_build_does_no_io(backend: Any, tmp_path: Path, task_context: Any, family: str) -> None:
+    op = FAMILIES[family](backend, tmp_path)
+    real = op.hook.s3
+    op.hook.__dict__.update(conn=NoCalls(real.meta), s3=NoCalls(real.meta), logs=NoCalls(real.meta))
+    plan = op.build(task_context(task_id=op.task_id))
+    assert plan.request
+    # What needs reading (a built manifest, a source archive) is made later, at pre-flight.
+    assert all(upload.body is not None for upload in plan.uploads)
+    assert not hasattr(op, "_uploads") and not hasattr(op, "_source") and not hasattr(op, "_model_request")
+
+
+def test_a_model_name_override_names_the_model_created(
+    backend: Any, tmp_path: Path, task_context: Any
+) -> None:
+    client = sagemaker_client()
+    op = _transform(backend, tmp_path, overrides={"ModelName": "digits-v4"}, wait_for_completion=False)
+    use(op, client)
+    context = task_context(task_id="transform")
+    name = op.first_job_name(context)
+    model_arn = "arn:aws:sagemaker:us-east-1:123456789012:model/digits-v4"
+    arn = f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{name}"
+    with Stubber(client) as stub:
+        not_found(stub, "describe_model", f'Could not find model "{model_arn}".', ModelName="digits-v4")
+        stub.add_response(
+            "create_model",
+            {"ModelArn": model_arn},
+            {
+                "ModelName": "digits-v4",
+                "PrimaryContainer": op.render_plan(context).prerequisites[0].request["PrimaryContainer"],
+                "ExecutionRoleArn": ROLE_ARN,
+            },
+        )
+        not_found(
+            stub,
+            "describe_transform_job",
+            f"Could not find requested job with name {name}",
+            TransformJobName=name,
+        )
+        stub.add_response("create_transform_job", {"TransformJobArn": arn})
+        stub.add_response(
+            "describe_transform_job",
+            {
+                "TransformJobName": name,
+                "TransformJobArn": arn,
+                "TransformJobStatus": "InProgress",
+                "ModelName": "digits-v4",
+                "TransformInput": {
+                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/x"}}
+                },
+                "TransformOutput": {"S3OutputPath": "s3://b/y"},
+                "TransformResources": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1},
+                "CreationTime": NOW,
+            },
+        )
+        op.execute(context)
+        stub.assert_no_pending_responses()
+
+
+def test_an_overridden_source_location_is_where_the_code_is_uploaded(
+    backend: Any, tmp_path: Path, task_context: Any
+) -> None:
+    elsewhere = backend.uri("elsewhere/code/sourcedir.tar.gz")
+    op = _training(
+        backend,
+        tmp_path,
+        overrides={"HyperParameters": {"sagemaker_submit_directory": json.dumps(elsewhere)}},
+    )
+    context = task_context()
+    plan = op.render_plan(context)
+    assert [upload.uri for upload in plan.uploads] == [elsewhere]
+    op.preflight(plan, context)
+    op.stage(plan)
+    listed = backend.s3.list_objects_v2(Bucket=backend.bucket, Prefix="")
+    keys = [item["Key"] for item in listed.get("Contents", [])]
+    assert "elsewhere/code/sourcedir.tar.gz" in keys
+    assert not [key for key in keys if key.startswith("output/source/")]  # nothing where build put it
+
+
+def test_an_override_that_drops_the_code_channel_fails_before_anything(
+    backend: Any, tmp_path: Path, task_context: Any
+) -> None:
+    op = _training(
+        backend,
+        tmp_path,
+        isolated=True,
+        overrides={"InputDataConfig": [{"ChannelName": "train", "DataSource": {}}]},
+    )
+    with pytest.raises(PreflightError, match=r"^overrides: InputDataConfig\[ChannelName=code\]"):
+        op.render_plan(task_context())
+
+
+def test_labeling_preflight_counts_an_overridden_manifest(
+    backend: Any, tmp_path: Path, task_context: Any, task_log: Any
+) -> None:
+    lines = "".join(json.dumps({"source-ref": backend.uri(f"pets/{i}.png")}) + "\n" for i in range(1300))
+    manifest = backend.upload("mine/dataset.manifest", lines)
+    path = {"InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": manifest}}}}
+    op = _labeling(backend, tmp_path, overrides=path, auto_labeling=True)
+    context = task_context(task_id="label")
+    plan = op.render_plan(context)
+    # The manifest built from input_prefix is not uploaded: the override names another.
+    assert not [u for u in plan.uploads if u.uri.endswith("dataset.manifest")]
+    op.preflight(plan, context)  # 1,300 objects: auto_labeling's minimum holds for *that* manifest
+    assert "Labeling 1300 object(s)" in task_log.text
+    # Without the override, the 2 objects under input_prefix are too few for automated labeling.
+    with pytest.raises(PreflightError, match="this data set has 2"):
+        own = _labeling(backend, tmp_path, auto_labeling=True)
+        own.preflight(own.render_plan(context), context)
+
+
+def test_a_derived_input_is_made_at_preflight_through_the_reader(
+    backend: Any, tmp_path: Path, task_context: Any
+) -> None:
+    op = _labeling(backend, tmp_path)
+    context = task_context(task_id="label")
+    built = op.build(context)
+    (manifest,) = [u for u in built.uploads if isinstance(u.body, Derived)]
+    assert "{digest}" in manifest.uri
+    plan = op.render_plan(context)
+    (made,) = [u for u in plan.uploads if u.argument == "input_prefix"]
+    assert made.data().decode().splitlines() == [
+        json.dumps({"source-ref": backend.uri(f"pets/{n}.png")}) for n in "ab"
+    ]
+    assert plan.request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"] == made.uri
+
+
+@pytest.mark.parametrize("family", ["training", "tuning", "labeling"])
+def test_a_retry_uploads_nothing_new(
+    backend: Any, tmp_path: Path, task_context: Any, task_log: Any, family: str
+) -> None:
+    context = task_context(task_id="job")
+    for _ in range(2):
+        op = FAMILIES[family](backend, tmp_path)
+        op.stage(op.render_plan(context))
+    uploaded = [line for line in task_log.text.splitlines() if line.startswith("Uploaded ")]
+    reused = [line for line in task_log.text.splitlines() if line.endswith("already uploaded")]
+    assert uploaded and len(uploaded) == len(reused)
