@@ -6,6 +6,9 @@ A retryable error starts the next try on a fresh operator, up to ``retries`` (th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +37,41 @@ def fail_fast() -> type[BaseException]:
 
 
 def rebuilt(trigger: Any) -> Any:
-    """The trigger as the triggerer makes it: from its serialized classpath and kwargs."""
+    """The trigger as the triggerer makes it: from its serialized classpath and kwargs (stored as JSON)."""
     import importlib
+    import json
 
     path, kwargs = trigger.serialize()
     module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)(**kwargs)
+    return getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
+
+
+def triggerer(trigger: Any, *, dies_when: Callable[[], bool] | None = None, timeout: float = 60) -> Any:
+    """Run ``trigger`` as a triggerer does, to its first event; None if the triggerer died first.
+
+    ``dies_when`` is checked every few milliseconds: once true, the triggerer stops the trigger where it
+    is (mid-poll or mid-sleep), as a triggerer restart or a crash does.
+    """
+
+    async def first() -> Any:
+        async for event in trigger.run():
+            return event
+        return None
+
+    async def run() -> Any:
+        running = asyncio.ensure_future(first())
+        deadline = time.monotonic() + timeout
+        while not running.done():
+            if dies_when is not None and dies_when():
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+                return None
+            assert time.monotonic() < deadline, "the trigger fired no event in time"
+            await asyncio.sleep(0.005)
+        return running.result()
+
+    return asyncio.run(run())
 
 
 def one_try(make: Callable[[], Any], context: Any) -> Any:
@@ -49,7 +81,15 @@ def one_try(make: Callable[[], Any], context: Any) -> Any:
     except task_deferred() as caught:
         deferred: Any = caught
     event = first_event(rebuilt(deferred.trigger))
-    return getattr(make(), deferred.method_name)(context, event=event.payload, **(deferred.kwargs or {}))
+    return resume(make(), deferred, context, event)
+
+
+def resume(operator: Any, deferred: Any, context: Any, event: Any) -> Any:
+    """Resume ``operator`` as the worker does after the event: its method, the stored (JSON) kwargs."""
+    import json
+
+    kwargs = json.loads(json.dumps(deferred.kwargs or {}))
+    return getattr(operator, deferred.method_name)(context, event=event.payload, **kwargs)
 
 
 @dataclass
