@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -104,30 +103,29 @@ def local(args: argparse.Namespace) -> int:
         else:
             _say("not running")
         return 0
-    record = server.start(home) if args.action in ("up", "airflow") else server.status(home)
+    if args.action == "airflow":
+        return local_airflow(args, home)
+    record = server.start(home) if args.action == "up" else server.status(home)
     if record is None:
         _say("not running")
         return 1
     conn = server.connection_uri_json(record["endpoint_url"], home)
-    if args.action in ("up", "status"):
-        _say(
-            f"embedded S3 on {record['endpoint_url']} (pid {record['pid']}, generation "
-            f"{record['generation']}); point Airflow at it with:"
-        )
-        _say(f"export AIRFLOW_CONN_AWS_DEFAULT='{conn}'")
-        return 0
-    from airflow_dl_provider.demo import seed_digits, seed_digits_truth
-    from airflow_dl_provider.pipelines.config import load_config
+    _say(
+        f"embedded S3 on {record['endpoint_url']} (pid {record['pid']}, generation "
+        f"{record['generation']}); point Airflow at it with:"
+    )
+    _say(f"export AIRFLOW_CONN_AWS_DEFAULT='{conn}'")
+    return 0
+
+
+def local_airflow(args: argparse.Namespace, home: Path) -> int:
+    """Airflow on localhost, DAGs on the local backend; Ctrl-C stops everything it started."""
+    from airflow_dl_provider import local_airflow as stack
+    from airflow_dl_provider.backends.local import server
 
     dags_folder = _dags_folder(args.dags_folder)
-    config = load_config(dags_folder / "configs" / "digits.yaml")
-    seed_digits(server.s3_client(record["endpoint_url"]), config.bucket, config.prefix)
-    seed_digits_truth(server.s3_client(record["endpoint_url"]), config.bucket, config.prefix)
-    env = _airflow_env(home / "airflow", dags_folder, conn)
-    _say(
-        "Airflow UI on http://localhost:8080 (user and password printed by 'airflow standalone'); Ctrl-C stops it"
-    )
-    return subprocess.call([sys.executable, "-m", "airflow", "standalone"], env=env)
+    env = _airflow_env(home / "airflow", dags_folder, "")
+    return stack.run(home, dags_folder, args.port, lambda url: server.connection_uri_json(url, home), env)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["up", "down", "status", "airflow"])
     p.add_argument("--home", default=str(Path.home() / ".airflow-dl" / "local"))
     p.add_argument("--dags-folder", default=None)
+    p.add_argument("--port", type=int, default=8080, help="local airflow: the Airflow UI's port")
     p.set_defaults(func=local)
 
     p = commands.add_parser("dag-test", help="run one DAG with dag.test() (used by the demo)")

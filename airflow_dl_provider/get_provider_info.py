@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+# Where `make docs` is published; pyproject.toml's Project-URL "Documentation" says the same (Airflow
+# 3.3 reads that one), and a test checks they agree.
+DOCUMENTATION_URL = "https://airflow-dl-provider.readthedocs.io/"
+HOOK = "airflow_dl_provider.hooks.sagemaker.SageMakerJobHook"
+# The UI page (airflow_dl_provider.ui.plugin) is not listed under "plugins": Airflow loads provider-info
+# plugins only with [core] lazy_discover_providers = False, so it comes from the "airflow.plugins"
+# entry point in pyproject.toml, and listing it here too would load it twice (an import error).
+
 
 def get_provider_info() -> dict[str, Any]:
     from airflow_dl_provider import __version__
+    from airflow_dl_provider.connection_type import provider_connection_type
 
     return {
         "package-name": "airflow-dl-provider",
         "name": "Deep Learning on AWS",
         "description": "The deep-learning lifecycle on AWS: label, validate, train, tune, compile, serve, retrain.",
         "versions": [__version__],
+        "documentation-url": DOCUMENTATION_URL,
         "integrations": [
             {
                 "integration-name": "Amazon SageMaker (deep learning)",
@@ -50,6 +60,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_dl_provider.hooks.sagemaker"],
             }
         ],
+        "connection-types": [provider_connection_type(HOOK)],
         "triggers": [
             {
                 "integration-name": "Amazon SageMaker (deep learning)",

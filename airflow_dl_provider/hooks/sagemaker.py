@@ -5,18 +5,23 @@ The backend is chosen by the connection's extra, never by operator code:
 * ``{"backend": "aws"}`` (the default): boto3's SageMaker client.
 * ``{"backend": "local", "endpoint_url": "http://127.0.0.1:<port>"}``: the local backend's drop-in
   client, which runs the jobs on this machine against the embedded S3-compatible server.
+
+The connection type ``dl_sagemaker`` ("Deep Learning on SageMaker") puts those fields in the
+connection form, and its Test Connection works for both backends; an ``aws`` connection with the
+same extra works the same (:mod:`airflow_dl_provider.connection_type`).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-BACKENDS = ("aws", "local")
+from airflow_dl_provider.connection_type import BACKENDS, CONN_TYPE, FIELDS, HOOK_NAME, UI_FIELD_BEHAVIOUR
 
 
 class SageMakerJobHook(AwsBaseHook):
@@ -26,11 +31,80 @@ class SageMakerJobHook(AwsBaseHook):
     :class:`~airflow.providers.amazon.aws.hooks.base_aws.AwsBaseHook`.
     """
 
-    hook_name = "Amazon SageMaker (deep learning)"
+    # Its own connection type (backend, local endpoint and home in the form, Test Connection for both
+    # backends); an ordinary ``aws`` connection with the same extra works too.
+    conn_type = CONN_TYPE
+    hook_name = HOOK_NAME
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["client_type"] = "sagemaker"
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The form's own fields on Airflow 2.11 to 3.1 (3.2+ reads ``conn-fields`` of the provider info)."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+        from wtforms.validators import Optional, any_of
+
+        return {
+            f.name: StringField(
+                lazy_gettext(f.label),
+                widget=BS3TextFieldWidget(),
+                description=f.description,
+                validators=[Optional(), any_of(list(f.choices))] if f.choices else [],
+                default=f.default,
+            )
+            for f in FIELDS
+        }
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder fields (Airflow 3.2+ reads ``ui-field-behaviour``)."""
+        return {
+            key: dict(value) if isinstance(value, dict) else list(value)
+            for key, value in UI_FIELD_BEHAVIOUR.items()
+        }
+
+    @cached_property
+    def conn_config(self) -> Any:
+        """The Amazon provider's connection wrapper, which this connection type is built for.
+
+        The wrapper warns that a connection not of type ``aws`` "might not work correctly"; this
+        type carries the same login, password and extra, so that warning is wrong for it.
+        """
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=f".*expected connection type 'aws', got '{CONN_TYPE}'", category=UserWarning
+            )
+            return super().conn_config
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Test Connection: AWS asks STS who the credentials are; local checks the embedded server answers.
+
+        The local backend never calls STS (no AWS account, no network): it lists the embedded S3
+        server's buckets with the connection's own clients, as every task does.
+        """
+        try:
+            backend = self.backend
+        except ValueError as err:
+            return False, str(err)
+        if backend == "aws":
+            ok, message = super().test_connection()
+            return ok, f"aws: {message}"
+        try:
+            endpoint = self._local_endpoint()
+            buckets = self.s3.list_buckets().get("Buckets", [])
+        except Exception as err:
+            return False, (
+                f"local: the embedded S3 server does not answer ({type(err).__name__}: {err}); "
+                "start it with `airflow-dl local up` and put the endpoint_url it prints in this connection"
+            )
+        return True, (
+            f"local: the embedded S3 server on {endpoint} answers ({len(buckets)} bucket(s)); "
+            f"jobs run under {self._local_home()}"
+        )
 
     @cached_property
     def backend(self) -> str:
@@ -81,7 +155,7 @@ class SageMakerJobHook(AwsBaseHook):
 
     def _local_client(self) -> Any:
         """The local backend's SageMaker client, from the connection extra (``endpoint_url``, ``local_home``)."""
-        from airflow_dl_provider.backends.local.client import DEFAULT_HOME, LocalSageMakerClient
+        from airflow_dl_provider.backends.local.client import LocalSageMakerClient
 
         extra = self.conn_config.extra_config
         endpoint = str(extra.get("endpoint_url") or "")
@@ -92,10 +166,16 @@ class SageMakerJobHook(AwsBaseHook):
             "AWS_ACCESS_KEY_ID": key,
             "AWS_SECRET_ACCESS_KEY": secret,
         }
-        home = Path(extra.get("local_home") or os.environ.get("AIRFLOW_DL_LOCAL_HOME") or DEFAULT_HOME)
         return LocalSageMakerClient(
-            home=home, endpoint_url=endpoint, region=self._local_region(), runner_env=env
+            home=self._local_home(), endpoint_url=endpoint, region=self._local_region(), runner_env=env
         )
+
+    def _local_home(self) -> Path:
+        """Where the local jobs live: the connection extra ``local_home``, else the default home."""
+        from airflow_dl_provider.backends.local.client import DEFAULT_HOME
+
+        extra = self.conn_config.extra_config
+        return Path(extra.get("local_home") or os.environ.get("AIRFLOW_DL_LOCAL_HOME") or DEFAULT_HOME)
 
     def client_for(self, service: str) -> Any:
         """A boto3 client for ``service`` built from this hook's connection, region, verify and config.
