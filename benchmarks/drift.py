@@ -20,7 +20,7 @@ busy). Ratios and goals:
 
 Exits 0 either way.
 
-    python benchmarks/drift.py [--rows 1000000] [--features 20] [--file-rows 200000] [--repeat 3]
+    python benchmarks/drift.py [--rows 1000000] [--features 20] [--file-rows 100000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ def main() -> int:
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     parser.add_argument(
-        "--file-rows", type=int, default=200_000, help="rows of the Parquet and JSON Lines files"
+        "--file-rows", type=int, default=100_000, help="rows of the Parquet and JSON Lines files"
     )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
