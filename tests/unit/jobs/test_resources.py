@@ -300,3 +300,20 @@ def test_undo_of_a_job_stops_it(client: Any, stub: Stubber) -> None:
     stub.add_response("describe_training_job", description("j", "InProgress"), {"TrainingJobName": "j"})
     stub.add_response("stop_training_job", {}, {"TrainingJobName": "j"})
     assert training.undo("j", {"action": "stop"}, budget=10) is True
+
+
+def test_the_in_progress_rows_name_real_operations_and_cite_aws(model: Any) -> None:
+    for row in service_behaviour.IN_PROGRESS.values():
+        assert row.source.startswith("https://docs.aws.amazon.com/sagemaker/")
+        states = set(
+            model.operation_model(f"Describe{row.resource}").output_shape.members[row.status_field].enum
+        )
+        assert row.statuses <= states
+        for operation in row.refused:
+            model.operation_model(operation)  # raises for an operation the service does not have
+    # What SageMaker answers, written out (not read from the table).
+    assert service_behaviour.in_progress_refusal("Endpoint", "DeleteEndpoint", "Creating", NAME, ARN) == {
+        "Code": "ValidationException",
+        "Message": f'Cannot update in-progress endpoint "{ARN}".',
+    }
+    assert service_behaviour.in_progress_refusal("Endpoint", "DeleteEndpoint", "InService", NAME, ARN) is None
