@@ -241,9 +241,9 @@ class JobEngine:
         """Create the resource ``name``, or attach to the one that has the name (a resource's own name).
 
         One in a state that takes no call but its delete (``only_deletable``: a Failed endpoint) is
-        deleted and created again. One being deleted
-        keeps its name until it is gone (``ASYNC_DELETE``): that is waited out first, so the create is
-        not refused. A live one is returned with ``created=False``; what to change on it is the caller's.
+        deleted and created again. One being deleted keeps its name until it is gone
+        (``ASYNC_DELETE``): that is waited out first, so the create is not refused. A live one is
+        returned with ``created=False``; what to change on it is the caller's.
         """
         description = self.describe(name)
         if description is not None and description[self.kind.status_field] in self.kind.only_deletable:
