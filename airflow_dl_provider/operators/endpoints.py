@@ -302,10 +302,15 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
 
     def on_kill(self) -> None:
         """Take back what this try started: delete the endpoint it created, roll back its update."""
-        if self.undo:
+        if not self.undo:
+            return
+        try:
             self.engine().undo(
                 self.endpoint_name,
                 self.undo,
                 budget=KILL_BUDGET_SECONDS,
                 poll_interval=min(self.poll_interval, 1.0),
             )
+        except ClientError as err:
+            # The task is being killed either way: say what could not be taken back, and why.
+            self.log.error("Endpoint %s: could not undo %s: %s", self.endpoint_name, self.undo, err)
