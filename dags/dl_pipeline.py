@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow_dl_provider.pipelines.factory import dags_from_directory
+from airflow_dl_provider.pipelines.loader import dags_from_directory
 
 # [START dl_pipeline_dags]
 globals().update(dags_from_directory(Path(__file__).parent / "configs"))

@@ -1,41 +1,29 @@
-"""Pipeline config -> DAGs.
+"""Pipeline config -> the pipeline DAG, built from typed specs.
 
 The pipeline template, each stage present when its config section is: label -> validate labels ->
 prepare data -> train -> tune -> compile, register, baseline, batch transform -> evaluate. Stages
-hand each other S3 URIs through XCom, never data. A config with ``drift`` and ``retraining`` also
-gets the drift monitor and retrain DAGs (:mod:`.monitoring`).
+hand each other S3 URIs through XCom, never data. One
+:class:`~airflow_dl_provider.specs.training.TrainingDefinition` is the ``train`` task's job and each
+``tune`` trial's. The drift monitor and retrain DAGs are :mod:`.monitoring`'s; reading configs from
+disk is :mod:`.loader`'s.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import pendulum
 
 from airflow_dl_provider.operators.datasets import SplitDatasetOperator
 from airflow_dl_provider.operators.labeling import GroundTruthLabelingOperator
 from airflow_dl_provider.operators.training import DistributedTrainingOperator
 from airflow_dl_provider.operators.tuning import HyperparameterTuningOperator
-from airflow_dl_provider.pipelines.config import PipelineConfig, load_config
-
-try:  # Airflow 3
-    from airflow.sdk import DAG
-except ImportError:  # Airflow 2.x
-    from airflow import DAG  # type: ignore[no-redef,attr-defined]
+from airflow_dl_provider.pipelines.templates import DAG, RUN_FOLDER, dag_arguments, xcom
+from airflow_dl_provider.specs.model import ModelSource
+from airflow_dl_provider.specs.training import Cluster, ScriptMode, Spot, TrainingDefinition, Vpc
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from pathlib import Path
 
-
-# A run's own S3 folder: run ids carry ':' and '+', which are legal in keys but awkward in paths.
-RUN_FOLDER = "{{ run_id | replace(':', '-') | replace('+', '-') }}"
-
-
-def xcom(task_id: str, key: str) -> str:
-    """A template that renders one field of a task's returned dict."""
-    return "{{ ti.xcom_pull(task_ids='" + task_id + "')['" + key + "'] }}"
+    from airflow_dl_provider.pipelines.config import PipelineConfig
 
 
 def _source_dir(config: PipelineConfig, config_path: Path) -> str | None:
@@ -45,43 +33,65 @@ def _source_dir(config: PipelineConfig, config_path: Path) -> str | None:
     return str((config_path.parent / source).resolve())
 
 
-def _training_arguments(config: PipelineConfig, config_path: Path) -> dict[str, Any]:
-    """The training arguments shared by ``train`` and ``tune`` (tuning reuses the training request)."""
+def training_definition(config: PipelineConfig, config_path: Path) -> TrainingDefinition:
+    """The training job of a config: ``train``'s, each ``tune`` trial's and ``train_challenger``'s."""
     training = config.training
     channels = {"train": xcom("prepare_data", "train")}
     if config.data.validation_fraction:
         channels["validation"] = xcom("prepare_data", "validation")
     if config.data.test_fraction:
         channels["test"] = xcom("prepare_data", "test")
-    return {
-        "role_arn": config.role_arn,
-        "output_path": config.s3_uri("models"),
-        "channels": channels,
-        "entry_point": training.entry_point,
-        "source_dir": _source_dir(config, config_path),
-        "image_uri": training.image_uri,
-        "framework_version": training.framework_version,
-        "instance_type": training.instance_type,
-        "instance_count": training.instance_count,
-        "distribution": training.distribution,
-        "hyperparameters": training.hyperparameters,
-        "metric_definitions": training.metric_definitions,
-        "max_runtime_seconds": training.max_runtime_seconds,
-        "use_spot": training.use_spot,
-        "spot_max_wait_seconds": training.spot_max_wait_seconds,
-        "allow_no_efa": training.allow_no_efa,
-        "volume_size_gb": training.volume_size_gb,
-        "subnets": training.subnets or None,
-        "security_group_ids": training.security_group_ids or None,
-        "tags": {"pipeline": config.pipeline, **training.tags},
-        "deferrable": config.deferrable,
-        "poll_interval": config.poll_interval,
-    }
+    script = None
+    if training.entry_point:
+        script = ScriptMode(
+            entry_point=training.entry_point,
+            source_dir=str(_source_dir(config, config_path)),
+            framework_version=training.framework_version,
+            distribution=training.distribution,
+        )
+    return TrainingDefinition(
+        role_arn=config.role_arn,
+        output_path=config.s3_uri("models"),
+        channels=channels,
+        cluster=Cluster(
+            instance_type=training.instance_type,
+            instance_count=training.instance_count,
+            volume_size_gb=training.volume_size_gb,
+            allow_no_efa=training.allow_no_efa,
+        ),
+        script=script,
+        image_uri=training.image_uri,
+        hyperparameters=training.hyperparameters,
+        metric_definitions=training.metric_definitions,
+        max_runtime_seconds=training.max_runtime_seconds,
+        spot=Spot(max_wait_seconds=training.spot_max_wait_seconds) if training.use_spot else None,  # type: ignore[arg-type]
+        vpc=Vpc(training.subnets, training.security_group_ids) if training.subnets else None,
+        tags={"pipeline": config.pipeline, **training.tags},
+    )
 
 
 def _labeling(config: PipelineConfig) -> Any:
     labeling = config.labeling
     assert labeling is not None
+    if labeling.service == "label_studio":
+        from airflow_dl_provider.operators.label_studio import LabelStudioLabelingOperator
+
+        return LabelStudioLabelingOperator(
+            task_id="label",
+            job_name_prefix=f"{config.pipeline}-label",
+            task_type=labeling.task_type,
+            labels=labeling.labels,
+            input_prefix=labeling.input_prefix,
+            output_path=config.s3_uri("labels"),
+            label_studio_conn_id=labeling.label_studio_conn_id,
+            workers_per_object=labeling.workers_per_object,
+            auto_labeling=labeling.auto_labeling,
+            max_human_labeled_objects=labeling.max_human_labeled_objects,
+            task_title=labeling.task_title,
+            tags={"pipeline": config.pipeline, **labeling.tags},
+            deferrable=config.deferrable,
+            poll_interval=config.poll_interval,
+        )
     return GroundTruthLabelingOperator(
         task_id="label",
         job_name_prefix=f"{config.pipeline}-label",
@@ -124,21 +134,6 @@ def _label_validation(config: PipelineConfig) -> Any:
     )
 
 
-def dag_arguments(config: PipelineConfig, config_path: Path) -> dict[str, Any]:
-    """What every DAG of one config shares: start, tags, retries, connection."""
-    return {
-        "start_date": pendulum.instance(datetime.fromisoformat(config.start_date), tz="UTC"),
-        "catchup": False,
-        "tags": ["deep-learning", *config.tags],
-        "default_args": {
-            "aws_conn_id": config.aws_conn_id,
-            "retries": config.retries,
-            "retry_delay": timedelta(seconds=config.retry_delay_seconds),
-        },
-        "doc_md": f"Generated from `{config_path.name}` by airflow_dl_provider.",
-    }
-
-
 def neo_framework_version(config: PipelineConfig) -> str | None:
     """The compile stage's ``FrameworkVersion``: the config's, else for PyTorch the newest one Neo lists
     for the target that is not newer than the PyTorch the model was trained with."""
@@ -168,7 +163,7 @@ def _after_training(config: PipelineConfig, best: str, upstream: Any) -> None:
             task_id="compile",
             job_name_prefix=f"{config.pipeline}-compile",
             role_arn=config.role_arn,
-            model_artifacts=artifacts,
+            model=ModelSource(model_artifacts=artifacts),
             output_path=config.s3_uri("compiled"),
             framework=compilation.framework,
             framework_version=neo_framework_version(config),
@@ -184,7 +179,7 @@ def _after_training(config: PipelineConfig, best: str, upstream: Any) -> None:
         upstream >> RegisterModelOperator(
             task_id="register",
             model_package_group_name=config.registry.model_package_group,
-            model_artifacts=artifacts,
+            model=ModelSource(model_artifacts=artifacts),
             training_job_name=job,
             data_uris={c: xcom("prepare_data", c) for c in ("train", "validation", "test")},
             approval_status=config.registry.approval_status,
@@ -201,8 +196,7 @@ def _after_training(config: PipelineConfig, best: str, upstream: Any) -> None:
         transform = BatchTransformOperator(
             task_id="batch_transform",
             job_name_prefix=f"{config.pipeline}-transform",
-            model_artifacts=artifacts,
-            role_arn=config.role_arn,
+            model=ModelSource(model_artifacts=artifacts, role_arn=config.role_arn),
             input_s3_uri=xcom("prepare_data", "test_features"),
             output_path=config.s3_uri("predictions", RUN_FOLDER),
             instance_type=config.transform.instance_type,
@@ -262,13 +256,15 @@ def build_dag(config: PipelineConfig, config_path: Path) -> Any:
             seed=config.data.seed,
         )
         upstream >> prepare
-        training_arguments = _training_arguments(config, config_path)
+        definition = training_definition(config, config_path)
+        waiting = {"deferrable": config.deferrable, "poll_interval": config.poll_interval}
         train = DistributedTrainingOperator(
             task_id="train",
             job_name_prefix=f"{config.pipeline}-train",
+            training=definition,
             max_cost_usd=config.training.max_cost_usd,
             overrides=config.training.overrides,
-            **training_arguments,
+            **waiting,
         )
         prepare >> train
         best = train
@@ -286,28 +282,10 @@ def build_dag(config: PipelineConfig, config_path: Path) -> Any:
                 early_stopping=tuning.early_stopping,
                 random_seed=tuning.random_seed,
                 max_cost_usd=tuning.max_cost_usd,
-                **training_arguments,
+                training=definition,
+                **waiting,
             )
             train >> tune
             best = tune
         _after_training(config, best.task_id, best)
     return dag
-
-
-def dags_from_directory(directory: str | Path, pattern: str = "*.yaml") -> dict[str, Any]:
-    """Every config in ``directory`` as ``{dag_id: DAG}``, for a DAG file's ``globals()``."""
-    return dags_from_files(sorted(Path(directory).glob(pattern)))
-
-
-def dags_from_files(paths: Iterable[Path]) -> dict[str, Any]:
-    dags: dict[str, Any] = {}
-    for path in paths:
-        config = load_config(path)
-        dags[config.dag_id] = build_dag(config, path)
-        if config.drift or config.retraining:
-            from airflow_dl_provider.pipelines.monitoring import monitoring_dags
-
-            dags.update(
-                monitoring_dags(config, path, dag_arguments(config, path), _training_arguments(config, path))
-            )
-    return dags

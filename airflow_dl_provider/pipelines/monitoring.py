@@ -24,12 +24,15 @@ from airflow_dl_provider.operators.evaluation import (
 from airflow_dl_provider.operators.registry import RegisterModelOperator
 from airflow_dl_provider.operators.training import DistributedTrainingOperator
 from airflow_dl_provider.operators.transform import BatchTransformOperator
-from airflow_dl_provider.pipelines.factory import DAG, RUN_FOLDER, xcom
+from airflow_dl_provider.pipelines.factory import training_definition
+from airflow_dl_provider.pipelines.templates import DAG, RUN_FOLDER, dag_arguments, xcom
+from airflow_dl_provider.specs.model import ModelSource
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from airflow_dl_provider.pipelines.config import PipelineConfig
+    from airflow_dl_provider.specs.training import TrainingDefinition
 
 
 def build_drift_monitor_dag(config: PipelineConfig, dag_arguments: dict[str, Any]) -> Any:
@@ -61,15 +64,16 @@ def build_drift_monitor_dag(config: PipelineConfig, dag_arguments: dict[str, Any
 
 
 def build_retrain_dag(
-    config: PipelineConfig, dag_arguments: dict[str, Any], training_arguments: dict[str, Any]
+    config: PipelineConfig, dag_arguments: dict[str, Any], training: TrainingDefinition
 ) -> Any:
+    """Retrain on drift: the challenger is the pipeline's own training definition on the newest data."""
     retraining, registry = config.retraining, config.registry
     assert retraining is not None and registry is not None
     transform = config.transform
+    waiting = {"deferrable": config.deferrable, "poll_interval": config.poll_interval}
     transform_arguments: dict[str, Any] = {
         "instance_type": transform.instance_type if transform else "ml.m5.xlarge",
         "instance_count": transform.instance_count if transform else 1,
-        "role_arn": config.role_arn,
         "input_s3_uri": xcom("prepare_data", "test_features"),
     }
     with DAG(
@@ -93,9 +97,10 @@ def build_retrain_dag(
         train = DistributedTrainingOperator(
             task_id="train_challenger",
             job_name_prefix=f"{config.pipeline}-challenger",
+            training=training,
             max_cost_usd=config.training.max_cost_usd,
             overrides=config.training.overrides,
-            **training_arguments,
+            **waiting,
         )
         scores: dict[str, tuple[Any, Any]] = {}
         for role, artifacts in (
@@ -105,7 +110,7 @@ def build_retrain_dag(
             predict = BatchTransformOperator(
                 task_id=f"transform_{role}",
                 job_name_prefix=f"{config.pipeline}-eval-{role}",
-                model_artifacts=artifacts,
+                model=ModelSource(model_artifacts=artifacts, role_arn=config.role_arn),
                 output_path=config.s3_uri("evaluation", RUN_FOLDER, role),
                 **transform_arguments,
             )
@@ -120,7 +125,7 @@ def build_retrain_dag(
         register = RegisterModelOperator(
             task_id="register_challenger",
             model_package_group_name=registry.model_package_group,
-            model_artifacts=xcom("train_challenger", "model_artifacts"),
+            model=ModelSource(model_artifacts=xcom("train_challenger", "model_artifacts")),
             training_job_name=xcom("train_challenger", "job_name"),
             data_uris={c: xcom("prepare_data", c) for c in ("train", "validation", "test")},
             approval_status="PendingManualApproval",
@@ -150,18 +155,14 @@ def build_retrain_dag(
     return dag
 
 
-def monitoring_dags(
-    config: PipelineConfig,
-    config_path: Path,
-    dag_arguments: dict[str, Any],
-    training_arguments: dict[str, Any],
-) -> dict[str, Any]:
+def monitoring_dags(config: PipelineConfig, config_path: Path) -> dict[str, Any]:
     """The drift monitor and retrain DAGs of a config that asks for them."""
+    arguments = dag_arguments(config, config_path)
     dags: dict[str, Any] = {}
     if config.drift:
-        dag = build_drift_monitor_dag(config, dag_arguments)
+        dag = build_drift_monitor_dag(config, arguments)
         dags[dag.dag_id] = dag
     if config.retraining:
-        dag = build_retrain_dag(config, dag_arguments, training_arguments)
+        dag = build_retrain_dag(config, arguments, training_definition(config, config_path))
         dags[dag.dag_id] = dag
     return dags

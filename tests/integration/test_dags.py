@@ -75,9 +75,12 @@ def test_dag_files_import() -> None:
 
     train = dag.get_task("train")
     assert isinstance(train, DistributedTrainingOperator)
-    assert train.instance_count == 2
-    assert train.distribution == "torch_distributed"
-    assert train.instance_type == "ml.p3dn.24xlarge"
+    assert train.training.cluster.instance_count == 2
+    assert train.training.distribution == "torch_distributed"
+    assert train.training.cluster.instance_type == "ml.p3dn.24xlarge"
+    # One definition, two copies: Airflow renders nested specs in place, each task its own.
+    tune = dag.get_task("tune")
+    assert tune.training == train.training and tune.training is not train.training
 
 
 def _write_dags_folder(folder: Path, config_text: str) -> Path:

@@ -82,7 +82,7 @@ def test_compile_stage_compiles_the_trained_archive_as_a_version_neo_lists(
     compile_task = build_dag(config, DIGITS_YAML).get_task("compile")
     assert compile_task.framework_version == "2.0"
     assert compile_task.data_input_config == {"input0": [1, 64]}
-    assert "ti.xcom_pull(task_ids='tune')['model_artifacts']" in compile_task.model_artifacts
+    assert "ti.xcom_pull(task_ids='tune')['model_artifacts']" in compile_task.model.model_artifacts
 
     del digits["compilation"]["framework_version"]  # derived from training.framework_version (2.5.1)
     path = tmp_path / "derived.yaml"
