@@ -6,7 +6,7 @@ every method call whose name is an operation of SageMaker, SageMaker Runtime, S3
 calls the job engine makes by name from the job-kinds table. A new operator is covered the day it lands.
 
 Not scanned, because it never runs on MWAA: the local backend (``backends/local``), the demo and the
-``airflow-dl`` command line (``cli.py``, ``demo.py``), and the stack tooling (``stacks/``), which
+``airflow-dl`` command line (``cli.py``, ``demo.py``, ``local_airflow.py``), and the stack tooling (``stacks/``), which
 runs on the deployer's machine with the deployer's credentials.
 """
 
@@ -25,7 +25,7 @@ from airflow_dl_provider.presets.containers import DLC_ACCOUNTS
 from airflow_dl_provider.stacks.render import load_template
 
 PACKAGE = Path(__file__).resolve().parents[3] / "airflow_dl_provider"
-NOT_ON_MWAA = ("backends/local/", "stacks/", "cli.py", "demo.py")
+NOT_ON_MWAA = ("backends/local/", "stacks/", "cli.py", "demo.py", "local_airflow.py")
 # boto3 client name -> IAM service prefix (SageMaker Runtime is authorized as sagemaker:InvokeEndpoint).
 SERVICES = {"sagemaker": "sagemaker", "sagemaker-runtime": "sagemaker", "s3": "s3", "logs": "logs"}
 # S3's IAM actions are not its operation names; boto3's transfer helpers are not operations at all.
