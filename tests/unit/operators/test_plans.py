@@ -281,3 +281,146 @@ def test_a_retry_uploads_nothing_new(
     uploaded = [line for line in task_log.text.splitlines() if line.startswith("Uploaded ")]
     reused = [line for line in task_log.text.splitlines() if line.endswith("already uploaded")]
     assert uploaded and len(uploaded) == len(reused)
+
+
+# -- specs: composed, templated, and the flat arguments of earlier releases ------------------------------
+
+
+def test_nested_specs_render_in_place_each_operator_its_own(backend: Any, tmp_path: Path) -> None:
+    from airflow_dl_provider.operators.training import DistributedTrainingOperator
+
+    definition = dataclasses.replace(
+        _definition(backend, tmp_path),
+        cluster=Cluster(instance_type="{{ params.instance_type }}", instance_count="{{ params.count }}"),
+        channels={"train": "{{ params.data }}"},
+    )
+    first = DistributedTrainingOperator(task_id="first", training=definition)
+    second = DistributedTrainingOperator(task_id="second", training=definition)
+    first.render_template_fields(
+        {"params": {"instance_type": "ml.m5.large", "count": "2", "data": backend.uri("data/train/")}}
+    )
+    assert first.training.cluster.instance_type == "ml.m5.large"
+    assert first.training.channels == {"train": backend.uri("data/train/")}
+    assert second.training.cluster.instance_type == "{{ params.instance_type }}"  # not shared
+    request, _ = first.training.parts("us-east-1")
+    assert request["ResourceConfig"]["InstanceCount"] == 2  # a rendered string, converted once
+
+
+def test_a_rendered_spec_is_checked_again_before_anything(
+    backend: Any, tmp_path: Path, task_context: Any
+) -> None:
+    from airflow_dl_provider.operators.training import DistributedTrainingOperator
+
+    definition = dataclasses.replace(
+        _definition(backend, tmp_path), cluster=Cluster(instance_count="{{ params.count }}")
+    )
+    op = DistributedTrainingOperator(task_id="train", training=definition)
+    op.render_template_fields({"params": {"count": "0"}})
+    with pytest.raises(PreflightError, match=r"^cluster.instance_count must be >= 1, got 0$"):
+        op.render_plan(task_context())
+
+
+def test_flat_training_arguments_warn_and_map_onto_the_specs(backend: Any, tmp_path: Path) -> None:
+    from airflow_dl_provider.operators.training import DistributedTrainingOperator
+
+    with pytest.warns(
+        DeprecationWarning,
+        match=r"^train: entry_point, instance_count, instance_type, .*: flat training arguments are deprecated",
+    ):
+        op = DistributedTrainingOperator(
+            task_id="train",
+            role_arn=ROLE_ARN,
+            output_path=backend.uri("output"),
+            source_dir=str(_source(tmp_path)),
+            entry_point="train.py",
+            instance_type="ml.m5.large",
+            instance_count=2,
+            use_spot=True,
+            spot_max_wait_seconds=7200,
+            subnets=["subnet-1"],
+            security_group_ids=["sg-1"],
+        )
+    training = op.training
+    assert training.cluster == Cluster(instance_type="ml.m5.large", instance_count=2)
+    assert training.script == ScriptMode(entry_point="train.py", source_dir=str(_source(tmp_path)))
+    assert training.spot is not None and training.spot.max_wait_seconds == 7200
+    assert training.vpc is not None and training.vpc.subnets == ["subnet-1"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"instance_type": "ml.m5.large"},
+            r"^train: cluster: give instance_type inside cluster=, not beside it$",
+        ),
+        ({"role_arn": ROLE_ARN}, r"^train: training: role_arn go inside training=TrainingDefinition"),
+    ],
+)
+def test_a_spec_and_its_flat_arguments_together_fail_in_one_line(
+    backend: Any, tmp_path: Path, kwargs: dict[str, Any], message: str
+) -> None:
+    from airflow_dl_provider.operators.training import DistributedTrainingOperator
+
+    spec = (
+        {"cluster": Cluster()} if "instance_type" in kwargs else {"training": _definition(backend, tmp_path)}
+    )
+    base = (
+        {}
+        if "training" in spec
+        else {"role_arn": ROLE_ARN, "output_path": backend.uri("o"), "image_uri": "i"}
+    )
+    with pytest.raises(ValueError, match=message):
+        DistributedTrainingOperator(task_id="train", **{**base, **spec, **kwargs})
+
+
+def test_tuning_composes_a_training_definition_instead_of_inheriting(backend: Any, tmp_path: Path) -> None:
+    from airflow_dl_provider.operators.training import DistributedTrainingOperator
+    from airflow_dl_provider.operators.tuning import HyperparameterTuningOperator
+
+    assert not issubclass(HyperparameterTuningOperator, DistributedTrainingOperator)
+    op = _tuning(backend, tmp_path)
+    assert op.training == _definition(backend, tmp_path)
+    with pytest.warns(DeprecationWarning, match="training arguments beside the search are deprecated"):
+        flat = HyperparameterTuningOperator(
+            task_id="tune",
+            role_arn=ROLE_ARN,
+            output_path=backend.uri("output"),
+            channels={"train": backend.uri("data/train/")},
+            entry_point="train.py",
+            source_dir=str(_source(tmp_path)),
+            instance_type="ml.m5.large",
+            metric_definitions={"validation_accuracy": METRIC},
+            max_runtime_seconds=600,
+            objective_metric="validation_accuracy",
+            parameter_ranges={"lr": {"type": "continuous", "min": 1e-3, "max": 0.5}},
+            strategy="Random",
+            max_jobs=2,
+        )
+    assert flat.training == op.training
+    with pytest.raises(ValueError, match=r"^tune: training: give the job each trial runs"):
+        HyperparameterTuningOperator(task_id="tune", objective_metric="m", parameter_ranges={"lr": {}})
+
+
+def test_flat_model_arguments_warn_and_build_a_model_source(backend: Any) -> None:
+    from airflow_dl_provider.operators.transform import BatchTransformOperator
+
+    artifacts = backend.uri("models/model.tar.gz")
+    with pytest.warns(DeprecationWarning, match="model_artifacts, role_arn: flat model arguments"):
+        op = BatchTransformOperator(
+            task_id="transform",
+            input_s3_uri=backend.uri("batch/in/"),
+            output_path=backend.uri("batch/out"),
+            model_artifacts=artifacts,
+            role_arn=ROLE_ARN,
+        )
+    assert op.model == ModelSource(model_artifacts=artifacts, role_arn=ROLE_ARN)
+    with pytest.raises(
+        ValueError, match=r"^transform: role_arn: creating a Model from model_artifacts needs"
+    ):
+        BatchTransformOperator(
+            task_id="transform",
+            input_s3_uri=backend.uri("batch/in/"),
+            output_path=backend.uri("batch/out"),
+            model=ModelSource(model_artifacts=artifacts),
+        )
