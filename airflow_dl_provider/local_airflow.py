@@ -231,6 +231,8 @@ def run(
             "PATH": os.pathsep.join([str(airflow_bin), base_env.get("PATH", os.defpath)]),
             "AIRFLOW_CONN_AWS_DEFAULT": connection(record["endpoint_url"]),
             "AIRFLOW__API__PORT": str(port),
+            # Workers reach the api-server here; by default they assume port 8080, whatever it is.
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
             # The LocalExecutor starts one worker per slot (32 by default): a laptop needs a few.
             "AIRFLOW__CORE__PARALLELISM": base_env.get("AIRFLOW__CORE__PARALLELISM", str(LOCAL_PARALLELISM)),
             # Test Connection is off by default; the provider's connection type tests both backends.

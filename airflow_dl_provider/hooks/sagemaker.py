@@ -95,6 +95,9 @@ class SageMakerJobHook(AwsBaseHook):
             return ok, f"aws: {message}"
         try:
             endpoint = self._local_endpoint()
+        except ValueError as err:  # not on loopback, or none: the local backend talks to nothing else
+            return False, f"local: {err}"
+        try:
             buckets = self.s3.list_buckets().get("Buckets", [])
         except Exception as err:
             return False, (

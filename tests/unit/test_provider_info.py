@@ -101,3 +101,90 @@ def test_airflow_providers_manager_registers_the_provider() -> None:
 
     assert provider.version == airflow_dl_provider.__version__
     assert "airflow_dl_provider.links.console.SageMakerJobLink" in manager.extra_links_class_names
+
+
+def test_connection_type_is_declared_for_the_hook() -> None:
+    from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
+
+    (declared,) = get_provider_info()["connection-types"]
+
+    assert declared["connection-type"] == SageMakerJobHook.conn_type == "dl_sagemaker"
+    assert declared["hook-name"] == SageMakerJobHook.hook_name
+    assert _import_object(declared["hook-class-name"]) is SageMakerJobHook
+    assert set(declared["conn-fields"]) == {"backend", "endpoint_url", "local_home"}
+    assert declared["conn-fields"]["backend"]["schema"]["enum"] == ["aws", "local"]
+    # The same form for Airflow 2.11-3.1, which read the hook's own methods instead.
+    behaviour = SageMakerJobHook.get_ui_field_behaviour()
+    assert behaviour["hidden_fields"] == declared["ui-field-behaviour"]["hidden-fields"]
+    assert behaviour["relabeling"] == declared["ui-field-behaviour"]["relabeling"]
+
+
+def test_provider_info_passes_airflows_schema() -> None:
+    import json
+
+    import jsonschema
+
+    schema_path = Path(importlib.import_module("airflow").__file__).parent / "provider_info.schema.json"
+
+    jsonschema.validate(get_provider_info(), json.loads(schema_path.read_text()))
+
+
+def test_documentation_url_agrees_with_the_package_metadata() -> None:
+    urls = importlib.metadata.metadata(DISTRIBUTION).get_all("Project-URL") or []
+    documentation = [
+        u.split(",", 1)[1].strip() for u in urls if u.split(",", 1)[0].strip() == "Documentation"
+    ]
+
+    assert documentation == [get_provider_info()["documentation-url"]]
+
+
+def test_airflow_lists_the_connection_type_with_its_form() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    hook = manager.hooks["dl_sagemaker"]
+
+    assert hook is not None
+    assert hook.hook_class_name == "airflow_dl_provider.hooks.sagemaker.SageMakerJobHook"
+    assert hook.connection_testable
+    assert hook.connection_id_attribute_name == "aws_conn_id"
+    assert {"extra__dl_sagemaker__backend", "extra__dl_sagemaker__endpoint_url"} <= set(
+        manager.connection_form_widgets
+    )
+    assert "host" in manager.field_behaviours["dl_sagemaker"]["hidden_fields"]
+
+
+def test_the_ui_plugin_is_an_entry_point_plugin() -> None:
+    (entry_point,) = [
+        ep
+        for ep in importlib.metadata.entry_points(group="airflow.plugins")
+        if ep.dist and ep.dist.name == DISTRIBUTION
+    ]
+    plugin = entry_point.load()
+
+    assert plugin.name == "deep_learning"
+    # Not also in provider info: with lazy_discover_providers = False Airflow would load it twice.
+    assert "plugins" not in get_provider_info()
+
+
+def test_airflow_providers_hooks_lists_the_connection_type() -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    airflow = Path(sys.executable).parent / "airflow"
+    listed = subprocess.run(
+        [str(airflow), "providers", "hooks", "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ.copy(),
+        check=True,
+    )
+    rows = json.loads(listed.stdout[listed.stdout.index("[") :])
+
+    (row,) = [r for r in rows if r["connection_type"] == "dl_sagemaker"]
+    assert row["class"] == "airflow_dl_provider.hooks.sagemaker.SageMakerJobHook"
+    assert row["package_name"] == DISTRIBUTION
+    assert row["hook_name"] == "Deep Learning on SageMaker"
