@@ -89,15 +89,20 @@ class TrainingConfig(_Strict):
 
 
 class LabelingConfig(_Strict):
-    """Arguments of :class:`~airflow_dl_provider.operators.labeling.GroundTruthLabelingOperator`.
+    """Arguments of :class:`~airflow_dl_provider.operators.labeling.GroundTruthLabelingOperator`, or with
+    ``service: label_studio`` of :class:`~airflow_dl_provider.operators.label_studio.LabelStudioLabelingOperator`.
 
     With this section the template labels first, and ``prepare_data`` reads the output manifest.
     """
 
+    service: Literal["ground_truth", "label_studio"] = "ground_truth"
+    label_studio_conn_id: str = "label_studio_default"
     task_type: str = "image_classification"
     input_prefix: str = Field(description="s3:// prefix of the objects to label")
     labels: list[str] = Field(min_length=2)
-    workteam_arn: str = Field(description="a private or vendor work team")
+    workteam_arn: str | None = Field(
+        None, validate_default=True, description="a private or vendor work team (Ground Truth)"
+    )
     # The public workforce's price: refused with the reason (Mechanical Turk closed on 2026-09-30).
     task_price_usd: float | None = None
     workers_per_object: int = Field(3, ge=1)
@@ -109,8 +114,12 @@ class LabelingConfig(_Strict):
 
     @field_validator("workteam_arn")
     @classmethod
-    def _private_or_vendor(cls, value: str) -> str:
-        if is_public_workteam(value):
+    def _private_or_vendor(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("service", "ground_truth") == "ground_truth":
+            raise ValueError(
+                "Ground Truth needs a private or vendor work team; set it, or use service: label_studio"
+            )
+        if value is not None and is_public_workteam(value):
             raise ValueError(f"is the public workforce; {PUBLIC_WORKFORCE_CLOSED}")
         return value
 

@@ -257,17 +257,17 @@ def build_dag(config: PipelineConfig, config_path: Path) -> Any:
         )
         upstream >> prepare
         definition = training_definition(config, config_path)
-        waiting = {"deferrable": config.deferrable, "poll_interval": config.poll_interval}
         train = DistributedTrainingOperator(
             task_id="train",
             job_name_prefix=f"{config.pipeline}-train",
             training=definition,
             max_cost_usd=config.training.max_cost_usd,
             overrides=config.training.overrides,
-            **waiting,
+            deferrable=config.deferrable,
+            poll_interval=config.poll_interval,
         )
         prepare >> train
-        best = train
+        best: Any = train
         if config.tuning:
             tuning = config.tuning
             tune = HyperparameterTuningOperator(
@@ -283,7 +283,8 @@ def build_dag(config: PipelineConfig, config_path: Path) -> Any:
                 random_seed=tuning.random_seed,
                 max_cost_usd=tuning.max_cost_usd,
                 training=definition,
-                **waiting,
+                deferrable=config.deferrable,
+                poll_interval=config.poll_interval,
             )
             train >> tune
             best = tune

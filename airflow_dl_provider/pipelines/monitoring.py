@@ -70,7 +70,6 @@ def build_retrain_dag(
     retraining, registry = config.retraining, config.registry
     assert retraining is not None and registry is not None
     transform = config.transform
-    waiting = {"deferrable": config.deferrable, "poll_interval": config.poll_interval}
     transform_arguments: dict[str, Any] = {
         "instance_type": transform.instance_type if transform else "ml.m5.xlarge",
         "instance_count": transform.instance_count if transform else 1,
@@ -100,7 +99,8 @@ def build_retrain_dag(
             training=training,
             max_cost_usd=config.training.max_cost_usd,
             overrides=config.training.overrides,
-            **waiting,
+            deferrable=config.deferrable,
+            poll_interval=config.poll_interval,
         )
         scores: dict[str, tuple[Any, Any]] = {}
         for role, artifacts in (

@@ -255,7 +255,9 @@ class ScriptMode:
 
     def check(self, rendered: bool = False) -> None:
         if not self.entry_point:
-            raise ValueError("script.entry_point: set the training script (inside source_dir), or pass image_uri")
+            raise ValueError(
+                "script.entry_point: set the training script (inside source_dir), or pass image_uri"
+            )
         if not self.source_dir:
             raise ValueError(
                 f"script.source_dir: entry_point {self.entry_point!r} needs the directory that holds it"
