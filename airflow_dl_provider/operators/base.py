@@ -126,7 +126,7 @@ def ensure_prerequisite(client: Any, prerequisite: Prerequisite, log: Any) -> st
         log.info("Created %s %s", noun, name)
     except ClientError as err:
         # Another try created it between describe and create: same name, same contents.
-        if "already exist" not in service_behaviour.error_of(err)[1].lower():
+        if not service_behaviour.is_already_exists(prerequisite.create_operation, err):
             raise
     return name
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -424,3 +425,28 @@ def test_flat_model_arguments_warn_and_build_a_model_source(backend: Any) -> Non
             output_path=backend.uri("batch/out"),
             model=ModelSource(model_artifacts=artifacts),
         )
+
+
+def test_a_prerequisite_created_meanwhile_by_another_try_is_used() -> None:
+    from airflow_dl_provider.jobs.plan import Prerequisite
+    from airflow_dl_provider.operators.base import ensure_prerequisite
+
+    client = sagemaker_client()
+    model = Prerequisite(
+        "Model", "CreateModel", "ModelName", {"ModelName": "m", "ExecutionRoleArn": ROLE_ARN}
+    )
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model/m"
+    log = logging.getLogger("test")
+    with Stubber(client) as stub:
+        not_found(stub, "describe_model", f'Could not find model "{arn}".', ModelName="m")
+        # The service's answer when the name was taken between Describe and Create.
+        stub.add_client_error(
+            "create_model", "ValidationException", f'Cannot create already existing model "{arn}".'
+        )
+        assert ensure_prerequisite(client, model, log) == "m"
+        not_found(stub, "describe_model", f'Could not find model "{arn}".', ModelName="m")
+        stub.add_client_error(
+            "create_model", "ValidationException", "Could not access model data at s3://b/x"
+        )
+        with pytest.raises(Exception, match="Could not access model data"):
+            ensure_prerequisite(client, model, log)
