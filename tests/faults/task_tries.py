@@ -92,14 +92,27 @@ def resume(operator: Any, deferred: Any, context: Any, event: Any) -> Any:
     return getattr(operator, deferred.method_name)(context, event=event.payload, **kwargs)
 
 
+def log_mark(task_log: Any) -> tuple[int, int]:
+    """Where the captured task log (``tests/conftest.py``'s ``task_log``: stdlib records, structlog events) is now."""
+    return len(task_log.caplog.records), len(task_log.events)
+
+
+def log_since(task_log: Any, mark: tuple[int, int]) -> list[str]:
+    """The task log's messages from ``mark`` on."""
+    records, events = mark
+    return [r.getMessage() for r in task_log.caplog.records[records:]] + [
+        str(e.get("event", "")) for e in task_log.events[events:]
+    ]
+
+
 @dataclass
 class TaskRun:
     """How a task's tries went: the result, the retryable errors that ended earlier tries."""
 
     result: Any = None
     errors: list[BaseException] = field(default_factory=list)
-    #: Where each try's task log begins (an index into the captured log messages).
-    try_log_starts: list[int] = field(default_factory=list)
+    #: Where each try's task log begins (:func:`log_mark`).
+    try_log_starts: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def retries(self) -> int:
@@ -111,12 +124,12 @@ def run_task(
     context: Any,
     *,
     retries: int = RETRIES,
-    log_messages: Callable[[], list[str]] | None = None,
+    task_log: Any = None,
 ) -> TaskRun:
     """Try the task up to ``1 + retries`` times; raise what ended the last try, or an AirflowFailException."""
     run = TaskRun()
     while True:
-        run.try_log_starts.append(len(log_messages()) if log_messages else 0)
+        run.try_log_starts.append(log_mark(task_log) if task_log is not None else (0, 0))
         try:
             run.result = one_try(make, context)
             return run

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.contract.job_cases import CASES, POLL, ROLE_ARN, JobCase
-from tests.faults.task_tries import run_task
+from tests.faults.task_tries import log_since, run_task
 
 IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.5.1-cpu-py311-ubuntu22.04-sagemaker"
 
@@ -61,7 +61,7 @@ def test_throttling_and_5xx_on_every_api_0_duplicate_jobs(
     run = run_task(
         lambda: case.build(aws, tmp_path, deferrable=deferrable),
         context,
-        log_messages=lambda: task_log.messages,
+        task_log=task_log,
     )
     result = run.result
 
@@ -78,7 +78,7 @@ def test_throttling_and_5xx_on_every_api_0_duplicate_jobs(
     if case.key != "tuning":  # a tuning job's trials log, the tuning job does not
         assert faults.calls["logs:GetLogEvents"] >= 1
         lines = _lines_once_per_stream(
-            aws, case, result["job_name"], task_log.messages[run.try_log_starts[-1] :]
+            aws, case, result["job_name"], log_since(task_log, run.try_log_starts[-1])
         )
     counts(
         f"{faults.summary()}; {run.retries} task retries; {len(jobs)} job, "
