@@ -2,8 +2,8 @@
 
 A Model the task creates is the plan's prerequisite, named by what it holds (image, artifact,
 environment, role), so creating it is idempotent: a retried task finds the Model its earlier try
-created, and a new artifact gets a new Model. ``ensure_model`` and ``model_request`` remain for the
-endpoint and registry operators.
+created, and a new artifact gets a new Model. ``ensure_model`` (the endpoint operator's) stages a
+Model as the base class stages a prerequisite.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from airflow_dl_provider.jobs.kinds import JOB_KINDS
 from airflow_dl_provider.jobs.plan import JobPlan, Prerequisite
 from airflow_dl_provider.operators.base import SageMakerJobOperator, _context_ids, ensure_prerequisite
 from airflow_dl_provider.specs.fields import string_map, tag_list
-from airflow_dl_provider.specs.model import SUBMIT_DIRECTORY as SUBMIT_DIRECTORY  # registry imports it here
 from airflow_dl_provider.specs.model import ModelSource, compose_model_source, pop_model_arguments
 from airflow_dl_provider.validation.preflight import check_s3_prefix
 
@@ -45,7 +44,8 @@ def model_request(
 ) -> dict[str, Any]:
     """The CreateModel request, with the environment the SDK sets for script-mode inference.
 
-    Prefer :meth:`airflow_dl_provider.specs.model.ModelSource.model_request`; this keeps its name.
+    Kept for callers of earlier releases; :meth:`~airflow_dl_provider.specs.model.ModelSource.model_request`
+    is the one implementation.
     """
     source = ModelSource(
         model_artifacts=model_data_url,
@@ -96,16 +96,6 @@ def check_transform(request: Mapping[str, Any]) -> None:
         )
     if processing.get("OutputFilter", "$") != "$" and _media(output.get("Accept")) not in FILTERABLE_TYPES:
         raise PreflightError(f"accept: output_filter needs CSV or JSON output, got {output.get('Accept')!r}")
-
-
-def check_model_source(
-    task: str, model_name: str | None, model_artifacts: str | None, role_arn: str | None
-) -> None:
-    """Exactly one of an existing Model or artifacts to create one from, and a role for the latter."""
-    if bool(model_name) == bool(model_artifacts):
-        raise ValueError(f"{task}: model_name / model_artifacts: set exactly one")
-    if model_artifacts and not role_arn:
-        raise ValueError(f"{task}: role_arn: creating a Model from model_artifacts needs its execution role")
 
 
 class BatchTransformOperator(SageMakerJobOperator):
