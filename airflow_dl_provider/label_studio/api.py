@@ -127,7 +127,13 @@ class LabelStudioClient:
             answer = self._send(
                 "GET",
                 "/api/tasks",
-                params={"project": int(project_id), "page": page, "page_size": PAGE_SIZE, "fields": "all"},
+                params={
+                    "project": int(project_id),
+                    "page": page,
+                    "page_size": PAGE_SIZE,
+                    "fields": "all",
+                    "resolve_uri": "false",
+                },
             )
             batch = answer.get("tasks") or []
             yield from batch

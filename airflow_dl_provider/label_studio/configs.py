@@ -74,15 +74,23 @@ def label_config(task_type: str, labels: Sequence[str], *, header: str | None = 
     return "\n".join(lines) + "\n"
 
 
+# The object's manifest key, kept in the task's meta: Label Studio rewrites s3:// URIs in ``data`` into
+# its own presigned-redirect URLs (/tasks/<id>/resolve/?fileuri=...) in task listings.
+OBJECT_META = "airflow-dl:object"
+
+
 def task_data(task_type: str, line: Mapping[str, Any]) -> dict[str, Any]:
     """The task ``data`` for one input manifest line: its S3 object or text under the config's key."""
     task = task_for(task_type)
     return {task.data_key: line[task.manifest_key]}
 
 
-def object_key(task_type: str, data: Mapping[str, Any]) -> str:
-    """The manifest key (``source-ref`` URI or ``source`` text) a task's data stands for."""
-    return str(data.get(task_for(task_type).data_key, ""))
+def object_key(task_type: str, task: Mapping[str, Any]) -> str:
+    """The manifest key (``source-ref`` URI or ``source`` text) a task stands for: its meta, else its data."""
+    meta = task.get("meta") or {}
+    if meta.get(OBJECT_META):
+        return str(meta[OBJECT_META])
+    return str((task.get("data") or {}).get(task_for(task_type).data_key, ""))
 
 
 def choices_result(task_type: str, names: Sequence[str]) -> list[dict[str, Any]]:

@@ -96,7 +96,7 @@ def human_labels(
     index = {str(name): i for i, name in enumerate(labels)}
     out: dict[str, Label] = {}
     for exported_task in exported:
-        key = object_key(task_type, exported_task.get("data") or {})
+        key = object_key(task_type, exported_task)
         answers: list[tuple[int, ...]] = []
         dates: list[str] = []
         for annotation in exported_task.get("annotations") or []:

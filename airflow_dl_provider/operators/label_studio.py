@@ -21,7 +21,7 @@ from airflow_dl_provider.exceptions import PreflightError, SageMakerJobError
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.jobs.naming import deterministic_job_name
 from airflow_dl_provider.label_studio.behaviour import PROJECT_TITLE_MAX_LENGTH, SAMPLING_UNCERTAINTY
-from airflow_dl_provider.label_studio.configs import task_for
+from airflow_dl_provider.label_studio.configs import OBJECT_META, object_key, task_for
 from airflow_dl_provider.manifests.input import (
     build_manifest_from_prefix,
     build_manifest_from_text_lines,
@@ -400,7 +400,7 @@ class LabelStudioLabelingOperator(AwsBaseOperator[SageMakerJobHook]):
         for key in decision.send:
             task: dict[str, Any] = {
                 "data": task_data(self.labeling_task_type, by_key[key]),
-                "meta": {ROUND_META: decision.round},
+                "meta": {ROUND_META: decision.round, OBJECT_META: key},
             }
             if key in decision.predictions:
                 index, score = decision.predictions[key]
@@ -458,7 +458,7 @@ class LabelStudioLabelingOperator(AwsBaseOperator[SageMakerJobHook]):
         """From what the project and the round files say: wait, send the next round, or finish."""
         while True:
             tasks = list(self.client.tasks(self.project_id))
-            sent = {str(t["data"].get(task_for(self.labeling_task_type).data_key)) for t in tasks}
+            sent = {object_key(self.labeling_task_type, t) for t in tasks}
             labeled = sum(1 for t in tasks if t.get("is_labeled"))
             rounds = max([int((t.get("meta") or {}).get(ROUND_META, 1)) for t in tasks], default=0)
             if labeled < len(tasks):

@@ -110,8 +110,12 @@ def server_env(data_dir: Path) -> dict[str, str]:
         "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
         "SSRF_PROTECTION_ENABLED": "false",
-        # It asks PyPI for a newer release at start; a local sandbox has no business calling out.
+        # By default it asks PyPI for a newer release, reports errors to Sentry and sends usage
+        # analytics; a local sandbox calls nothing outside this machine.
         "LATEST_VERSION_CHECK": "false",
+        "SENTRY_DSN": "",
+        "FRONTEND_SENTRY_DSN": "",
+        "COLLECT_ANALYTICS": "false",
     }
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from airflow_dl_provider.backends.local.labeling import DEFAULT_ERROR_RATE, ERROR_RATE_TAG, TRUTH_TAG
 from airflow_dl_provider.backends.local.labeling_workforce import SimulatedWorkforce
 from airflow_dl_provider.label_studio.api import LabelStudioApiError, LabelStudioClient
-from airflow_dl_provider.label_studio.configs import CONTROL
+from airflow_dl_provider.label_studio.configs import CONTROL, object_key
 
 POLL_SECONDS = 0.5
 ANNOTATOR_EMAIL = "simulated-annotator-{n}@airflow-dl.local"
@@ -53,6 +53,11 @@ def choices(label_config: str) -> tuple[list[str], bool, str]:
             names = [str(c.get("value")) for c in element.iter("Choice")]
             return names, element.get("choice") == "multiple", str(element.get("toName"))
     raise ValueError(f'label config has no <Choices name="{CONTROL}">: not a project of this provider')
+
+
+def task_type_of(target: str) -> str:
+    """A task type whose object tag is ``target`` (``image`` or ``text``): enough to find the object."""
+    return "text_classification" if target == "text" else "image_classification"
 
 
 def _say(message: str) -> None:
@@ -97,8 +102,7 @@ class Workforce:
         for task in self.client.tasks(int(project["id"])):
             if task.get("is_labeled"):
                 continue
-            data = task.get("data") or {}
-            key = str(data.get(target, ""))
+            key = object_key(task_type_of(target), task)
             done = {int(a["id"]) if isinstance(a, dict) else int(a) for a in task.get("annotators") or []}
             for n, user in enumerate(users, start=1):
                 if user in done or (int(task["id"]), n) in self.unanswerable:
