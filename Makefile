@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints/dev.txt | cks
 COMPAT_VERSIONS := 2.11.0 3.0.6
 COMPAT_TESTS := tests/integration/test_dags.py::test_dag_files_import tests/integration/test_local_training.py::test_two_instances_train_one_model
 
-.PHONY: venv test test-fast demo airflow local-up local-down lint bench test-compat clean
+.PHONY: venv test test-fast test-ui docs demo airflow local-up local-down lint bench test-compat clean
 
 $(STAMP): pyproject.toml constraints/dev.txt
 	rm -rf $(VENV)
@@ -27,8 +27,24 @@ test-fast: venv
 demo: venv
 	$(VENV)/bin/airflow-dl demo
 
+# Airflow on localhost (PORT=8080 by default), the DAGs on the local backend; Ctrl-C stops all of it.
+PORT ?= 8080
 airflow: venv
-	$(VENV)/bin/airflow-dl local airflow
+	$(VENV)/bin/airflow-dl local airflow --port $(PORT)
+
+# The browser suite (tests/ui): `airflow-dl local airflow`, the provider's page and a task log in headless
+# chromium, about 5 minutes. Debian's chromium and chromium-driver are installed when missing: playwright
+# cannot download a browser of its own here.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-ui: venv
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; }
+	AIRFLOW_DL_UI_TEST=1 AIRFLOW_DL_CHROMIUM=$(CHROMIUM) $(VENV)/bin/python -m pytest -q -p no:cacheprovider -rA tests/ui
+
+# The documentation, warnings as errors (-W; --keep-going lists them all): docs/_build/html/index.html.
+docs: venv
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 local-up: venv
 	$(VENV)/bin/airflow-dl local up
@@ -59,7 +75,7 @@ test-compat: $(foreach v,$(COMPAT_VERSIONS),.venv-compat-$(v)/.installed)
 	done
 
 clean:
-	rm -rf $(VENV) .venv-compat-* .venv-mwaa-* .venv-tools .venv-label-studio .pytest_cache .mypy_cache .ruff_cache
+	rm -rf docs/_build $(VENV) .venv-compat-* .venv-mwaa-* .venv-tools .venv-label-studio .pytest_cache .mypy_cache .ruff_cache
 
 # --- stacks ---
 # checkov pins versions Airflow conflicts with, so it gets its own venv; the stack tests find it there.

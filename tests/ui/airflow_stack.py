@@ -74,6 +74,7 @@ class Stack:
     mark: str
     password: str = ""
     runs: dict[str, str] = field(default_factory=dict)
+    _token: str = ""
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -81,11 +82,14 @@ class Stack:
     def token(self) -> str:
         import httpx
 
+        if self._token:
+            return self._token
         answer = httpx.post(
             f"{self.url}/auth/token", json={"username": "admin", "password": self.password}, timeout=30
         )
         answer.raise_for_status()
-        return str(answer.json()["access_token"])
+        self._token = str(answer.json()["access_token"])
+        return self._token
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx

@@ -79,9 +79,10 @@ def test_triggered_pipeline_and_drift_monitor_succeed(stack: Stack) -> None:
 
 
 def test_plugin_page_shows_runs_jobs_leaderboard_drift_and_registry(stack: Stack, browser: Any) -> None:
+    page = browser.new_page()
+    _log_in(page, stack)  # before it the UI's own calls answer 401, as they should
     console = Console()
-    page = console.watch(browser.new_page())
-    _log_in(page, stack)
+    console.watch(page)
 
     page.goto(f"{stack.url}/plugin/deep-learning", wait_until="networkidle")
     frame = page.frame_locator("iframe").first
@@ -95,8 +96,6 @@ def test_plugin_page_shows_runs_jobs_leaderboard_drift_and_registry(stack: Stack
     registered = _xcom(stack, PIPELINE, "register")
     for expected in (stack.runs[PIPELINE], stack.runs[MONITOR], train["job_name"], tune["job_name"]):
         assert expected in text, expected
-    runs = page.inner_text("#runs + *") if page.locator("#runs + p.error").count() else ""
-    assert not runs, runs
     assert page.locator(".error").count() == 0, page.inner_text(".error")
     # Each job row has a status and an estimated cost (the local jobs priced as SageMaker would).
     row = page.locator("tr", has_text=train["job_name"]).first
