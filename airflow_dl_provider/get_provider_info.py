@@ -16,6 +16,7 @@ HOOK = "airflow_dl_provider.hooks.sagemaker.SageMakerJobHook"
 def get_provider_info() -> dict[str, Any]:
     from airflow_dl_provider import __version__
     from airflow_dl_provider.connection_type import provider_connection_type
+    from airflow_dl_provider.label_studio import connection as label_studio
 
     return {
         "package-name": "airflow-dl-provider",
@@ -28,7 +29,12 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Amazon SageMaker (deep learning)",
                 "external-doc-url": "https://aws.amazon.com/sagemaker/",
                 "tags": ["aws"],
-            }
+            },
+            {
+                "integration-name": "Label Studio",
+                "external-doc-url": "https://labelstud.io/guide/",
+                "tags": ["software"],
+            },
         ],
         "operators": [
             {
@@ -46,7 +52,11 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_dl_provider.operators.registry",
                     "airflow_dl_provider.operators.evaluation",
                 ],
-            }
+            },
+            {
+                "integration-name": "Label Studio",
+                "python-modules": ["airflow_dl_provider.operators.label_studio"],
+            },
         ],
         "sensors": [
             {
@@ -58,14 +68,22 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Amazon SageMaker (deep learning)",
                 "python-modules": ["airflow_dl_provider.hooks.sagemaker"],
-            }
+            },
+            {
+                "integration-name": "Label Studio",
+                "python-modules": ["airflow_dl_provider.hooks.label_studio"],
+            },
         ],
-        "connection-types": [provider_connection_type(HOOK)],
+        "connection-types": [provider_connection_type(HOOK), label_studio.provider_connection_type()],
         "triggers": [
             {
                 "integration-name": "Amazon SageMaker (deep learning)",
                 "python-modules": ["airflow_dl_provider.triggers.job"],
-            }
+            },
+            {
+                "integration-name": "Label Studio",
+                "python-modules": ["airflow_dl_provider.triggers.label_studio"],
+            },
         ],
         "extra-links": [
             "airflow_dl_provider.links.console.SageMakerJobLink",

@@ -84,7 +84,7 @@ def create_app() -> Any:
     allowed = [Depends(requires_access_dag(method="GET", access_entity=DagAccessEntity.RUN))]
     # The api-server's own session dependency; taken out of its Annotated alias because these
     # routes' annotations are strings (PEP 563) that FastAPI resolves in this module's globals.
-    database = SessionDep.__metadata__[0]
+    database = SessionDep.__metadata__[0]  # type: ignore[attr-defined]
     links = _links(URL_PREFIX)
 
     @app.get("/", response_class=HTMLResponse, dependencies=allowed)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -379,7 +379,10 @@ class OverviewBuilder:
         for dag_id, record in self._runs_of(overview):
             for task in self.tasks(dag_id, record["run_id"]).values():
                 result = task.get("result")
-                if _is_job_result(result) and job_kind_of(str(result["job_arn"])) is JOB_KINDS["tuning"]:
+                if not _is_job_result(result):
+                    continue
+                assert isinstance(result, Mapping)
+                if job_kind_of(str(result["job_arn"])) is JOB_KINDS["tuning"]:
                     overview.leaderboard = self._leaderboard(str(result["job_name"]))
                     return
 
@@ -522,7 +525,7 @@ def ranked_features(report: Mapping[str, Any]) -> list[DriftFeature]:
     return sorted(features, key=lambda f: (f.status != "drifted", -f.severity, _natural(f.name)))
 
 
-def trials_cost(trials: list[Mapping[str, Any]], description: Mapping[str, Any], region: str) -> Cost:
+def trials_cost(trials: Sequence[Mapping[str, Any]], description: Mapping[str, Any], region: str) -> Cost:
     """A tuning job's cost: every trial's instances for the time it ran."""
     resources = (description.get("TrainingJobDefinition") or {}).get("ResourceConfig") or {}
     instance_type, count = resources.get("InstanceType"), int(resources.get("InstanceCount") or 1)
