@@ -1,8 +1,9 @@
 """``airflow-dl``: the demo, and the local backend for running these DAGs without AWS.
 
 airflow-dl demo            train the digits pipeline end to end on the local backend
-airflow-dl local up        start the embedded S3 server; print the connection to export
-airflow-dl local down      stop it
+airflow-dl local up        start the embedded S3 server (and with --label-studio a local Label Studio server
+                           with its simulated workforce); print the connections to export
+airflow-dl local down      stop them
 airflow-dl local airflow   the Airflow UI on localhost, DAGs wired to the local backend
 """
 
@@ -48,7 +49,7 @@ def demo(args: argparse.Namespace) -> int:
     dags_folder = _dags_folder(args.dags_folder)
     home = Path(args.home).resolve() if args.home else Path(tempfile.mkdtemp(prefix="airflow-dl-demo-"))
     try:
-        return run_demo(dags_folder, home)
+        return run_demo(dags_folder, home, labeling=args.labeling)
     finally:
         if not args.home and not args.keep:
             shutil.rmtree(home, ignore_errors=True)
@@ -97,6 +98,10 @@ def local(args: argparse.Namespace) -> int:
 
     home = Path(args.home).expanduser().resolve()
     if args.action == "down":
+        from airflow_dl_provider.backends.local import label_studio_server
+
+        if label_studio_server.stop(home):
+            _say("Label Studio stopped; its projects are gone")
         generation = server.generation(home)
         if server.stop(home):
             _say(f"stopped; its data is gone, and jobs of generation {generation} now report Failed")
@@ -115,6 +120,16 @@ def local(args: argparse.Namespace) -> int:
         f"{record['generation']}); point Airflow at it with:"
     )
     _say(f"export AIRFLOW_CONN_AWS_DEFAULT='{conn}'")
+    if args.action == "up" and args.label_studio:
+        from airflow_dl_provider.backends.local import label_studio_server
+
+        studio = label_studio_server.start(home, record["endpoint_url"])
+        _say(
+            f"Label Studio on {studio['url']} (pid {studio['pid']}; log in as {label_studio_server.ADMIN_EMAIL}, "
+            f"password {label_studio_server.ADMIN_PASSWORD}), with the declared SIMULATED workforce "
+            "answering the projects that declare a hidden truth; point Airflow at it with:"
+        )
+        _say(f"export AIRFLOW_CONN_LABEL_STUDIO_DEFAULT='{label_studio_server.connection_uri_json(studio)}'")
     return 0
 
 
@@ -138,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dags-folder", default=None, help="default: ./dags")
     p.add_argument("--home", default=None, help="keep everything here instead of a throwaway directory")
     p.add_argument("--keep", action="store_true", help="keep the throwaway directory")
+    p.add_argument(
+        "--labeling",
+        choices=["ground-truth", "label-studio"],
+        default="ground-truth",
+        help="label with the local Ground Truth job (default) or a local Label Studio server",
+    )
     p.set_defaults(func=demo)
 
     p = commands.add_parser("local", help="the embedded S3 server and a local Airflow")
@@ -145,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--home", default=str(Path.home() / ".airflow-dl" / "local"))
     p.add_argument("--dags-folder", default=None)
     p.add_argument("--port", type=int, default=8080, help="local airflow: the Airflow UI's port")
+    p.add_argument(
+        "--label-studio",
+        action="store_true",
+        help="up: also start a local Label Studio server (make label-studio)",
+    )
     p.set_defaults(func=local)
 
     p = commands.add_parser("dag-test", help="run one DAG with dag.test() (used by the demo)")

@@ -19,6 +19,13 @@ try:  # Airflow 3
 except ImportError:  # Airflow 2.x
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
 
+from airflow_dl_provider.label_studio.connection import (
+    CONN_TYPE,
+    DEFAULT_CONN_ID,
+    HOOK_NAME,
+    UI_FIELD_BEHAVIOUR,
+)
+
 if TYPE_CHECKING:
     from airflow_dl_provider.label_studio.api import LabelStudioClient
 
@@ -30,9 +37,9 @@ class LabelStudioHook(BaseHook):
     """
 
     conn_name_attr = "label_studio_conn_id"
-    default_conn_name = "label_studio_default"
-    conn_type = "label_studio"
-    hook_name = "Label Studio"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = HOOK_NAME
 
     def __init__(self, label_studio_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -40,15 +47,7 @@ class LabelStudioHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port", "login"],
-            "relabeling": {"host": "Label Studio URL", "password": "API token"},
-            "placeholders": {
-                "host": "https://label-studio.example.com",
-                "password": "personal access token (or a legacy token)",
-                "extra": '{"timeout": 60}',
-            },
-        }
+        return {key: (list(v) if isinstance(v, list) else dict(v)) for key, v in UI_FIELD_BEHAVIOUR.items()}
 
     @cached_property
     def client(self) -> LabelStudioClient:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from airflow_dl_provider.label_studio.api import LabelStudioClient
     from airflow_dl_provider.label_studio.export import Label
-    from airflow_dl_provider.operators.label_studio_rounds import Decision
+    from airflow_dl_provider.label_studio.rounds import Decision
 
 INPUT_ARGUMENTS = ("input_manifest_uri", "input_prefix", "input_text_uri")
 ROUND_META = "airflow-dl-round"
@@ -55,7 +55,7 @@ class LabelStudioLabelingOperator(AwsBaseOperator[SageMakerJobHook]):
     are read from S3 (prefix, text file or manifest), an S3 source storage is connected so that Label
     Studio shows each image through a presigned URL, the tasks not yet in the project are imported,
     and the task waits (deferrable) until people have labeled them. With ``auto_labeling`` the labels
-    come in rounds (:mod:`.label_studio_rounds`). Then the project is exported and converted
+    come in rounds (:mod:`airflow_dl_provider.label_studio.rounds`). Then the project is exported and converted
     (:mod:`airflow_dl_provider.label_studio.export`) to ``<output_path>/<name>/manifests/output/
     output.manifest``, one S3 PUT (atomic: a reader sees the old object or the whole new one).
 
@@ -314,7 +314,7 @@ class LabelStudioLabelingOperator(AwsBaseOperator[SageMakerJobHook]):
         return f"{self._root()}/activelearning/iteration-{number}/decision.json"
 
     def _load_decision(self, number: int) -> Decision | None:
-        from airflow_dl_provider.operators.label_studio_rounds import Decision
+        from airflow_dl_provider.label_studio.rounds import Decision
 
         bucket, key = split_s3_uri(self._decision_uri(number), "output_path")
         try:
@@ -336,7 +336,7 @@ class LabelStudioLabelingOperator(AwsBaseOperator[SageMakerJobHook]):
 
     def decide(self, number: int, pending: list[str], sent: int, machine: int) -> Decision:
         """The next round: read back when an earlier try decided it, else decided and written first."""
-        from airflow_dl_provider.operators.label_studio_rounds import Decision, first_round, model_round
+        from airflow_dl_provider.label_studio.rounds import Decision, first_round, model_round
 
         earlier = self._load_decision(number)
         if earlier is not None:
@@ -349,7 +349,7 @@ class LabelStudioLabelingOperator(AwsBaseOperator[SageMakerJobHook]):
             decision = first_round(keys, pending, seed=self._seed())
         else:
             from airflow_dl_provider.label_studio.export import human_labels
-            from airflow_dl_provider.operators.label_studio_rounds import features_of
+            from airflow_dl_provider.label_studio.rounds import features_of
 
             human = human_labels(
                 self.client.export(self.project_id), self.labeling_task_type, [str(x) for x in self.labels]
