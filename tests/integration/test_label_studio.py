@@ -45,7 +45,9 @@ def label_studio(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture
 def connection(label_studio: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.setenv("AIRFLOW_CONN_LABEL_STUDIO_DEFAULT", label_studio_server.connection_uri_json(label_studio))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LABEL_STUDIO_DEFAULT", label_studio_server.connection_uri_json(label_studio)
+    )
     return label_studio
 
 
@@ -184,7 +186,9 @@ def test_a_killed_task_resumes_waiting_on_the_same_project(
 
     event = asyncio.run(first_event())
     assert event["status"] == "success"
-    result = _operator(local_backend, deferrable=True).execute_complete(context, event, **resumed.value.kwargs)
+    result = _operator(local_backend, deferrable=True).execute_complete(
+        context, event, **resumed.value.kwargs
+    )
     assert result["project_id"] == trigger.project_id
     assert result["label_counters"]["HumanLabeled"] == 6
     records = list(read_output_manifest(_get(local_backend, result["output_manifest"])))
