@@ -79,7 +79,9 @@ def test_local_test_connection_refuses_an_endpoint_off_loopback(monkeypatch: pyt
     ok, message = SageMakerJobHook(aws_conn_id="dl_test").test_connection()
 
     assert not ok
-    assert message.startswith("local: the local backend needs the connection extra 'endpoint_url' on 127.0.0.1")
+    assert message.startswith(
+        "local: the local backend needs the connection extra 'endpoint_url' on 127.0.0.1"
+    )
 
 
 def test_an_unknown_backend_is_one_line_naming_the_field(monkeypatch: pytest.MonkeyPatch) -> None:

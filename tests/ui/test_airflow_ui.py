@@ -113,7 +113,8 @@ def test_plugin_page_shows_runs_jobs_leaderboard_drift_and_registry(stack: Stack
 def test_task_log_shows_the_job_lines_and_its_link(stack: Stack, browser: Any) -> None:
     run_id = stack.runs[PIPELINE]
     train = _xcom(stack, PIPELINE, "train")
-    links = stack.api("GET", f"/dags/{PIPELINE}/dagRuns/{run_id}/taskInstances/train/links")
+    answer = stack.api("GET", f"/dags/{PIPELINE}/dagRuns/{run_id}/taskInstances/train/links")
+    links = answer["extra_links"]
     assert any(train["job_name"] in (url or "") for url in links.values()), links
     log = stack.api(
         "GET",

@@ -106,7 +106,9 @@ def test_airflow_providers_manager_registers_the_provider() -> None:
 def test_connection_type_is_declared_for_the_hook() -> None:
     from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 
-    (declared,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == "dl_sagemaker"]
+    (declared,) = [
+        c for c in get_provider_info()["connection-types"] if c["connection-type"] == "dl_sagemaker"
+    ]
 
     assert declared["connection-type"] == SageMakerJobHook.conn_type == "dl_sagemaker"
     assert declared["hook-name"] == SageMakerJobHook.hook_name
