@@ -43,7 +43,9 @@ test-ui: venv
 	AIRFLOW_DL_UI_TEST=1 AIRFLOW_DL_CHROMIUM=$(CHROMIUM) $(VENV)/bin/python -m pytest -q -p no:cacheprovider -rA tests/ui
 
 # The documentation, warnings as errors (-W; --keep-going lists them all): docs/_build/html/index.html.
+# docs/api/ is generated from the package each time (a stale page of a removed module would warn).
 docs: venv
+	rm -rf docs/api
 	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 local-up: venv
@@ -75,7 +77,7 @@ test-compat: $(foreach v,$(COMPAT_VERSIONS),.venv-compat-$(v)/.installed)
 	done
 
 clean:
-	rm -rf docs/_build $(VENV) .venv-compat-* .venv-mwaa-* .venv-tools .venv-label-studio .pytest_cache .mypy_cache .ruff_cache
+	rm -rf docs/_build docs/api $(VENV) .venv-compat-* .venv-mwaa-* .venv-tools .venv-label-studio .pytest_cache .mypy_cache .ruff_cache
 
 # --- stacks ---
 # checkov pins versions Airflow conflicts with, so it gets its own venv; the stack tests find it there.

@@ -1,10 +1,12 @@
 """``airflow-dl``: the demo, and the local backend for running these DAGs without AWS.
 
-airflow-dl demo            train the digits pipeline end to end on the local backend
-airflow-dl local up        start the embedded S3 server (and with --label-studio a local Label Studio server
-                           with its simulated workforce); print the connections to export
-airflow-dl local down      stop them
-airflow-dl local airflow   the Airflow UI on localhost, DAGs wired to the local backend
+Commands::
+
+    airflow-dl demo            train the digits pipeline end to end on the local backend
+    airflow-dl local up        start the embedded S3 server (and with --label-studio a local Label Studio server
+                               with its simulated workforce); print the connections to export
+    airflow-dl local down      stop them
+    airflow-dl local airflow   the Airflow UI on localhost, DAGs wired to the local backend
 """
 
 from __future__ import annotations

@@ -38,5 +38,5 @@ autosummary_imported_members = False
 autodoc_default_options = {"members": True, "show-inheritance": True, "ignore-module-all": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
-# The Airflow 2.11 view imports Flask AppBuilder, which Airflow 3 no longer installs.
-autodoc_mock_imports = ["flask_appbuilder", "airflow.www"]
+# The Airflow 2.11 view imports Flask AppBuilder (Airflow 3 no longer installs it) and 2.x permissions.
+autodoc_mock_imports = ["flask_appbuilder", "airflow.www", "airflow.security.permissions"]
