@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints/dev.txt | cks
 COMPAT_VERSIONS := 2.11.0 3.0.6
 COMPAT_TESTS := tests/integration/test_dags.py::test_dag_files_import tests/integration/test_local_training.py::test_two_instances_train_one_model
 
-.PHONY: venv test test-fast test-ui docs demo airflow local-up local-down lint bench test-compat clean
+.PHONY: venv test test-fast test-faults test-ui docs demo airflow local-up local-down lint bench test-compat clean
 
 $(STAMP): pyproject.toml constraints/dev.txt
 	rm -rf $(VENV)
@@ -23,6 +23,12 @@ test: venv
 
 test-fast: venv
 	$(VENV)/bin/python -m pytest -q -m "not slow"
+
+# The fault suite (tests/faults, also part of `make test`): throttling and 5xx on every API, the task
+# SIGKILLed at each point of a job's life, triggerer restarts, fail-fast errors, secrets, 50 jobs at
+# once. It ends with the count each test proved ("fault suite counts").
+test-faults: venv
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/faults
 
 demo: venv
 	$(VENV)/bin/airflow-dl demo
