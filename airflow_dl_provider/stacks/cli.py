@@ -65,6 +65,7 @@ def options_from(args: argparse.Namespace) -> StackOptions:
         enable_workteam=args.workteam,
         workteam_name=args.workteam_name,
         workteam_domain_prefix=args.workteam_domain_prefix,
+        enable_label_studio=args.label_studio,
     ).validate()
 
 
@@ -111,6 +112,9 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--fsx", action="store_true", help="add FSx for Lustre linked to the bucket")
     g.add_argument("--workteam", action="store_true", help="add a private Ground Truth workteam (Cognito)")
+    g.add_argument(
+        "--label-studio", action="store_true", help="add a private Label Studio service (ECS Fargate, RDS)"
+    )
     g.add_argument("--workteam-name", default=d.workteam_name)
     g.add_argument(
         "--workteam-domain-prefix",

@@ -24,7 +24,15 @@ if TYPE_CHECKING:
 MWAA_VERSIONS = ("2.11.0", "3.0.6")
 ENVIRONMENT_CLASSES = ("mw1.micro", "mw1.small", "mw1.medium", "mw1.large", "mw1.xlarge", "mw1.2xlarge")
 ROOT_TEMPLATE = "root.yaml"
-NESTED_TEMPLATES = ("network.yaml", "storage.yaml", "iam.yaml", "mwaa.yaml", "fsx.yaml", "workteam.yaml")
+NESTED_TEMPLATES = (
+    "network.yaml",
+    "storage.yaml",
+    "iam.yaml",
+    "mwaa.yaml",
+    "fsx.yaml",
+    "workteam.yaml",
+    "label_studio.yaml",
+)
 TEMPLATES = (ROOT_TEMPLATE, *NESTED_TEMPLATES)
 
 LOG_TYPES = ("dag_processing", "scheduler", "task", "webserver", "worker")
@@ -98,6 +106,7 @@ class StackOptions:
     :param enable_workteam: add a private Ground Truth workteam backed by Cognito.
     :param workteam_domain_prefix: the labeling portal's Cognito domain prefix; empty derives it from
         ``environment_name`` (the stack appends the account ID: a prefix is global per region).
+    :param enable_label_studio: add a private Label Studio service (ECS Fargate, RDS PostgreSQL).
     """
 
     environment_name: str = "airflow-dl"
@@ -119,6 +128,7 @@ class StackOptions:
     enable_workteam: bool = False
     workteam_name: str = "labelers"
     workteam_domain_prefix: str = ""
+    enable_label_studio: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def validate(self) -> StackOptions:
@@ -258,6 +268,7 @@ class StackOptions:
             "EnableWorkteam": str(self.enable_workteam).lower(),
             "WorkteamName": self.workteam_name,
             "WorkteamDomainPrefix": self.domain_prefix() if self.enable_workteam else "airflow-dl-labeling",
+            "EnableLabelStudio": str(self.enable_label_studio).lower(),
             **self.extra,
         }
 
@@ -308,9 +319,19 @@ def variants(base: StackOptions | None = None) -> Iterator[tuple[str, StackOptio
     """
     base = base or StackOptions()
     for version, fsx, workteam in itertools.product(MWAA_VERSIONS, (False, True), (False, True)):
-        label = f"airflow-{version}{'-fsx' if fsx else ''}{'-workteam' if workteam else ''}"
-        yield label, replace(base, airflow_version=version, enable_fsx=fsx, enable_workteam=workteam)
-    full = replace(base, enable_fsx=True, enable_workteam=True)
+        # Both labeling services' stacks come and go together here: one more axis would double the runs.
+        label = f"airflow-{version}{'-fsx' if fsx else ''}{'-workteam-label-studio' if workteam else ''}"
+        yield (
+            label,
+            replace(
+                base,
+                airflow_version=version,
+                enable_fsx=fsx,
+                enable_workteam=workteam,
+                enable_label_studio=workteam,
+            ),
+        )
+    full = replace(base, enable_fsx=True, enable_workteam=True, enable_label_studio=True)
     yield "nat-0", replace(full, vpc_id="", subnet_ids=(), nat_gateways=0)
     yield "nat-2", replace(full, vpc_id="", subnet_ids=(), nat_gateways=2)
     if not base.vpc_id:

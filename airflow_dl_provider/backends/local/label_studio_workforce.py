@@ -24,6 +24,7 @@ import os
 import sys
 import time
 import xml.etree.ElementTree as ElementTree
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from airflow_dl_provider.backends.local.labeling import DEFAULT_ERROR_RATE, ERROR_RATE_TAG, TRUTH_TAG
@@ -92,26 +93,29 @@ class Workforce:
         return self.truths[uri]
 
     def answer_project(self, project: dict[str, Any], declared: dict[str, str]) -> int:
-        """Annotate what the project still needs; return how many annotations were created."""
+        """Annotate what the project still needs; return how many annotations were created.
+
+        The annotators work side by side, each in its own thread with its own client, as people do.
+        """
         labels, multi_label, target = choices(project["label_config"])
         truth = self.truth(declared[TRUTH_TAG])
         error_rate = float(declared.get(ERROR_RATE_TAG, DEFAULT_ERROR_RATE))
         workers = max(1, int(project.get("maximum_annotations") or 1))
-        users = [self.annotator(n) for n in range(1, workers + 1)]
-        created = 0
-        for task in self.client.tasks(int(project["id"])):
-            if task.get("is_labeled"):
-                continue
-            key = object_key(task_type_of(target), task)
-            done = {int(a["id"]) if isinstance(a, dict) else int(a) for a in task.get("annotators") or []}
-            for n, user in enumerate(users, start=1):
-                if user in done or (int(task["id"]), n) in self.unanswerable:
+        users = {n: self.annotator(n) for n in range(1, workers + 1)}
+        tasks = [t for t in self.client.tasks(int(project["id"])) if not t.get("is_labeled")]
+
+        def work(n: int) -> int:
+            client = LabelStudioClient(self.client.url, self.client.token)
+            made = 0
+            for task in tasks:
+                done = {int(a["id"]) if isinstance(a, dict) else int(a) for a in task.get("annotators") or []}
+                if users[n] in done or (int(task["id"]), n) in self.unanswerable:
                     continue
+                key = object_key(task_type_of(target), task)
                 seed = int(hashlib.sha256(f"{project['title']}\x1f{key}\x1f{n}".encode()).hexdigest()[:8], 16)
-                workforce = SimulatedWorkforce(
+                outcome = SimulatedWorkforce(
                     labels, truth, error_rate=error_rate, workers=1, multi_label=multi_label, seed=seed
-                )
-                outcome = workforce.label(key)
+                ).label(key)
                 if outcome is None:
                     self.unanswerable.add((int(task["id"]), n))
                     _say(
@@ -122,9 +126,12 @@ class Workforce:
                 result = [
                     {"from_name": CONTROL, "to_name": target, "type": "choices", "value": {"choices": names}}
                 ]
-                self.client.create_annotation(int(task["id"]), result, completed_by=user, lead_time=1.0)
-                created += 1
-        return created
+                client.create_annotation(int(task["id"]), result, completed_by=users[n], lead_time=1.0)
+                made += 1
+            return made
+
+        with ThreadPoolExecutor(workers) as pool:
+            return sum(pool.map(work, users))
 
     def run_once(self) -> int:
         created = 0
