@@ -52,7 +52,7 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
     Amazon Mechanical Turk closed on 2026-09-30, so there is no public workforce: a private or vendor
     work team labels (``workteam_arn``); the public workforce is refused at DAG import. SageMaker Ground
     Truth is no longer open to new AWS customers (existing customers keep using it); without it, label
-    with Label Studio (coming).
+    with :class:`~airflow_dl_provider.operators.label_studio.LabelStudioLabelingOperator`.
 
     The input is an existing manifest, a manifest built from the images under an S3 prefix, or one
     built from a text file (one object per line), listed or read at pre-flight. The built manifest, the

@@ -57,7 +57,7 @@ _PUBLIC_WORKTEAM = re.compile(
 PUBLIC_WORKFORCE_CLOSED = (
     "Amazon Mechanical Turk (the public workforce) closed on 2026-09-30 and Ground Truth is no longer "
     "open to new AWS customers; give workteam_arn a private or vendor work team, or label with "
-    "Label Studio (coming)"
+    "Label Studio (labeling service: label_studio)"
 )
 AUTO_LABELING_ACCOUNT = "027400017018"
 # The service refuses automated data labeling on smaller data sets (it recommends 5,000 or more).
