@@ -91,13 +91,13 @@ class Stack:
         self._token = str(answer.json()["access_token"])
         return self._token
 
-    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+    def api(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
         import httpx
 
         answer = httpx.request(
             method,
             f"{self.url}/api/v2{path}",
-            headers={"Authorization": f"Bearer {self.token()}"},
+            headers={"Authorization": f"Bearer {self.token()}", **(headers or {})},
             timeout=60,
             **kwargs,
         )
