@@ -616,6 +616,41 @@ def name_in_use_error(operation: str, noun: str, arn: str) -> dict[str, str]:
     return NAME_IN_USE.get(operation, NAME_IN_USE["CreateTrainingJob"]).error(noun, arn=arn)
 
 
+# Hosting resources answer a taken name with a ValidationException of their own words. The SageMaker
+# Python SDK matches "Cannot create already existing model" (session.py, create_model); a retried
+# CreateEndpoint meets "Cannot create already existing endpoint" (hashicorp/terraform-provider-aws#48966).
+_SDK_SESSION = "https://github.com/aws/sagemaker-python-sdk/blob/master/src/sagemaker/session.py"
+HOSTING_NAME_IN_USE: dict[str, JobRefusal] = {
+    "CreateModel": JobRefusal(
+        VALIDATION,
+        'Cannot create already existing model "{arn}".',
+        source=f"{_API.format('CreateModel')} ; {_SDK_SESSION}",
+    ),
+    "CreateEndpointConfig": JobRefusal(
+        VALIDATION,
+        'Cannot create already existing endpoint configuration "{arn}".',
+        source=_API.format("CreateEndpointConfig"),
+    ),
+    "CreateEndpoint": JobRefusal(
+        VALIDATION,
+        'Cannot create already existing endpoint "{arn}".',
+        source=f"{_API.format('CreateEndpoint')} ; https://github.com/hashicorp/terraform-provider-aws/pull/48966",
+    ),
+}
+
+
+def is_name_in_use(operation: str, err: Any) -> bool:
+    """Did ``Create<noun>`` refuse ``err`` because the name is taken (by an earlier call whose answer was lost,
+    when the name is the task instance's own)? A malformed request is never taken for it."""
+    code, message = error_of(err)
+    hosting = HOSTING_NAME_IN_USE.get(operation)
+    if hosting is not None:
+        return code == hosting.code and "cannot create already existing" in message.lower()
+    if operation.startswith("Create") and operation.endswith("Job"):
+        return code == NAME_IN_USE.get(operation, NAME_IN_USE["CreateTrainingJob"]).code
+    return False
+
+
 def stop_refused_error(operation: str, noun: str, status: str) -> dict[str, str]:
     """What ``Stop<noun>`` answers for a job that is not InProgress; other kinds in StopTrainingJob's words."""
     return STOP_REFUSED.get(operation, STOP_REFUSED["StopTrainingJob"]).error(noun, status=status)

@@ -227,7 +227,20 @@ class JobEngine:
     def _create(self, name: str, request: Mapping[str, Any]) -> JobHandle:
         body = {**request, self.kind.name_field: name}
         self.log.info("Creating %s %s", self.kind.noun, name)
-        response = getattr(self.client, self.kind.create_method)(**body)
+        try:
+            response = getattr(self.client, self.kind.create_method)(**body)
+        except ClientError as err:
+            if not service_behaviour.is_name_in_use(self.kind.create_operation, err):
+                raise
+            # The name was free a moment ago and is this task's: botocore retried a Create whose answer
+            # was lost (the first call created it), or another try of this task won the race.
+            description = self.describe(name)
+            if description is None:
+                raise
+            self.log.info(
+                "%s %s was created by a call whose answer was lost; attached to it", self.kind.noun, name
+            )
+            return JobHandle(name, description[self.kind.arn_field], True, description)
         return JobHandle(name, response.get(self.kind.arn_field, ""), True)
 
     def ensure_named(

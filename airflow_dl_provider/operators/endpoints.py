@@ -187,7 +187,13 @@ class EndpointDeployOperator(AwsBaseOperator[SageMakerJobHook]):
         except ClientError as err:
             if not service_behaviour.is_not_found("DescribeEndpointConfig", err):
                 raise
-        self.hook.conn.create_endpoint_config(**request)
+        try:
+            self.hook.conn.create_endpoint_config(**request)
+        except ClientError as err:
+            # Named by its contents: one of that name, made by a retried call whose answer was lost or
+            # by another try, holds the same.
+            if not service_behaviour.is_name_in_use("CreateEndpointConfig", err):
+                raise
         self.log.info("Created EndpointConfig %s", request["EndpointConfigName"])
 
     def _converge(self, engine: JobEngine, config_name: str) -> str:

@@ -93,10 +93,7 @@ class Hosting:
     def create_model(self, **request: Any) -> dict[str, Any]:
         name = request["ModelName"]
         if name in self.models:
-            # TODO(service_behaviour): CreateModel's answer for a name that is taken.
-            raise ServiceError(
-                "ValidationException", f'Cannot create already existing model "{arn("model", name)}".'
-            )
+            _refuse(service_behaviour.HOSTING_NAME_IN_USE["CreateModel"].error("", arn=arn("model", name)))
         self.models[name] = {**request, "ModelArn": arn("model", name), "CreationTime": now()}
         return {"ModelArn": arn("model", name)}
 
@@ -109,11 +106,7 @@ class Hosting:
         name = request["EndpointConfigName"]
         config_arn = arn("endpoint-config", name)
         if name in self.configs:
-            # TODO(service_behaviour): CreateEndpointConfig's answer for a name that is taken.
-            raise ServiceError(
-                "ValidationException",
-                f'Cannot create already existing endpoint configuration "{config_arn}".',
-            )
+            _refuse(service_behaviour.HOSTING_NAME_IN_USE["CreateEndpointConfig"].error("", arn=config_arn))
         for variant in request["ProductionVariants"]:
             model = variant.get("ModelName")
             if model and model not in self.models:

@@ -224,14 +224,8 @@ def test_s3_stages_under_faults_complete(aws: Aws, faults: Faults, task_context:
 
 # -- answers lost after the service acted -------------------------------------------------------------
 
-# Today a lost Create answer costs a task try: botocore's retry of the Create meets the service's
-# "name in use", the engine raises it, and the task's retry reattaches. The job is not duplicated, but
-# three such answers in one task (model, endpoint config, endpoint) exhaust the pipelines' 2 retries.
-COSTS_A_TRY = pytest.mark.xfail(
-    strict=True,
-    reason="JobEngine._create and EndpointDeployOperator._ensure_config raise a retried Create's "
-    "'already exists' instead of reattaching to what the first, answered-lost, call created",
-)
+# A lost Create answer costs no task try: botocore's retry of the Create meets the service's "name in
+# use", and the engine (and the endpoint's config step) attach to what the first call created.
 
 
 def _endpoint_deploy(aws: Aws, **kwargs: Any) -> Any:
@@ -267,7 +261,7 @@ def test_a_lost_create_answer_makes_0_duplicate_jobs(
     counts(f"1 Create answer lost; {run.retries} task retries; 1 job, 0 duplicates")
 
 
-@pytest.mark.parametrize("case", [pytest.param(case, marks=COSTS_A_TRY, id=str(case)) for case in CASES])
+@pytest.mark.parametrize("case", CASES, ids=str)
 def test_a_lost_create_answer_costs_0_task_tries(
     aws: Aws, faults: Faults, tmp_path: Path, task_context: Any, case: JobCase
 ) -> None:
@@ -281,11 +275,7 @@ def test_a_lost_create_answer_costs_0_task_tries(
 
 @pytest.mark.parametrize(
     "operation",
-    [
-        "CreateModel",
-        pytest.param("CreateEndpointConfig", marks=COSTS_A_TRY),
-        pytest.param("CreateEndpoint", marks=COSTS_A_TRY),
-    ],
+    ["CreateModel", "CreateEndpointConfig", "CreateEndpoint"],
 )
 def test_a_lost_endpoint_create_answer_costs_0_task_tries_and_0_duplicates(
     aws: Aws, faults: Faults, task_context: Any, counts: Any, operation: str

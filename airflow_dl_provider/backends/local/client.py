@@ -311,6 +311,9 @@ class LocalSageMakerClient:
 
     def _add(self, operation: str, kind: str, name: str, record: dict[str, Any], arn: str) -> None:
         if not self.resources.create(kind, name, record):
+            taken = service_behaviour.HOSTING_NAME_IN_USE.get(operation)
+            if taken is not None:  # the service's own words
+                raise _service_error(taken.error("", arn=arn), operation)
             raise _client_error(
                 "ValidationException", f'Cannot create already existing {kind} "{arn}".', operation
             )

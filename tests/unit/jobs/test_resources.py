@@ -317,3 +317,68 @@ def test_the_in_progress_rows_name_real_operations_and_cite_aws(model: Any) -> N
         "Message": f'Cannot update in-progress endpoint "{ARN}".',
     }
     assert service_behaviour.in_progress_refusal("Endpoint", "DeleteEndpoint", "InService", NAME, ARN) is None
+
+
+# -- a Create whose answer was lost ------------------------------------------------------------------------
+
+
+def _client_error(code: str, message: str) -> Any:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": message}}, "Create")
+
+
+@pytest.mark.parametrize(
+    ("operation", "code", "message", "taken"),
+    [
+        ("CreateEndpoint", "ValidationException", f'Cannot create already existing endpoint "{ARN}".', True),
+        (
+            "CreateEndpointConfig",
+            "ValidationException",
+            'Cannot create already existing endpoint configuration "x".',
+            True,
+        ),
+        ("CreateModel", "ValidationException", 'Cannot create already existing model "x".', True),
+        (
+            "CreateEndpoint",
+            "ValidationException",
+            "1 validation error detected: Value 'a b' at 'endpointName'",
+            False,
+        ),
+        ("CreateTrainingJob", "ResourceInUse", "Training job names must be unique ...", True),
+        ("CreateTransformJob", "ResourceInUse", "Transform job names must be unique ...", True),
+        ("CreateTrainingJob", "ValidationException", "Could not find requested image", False),
+    ],
+)
+def test_a_taken_name_is_told_from_a_malformed_request(
+    operation: str, code: str, message: str, taken: bool
+) -> None:
+    assert service_behaviour.is_name_in_use(operation, _client_error(code, message)) is taken
+
+
+def test_a_create_retried_after_its_answer_was_lost_attaches_to_what_it_made(
+    engine: JobEngine, stub: Stubber
+) -> None:
+    request = {"EndpointConfigName": "config-a"}
+    stub.add_client_error(
+        "create_endpoint",
+        "ValidationException",
+        f'Cannot create already existing endpoint "{ARN}".',
+        expected_params={"EndpointName": NAME, **request},
+    )
+    described(stub, "Creating")
+
+    handle = engine._create(NAME, request)
+
+    assert (handle.name, handle.arn, handle.created) == (NAME, ARN, True)
+    assert handle.description["EndpointStatus"] == "Creating"
+
+
+def test_a_create_refused_for_another_reason_is_raised(engine: JobEngine, stub: Stubber) -> None:
+    from botocore.exceptions import ClientError
+
+    stub.add_client_error(
+        "create_endpoint", "ValidationException", 'Could not find endpoint configuration "x".'
+    )
+    with pytest.raises(ClientError, match="Could not find endpoint configuration"):
+        engine._create(NAME, {"EndpointConfigName": "x"})
