@@ -48,7 +48,19 @@ def test_a_price_per_task_is_refused(tmp_path: Path, digits: dict[str, Any]) -> 
 
 def test_labeling_needs_a_work_team(tmp_path: Path, digits: dict[str, Any]) -> None:
     del digits["labeling"]["workteam_arn"]
-    assert _error(tmp_path, digits) == "labeling.workteam_arn: required key is missing"
+    assert _error(tmp_path, digits).startswith(
+        "labeling.workteam_arn: Value error, Ground Truth needs a private or vendor work team; set it, "
+        "or use service: label_studio"
+    )
+
+
+def test_label_studio_labeling_needs_no_work_team(tmp_path: Path, digits: dict[str, Any]) -> None:
+    del digits["labeling"]["workteam_arn"]
+    digits["labeling"]["service"] = "label_studio"
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(digits))
+    labeling = load_config(path).labeling
+    assert labeling is not None and labeling.service == "label_studio" and labeling.workteam_arn is None
 
 
 def test_vendor_work_team_loads(tmp_path: Path, digits: dict[str, Any]) -> None:
