@@ -585,32 +585,6 @@ STOP_REFUSED: dict[str, JobRefusal] = {
 }
 
 
-# A resource created by name (a Model, an endpoint config, a package group) that exists already: what a
-# create that lost the race to another try answers. The messages are the service's own, as reported
-# verbatim (CreateModel: https://github.com/astronomer/astronomer-providers/issues/1055).
-ALREADY_EXISTS: dict[str, JobRefusal] = {
-    "CreateModel": JobRefusal(
-        VALIDATION, 'Cannot create already existing model "{arn}".', source=_API.format("CreateModel")
-    ),
-    "CreateEndpointConfig": JobRefusal(
-        VALIDATION,
-        'Cannot create already existing endpoint configuration "{arn}".',
-        source=_API.format("CreateEndpointConfig"),
-    ),
-    "CreateModelPackageGroup": JobRefusal(
-        VALIDATION, "Model Package Group already exists: {arn}", source=_API.format("CreateModelPackageGroup")
-    ),
-}
-
-
-def is_already_exists(operation: str, err: Any) -> bool:
-    """Does ``err`` from ``operation`` (``CreateModel`` ...) say the resource of that name exists?"""
-    code, message = error_of(err)
-    row = ALREADY_EXISTS.get(operation)
-    fragment = "already exist"
-    return row is not None and code == row.code and fragment in message.lower()
-
-
 def name_in_use_error(operation: str, noun: str, arn: str) -> dict[str, str]:
     """What ``Create<noun>`` answers for a name already taken; other kinds in CreateTrainingJob's words."""
     return NAME_IN_USE.get(operation, NAME_IN_USE["CreateTrainingJob"]).error(noun, arn=arn)

@@ -126,7 +126,7 @@ def ensure_prerequisite(client: Any, prerequisite: Prerequisite, log: Any) -> st
         log.info("Created %s %s", noun, name)
     except ClientError as err:
         # Another try created it between describe and create: same name, same contents.
-        if not service_behaviour.is_already_exists(prerequisite.create_operation, err):
+        if not service_behaviour.is_name_in_use(prerequisite.create_operation, err):
             raise
     return name
 
