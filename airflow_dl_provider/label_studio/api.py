@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 PAGE_SIZE = 1000
 
 
+def is_labeled(task: Mapping[str, Any]) -> bool:
+    """Whether a listed task has as many (not skipped) annotations as its overlap."""
+    return bool(task.get("is_labeled")) or int(task.get("total_annotations") or 0) >= int(
+        task.get("overlap") or 1
+    )
+
+
 class LabelStudioApiError(DLProviderError):
     """A Label Studio API call failed; ``status`` is the HTTP status (0: no answer)."""
 
@@ -141,6 +148,17 @@ class LabelStudioClient:
             if not batch or seen >= int(answer.get("total", 0)):
                 return
             page += 1
+
+    def labeled(self, project_id: int) -> tuple[int, int]:
+        """(labeled, total) tasks, counted from the tasks themselves.
+
+        A task is labeled when it has as many annotations as its overlap. Not the project's
+        ``finished_task_number``: each task's ``is_labeled`` flag behind it can stay false when
+        annotations of one task arrive at once (:data:`~.behaviour.IS_LABELED_CAN_LAG`).
+        """
+        tasks = list(self.tasks(project_id))
+        done = sum(1 for t in tasks if is_labeled(t))
+        return done, len(tasks)
 
     def import_tasks(self, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """``POST /api/projects/{id}/import``: tasks (``data``, ``meta``, inline ``predictions``)."""

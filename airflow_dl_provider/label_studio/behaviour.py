@@ -35,6 +35,13 @@ _LEGACY_TOKEN = re.compile(r"^[0-9a-zA-Z_-]{6,}$")
 # server runs with it off, since its S3 is the embedded server on 127.0.0.1.
 SSRF_REFUSAL = "URL resolves to a reserved network address"
 
+# Task.is_labeled (and the project's finished_task_number, which counts it) is updated per annotation
+# from a count taken inside that request: annotations of one task saved at the same moment can leave it
+# false with every annotation there (seen with three annotators at once; tasks/models.py carries "a
+# workaround for fixing not consistent is_labeled flag"). Labeled tasks are counted from each task's
+# total_annotations against its overlap instead.
+IS_LABELED_CAN_LAG = True
+
 
 @dataclass(frozen=True)
 class Call:

@@ -20,6 +20,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow_dl_provider.exceptions import PreflightError, SageMakerJobError
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.jobs.naming import deterministic_job_name
+from airflow_dl_provider.label_studio.api import is_labeled
 from airflow_dl_provider.label_studio.behaviour import PROJECT_TITLE_MAX_LENGTH, SAMPLING_UNCERTAINTY
 from airflow_dl_provider.label_studio.configs import OBJECT_META, object_key, task_for
 from airflow_dl_provider.manifests.input import (
@@ -459,7 +460,7 @@ class LabelStudioLabelingOperator(AwsBaseOperator[SageMakerJobHook]):
         while True:
             tasks = list(self.client.tasks(self.project_id))
             sent = {object_key(self.labeling_task_type, t) for t in tasks}
-            labeled = sum(1 for t in tasks if t.get("is_labeled"))
+            labeled = sum(1 for t in tasks if is_labeled(t))
             rounds = max([int((t.get("meta") or {}).get(ROUND_META, 1)) for t in tasks], default=0)
             if labeled < len(tasks):
                 self.wait(context, target=len(tasks), deadline=deadline)
@@ -499,7 +500,7 @@ class LabelStudioLabelingOperator(AwsBaseOperator[SageMakerJobHook]):
                 kwargs={"deadline": deadline},
             )
         while True:
-            labeled = int(self.client.project(self.project_id).get("finished_task_number") or 0)
+            labeled, _total = self.client.labeled(self.project_id)
             if labeled >= target:
                 return
             if deadline is not None and time.time() >= deadline:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 class LabelStudioAnnotationTrigger(BaseTrigger):
-    """Poll ``finished_task_number`` (tasks with as many annotations as the project's overlap).
+    """Poll the number of labeled tasks (as many annotations as the task's overlap).
 
     Fires one event ``{"status", "job_name", "message", "labeled"}``: ``success`` once ``target``
     tasks are labeled, ``error`` when the project is gone, ``timeout`` at ``deadline``.
@@ -68,7 +68,7 @@ class LabelStudioAnnotationTrigger(BaseTrigger):
         while True:
             try:
                 # requests is blocking: keep it off the triggerer's event loop.
-                project = await asyncio.to_thread(client.project, self.project_id)
+                labeled, _total = await asyncio.to_thread(client.labeled, self.project_id)
             except LabelStudioApiError as err:
                 if err.status == 404:
                     yield self._event("error", f"Label Studio project {self.project_id} does not exist", 0)
@@ -77,7 +77,6 @@ class LabelStudioAnnotationTrigger(BaseTrigger):
                 self.log.warning("%s; polling again in %ss", err, self.poll_interval)
                 await asyncio.sleep(self.poll_interval)
                 continue
-            labeled = int(project.get("finished_task_number") or 0)
             if labeled >= self.target:
                 yield self._event("success", f"{labeled} of {self.target} task(s) labeled", labeled)
                 return

@@ -29,7 +29,7 @@ from typing import Any
 
 from airflow_dl_provider.backends.local.labeling import DEFAULT_ERROR_RATE, ERROR_RATE_TAG, TRUTH_TAG
 from airflow_dl_provider.backends.local.labeling_workforce import SimulatedWorkforce
-from airflow_dl_provider.label_studio.api import LabelStudioApiError, LabelStudioClient
+from airflow_dl_provider.label_studio.api import LabelStudioApiError, LabelStudioClient, is_labeled
 from airflow_dl_provider.label_studio.configs import CONTROL, object_key
 
 POLL_SECONDS = 0.5
@@ -102,12 +102,14 @@ class Workforce:
         error_rate = float(declared.get(ERROR_RATE_TAG, DEFAULT_ERROR_RATE))
         workers = max(1, int(project.get("maximum_annotations") or 1))
         users = {n: self.annotator(n) for n in range(1, workers + 1)}
-        tasks = [t for t in self.client.tasks(int(project["id"])) if not t.get("is_labeled")]
+        tasks = [t for t in self.client.tasks(int(project["id"])) if not is_labeled(t)]
 
         def work(n: int) -> int:
             client = LabelStudioClient(self.client.url, self.client.token)
             made = 0
-            for task in tasks:
+            # Each annotator starts at its own place in the queue, as people do.
+            start = (n - 1) * len(tasks) // len(users)
+            for task in tasks[start:] + tasks[:start]:
                 done = {int(a["id"]) if isinstance(a, dict) else int(a) for a in task.get("annotators") or []}
                 if users[n] in done or (int(task["id"]), n) in self.unanswerable:
                     continue
@@ -139,7 +141,8 @@ class Workforce:
             declared = declaration(project.get("description"))
             if TRUTH_TAG not in declared:
                 continue
-            if int(project.get("finished_task_number") or 0) >= int(project.get("task_number") or 0):
+            labeled, total = self.client.labeled(int(project["id"]))
+            if labeled >= total:
                 continue
             made = self.answer_project(project, declared)
             if made:
