@@ -66,3 +66,12 @@ def test_trigger_round_trips_through_serialize() -> None:
 
     assert path == "airflow_dl_provider.triggers.label_studio.LabelStudioAnnotationTrigger"
     assert LabelStudioAnnotationTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+def test_a_task_with_all_its_annotations_is_labeled_even_when_its_flag_lags() -> None:
+    from airflow_dl_provider.label_studio.api import is_labeled
+
+    # Three annotations saved at once can leave Label Studio's is_labeled false (behaviour.IS_LABELED_CAN_LAG).
+    assert is_labeled({"is_labeled": False, "total_annotations": 3, "overlap": 3})
+    assert not is_labeled({"is_labeled": False, "total_annotations": 2, "overlap": 3})
+    assert is_labeled({"is_labeled": True, "total_annotations": 1, "overlap": 3})
