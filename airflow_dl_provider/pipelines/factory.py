@@ -73,42 +73,31 @@ def training_definition(config: PipelineConfig, config_path: Path) -> TrainingDe
 def _labeling(config: PipelineConfig) -> Any:
     labeling = config.labeling
     assert labeling is not None
+    # What both labeling services take; each adds its own workforce or connection.
+    common: dict[str, Any] = {
+        "task_id": "label",
+        "job_name_prefix": f"{config.pipeline}-label",
+        "task_type": labeling.task_type,
+        "labels": labeling.labels,
+        "input_prefix": labeling.input_prefix,
+        "output_path": config.s3_uri("labels"),
+        "workers_per_object": labeling.workers_per_object,
+        "auto_labeling": labeling.auto_labeling,
+        "max_human_labeled_objects": labeling.max_human_labeled_objects,
+        "task_title": labeling.task_title,
+        "tags": {"pipeline": config.pipeline, **labeling.tags},
+        "deferrable": config.deferrable,
+        "poll_interval": config.poll_interval,
+    }
     if labeling.service == "label_studio":
         from airflow_dl_provider.operators.label_studio import LabelStudioLabelingOperator
 
-        return LabelStudioLabelingOperator(
-            task_id="label",
-            job_name_prefix=f"{config.pipeline}-label",
-            task_type=labeling.task_type,
-            labels=labeling.labels,
-            input_prefix=labeling.input_prefix,
-            output_path=config.s3_uri("labels"),
-            label_studio_conn_id=labeling.label_studio_conn_id,
-            workers_per_object=labeling.workers_per_object,
-            auto_labeling=labeling.auto_labeling,
-            max_human_labeled_objects=labeling.max_human_labeled_objects,
-            task_title=labeling.task_title,
-            tags={"pipeline": config.pipeline, **labeling.tags},
-            deferrable=config.deferrable,
-            poll_interval=config.poll_interval,
-        )
+        return LabelStudioLabelingOperator(label_studio_conn_id=labeling.label_studio_conn_id, **common)
     return GroundTruthLabelingOperator(
-        task_id="label",
-        job_name_prefix=f"{config.pipeline}-label",
-        task_type=labeling.task_type,
-        labels=labeling.labels,
-        input_prefix=labeling.input_prefix,
-        output_path=config.s3_uri("labels"),
         role_arn=config.role_arn,
         workteam_arn=labeling.workteam_arn,
-        workers_per_object=labeling.workers_per_object,
-        auto_labeling=labeling.auto_labeling,
-        max_human_labeled_objects=labeling.max_human_labeled_objects,
-        task_title=labeling.task_title,
-        tags={"pipeline": config.pipeline, **labeling.tags},
         overrides=labeling.overrides,
-        deferrable=config.deferrable,
-        poll_interval=config.poll_interval,
+        **common,
     )
 
 
