@@ -221,7 +221,13 @@ def test_killed_runner_is_reported_as_an_internal_error(
     # Like SageMaker tearing down the instances of a failed job, before anyone asks: the kernel ends
     # the hosts of a killed runner; no Describe (nor anything else) signals them.
     assert _wait_gone(script_pid), "the training script outlived its crashed runner"
+    # A killed process's leader shows as a zombie while its other threads still hold its descriptors
+    # (the runner lock among them); the lock goes a moment later, and Describe reports Failed then.
+    deadline = time.monotonic() + 15
     described = client.describe_training_job(TrainingJobName="crash-job")
+    while described["TrainingJobStatus"] == "InProgress" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        described = client.describe_training_job(TrainingJobName="crash-job")
     assert described["TrainingJobStatus"] == "Failed"
     assert described["FailureReason"].startswith(
         "InternalServerError: the local runner process exited before the job ended"
