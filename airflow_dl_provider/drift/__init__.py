@@ -8,41 +8,41 @@ Model Monitor's output.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from airflow_dl_provider.reexports import LazyExports
 
 # Names re-exported from the submodules, imported on first use: the operators import this package
 # while a DAG file is parsed, and numpy has no business loading then.
-_EXPORTS = {
-    "BaselineProfile": "profile",
-    "CategoricalProfile": "profile",
-    "DriftCheck": "check",
-    "DriftResult": "check",
-    "DriftThresholds": "thresholds",
-    "FORMAT_VERSION": "profile",
-    "FeatureDrift": "check",
-    "NumericProfile": "profile",
-    "baseline_uri_for": "profile",
-    "build_baseline": "baseline",
-    "check_drift": "check",
-    "guess_format": "readers",
-    "load_baseline": "profile",
-    "parse_constraint_violations": "monitor",
-    "read_chunks": "readers",
-    "read_constraint_violations": "monitor",
-    "read_csv": "readers",
-    "read_data_capture": "readers",
-    "read_jsonl": "readers",
-    "read_parquet": "readers",
-    "report_html": "report",
-    "report_json": "report",
-    "save_baseline": "profile",
-}
-
-__all__ = sorted(_EXPORTS)
+_EXPORTS = LazyExports(
+    __name__,
+    {
+        "baseline": ("build_baseline",),
+        "check": ("DriftCheck", "DriftResult", "FeatureDrift", "check_drift"),
+        "monitor": ("parse_constraint_violations", "read_constraint_violations"),
+        "profile": (
+            "BaselineProfile",
+            "CategoricalProfile",
+            "FORMAT_VERSION",
+            "NumericProfile",
+            "baseline_uri_for",
+            "load_baseline",
+            "save_baseline",
+        ),
+        "readers": (
+            "guess_format",
+            "read_chunks",
+            "read_csv",
+            "read_data_capture",
+            "read_jsonl",
+            "read_parquet",
+        ),
+        "report": ("report_html", "report_json"),
+        "thresholds": ("DriftThresholds",),
+    },
+)
+__all__ = _EXPORTS.names
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    return _EXPORTS.load(name)

@@ -46,43 +46,38 @@ class _Keyed:
         return str(getattr(self, "source", None))
 
 
-@dataclass(frozen=True)
-class LabelMetadata:
-    """What every label's metadata carries."""
+@dataclass(frozen=True, kw_only=True)
+class LabelMetadata(_Keyed):
+    """What every label's metadata carries (``human-annotated``, ``job-name``, ``creation-date``, ``type``).
 
-    type: str
-    job_name: str
+    Keyword-only, so that each label type adds its own fields (and defaults) after these.
+    """
+
     human_annotated: bool
+    job_name: str
     creation_date: str
+    type: str
 
 
-@dataclass(frozen=True)
-class ClassificationLabel(_Keyed):
+@dataclass(frozen=True, kw_only=True)
+class ClassificationLabel(LabelMetadata):
     """One object's single label. ``source_ref`` is the S3 object, ``source`` the text (text jobs)."""
 
     source_ref: str | None
     label: int
     class_name: str
     confidence: float
-    human_annotated: bool
-    job_name: str
-    creation_date: str
-    type: str
     source: str | None = None
 
 
-@dataclass(frozen=True)
-class MultiLabel(_Keyed):
+@dataclass(frozen=True, kw_only=True)
+class MultiLabel(LabelMetadata):
     """One object's labels: class indexes, their names and a confidence per name."""
 
     source_ref: str | None
     labels: tuple[int, ...]
     class_names: tuple[str, ...]
     confidences: Mapping[str, float]
-    human_annotated: bool
-    job_name: str
-    creation_date: str
-    type: str
     source: str | None = None
 
 
@@ -104,17 +99,13 @@ class ImageSize:
     depth: int | None
 
 
-@dataclass(frozen=True)
-class BoundingBoxes(_Keyed):
+@dataclass(frozen=True, kw_only=True)
+class BoundingBoxes(LabelMetadata):
     """One image's boxes and its size."""
 
     source_ref: str | None
     annotations: tuple[BoundingBox, ...]
     image_size: ImageSize | None
-    human_annotated: bool
-    job_name: str
-    creation_date: str
-    type: str
 
 
 @dataclass(frozen=True)
