@@ -19,7 +19,7 @@ first: the bucket must exist and hold the artifacts before MWAA can start.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -30,6 +30,7 @@ from airflow_dl_provider.service_behaviour import (
     STACK_STATES,
 )
 from airflow_dl_provider.stacks import artifacts
+from airflow_dl_provider.stacks.pacing import Poll
 from airflow_dl_provider.stacks.render import StackError, StackOptions, render
 from airflow_dl_provider.stacks.stack_events import failure_reasons
 
@@ -43,19 +44,9 @@ MWAA_STACK = "MwaaStack"  # root.yaml's nested stack holding the environment
 _GOOD_STATES = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 
 
-def _say(message: str) -> None:
-    print(message, flush=True)
-
-
-@dataclass
-class Waiter:
-    """How deploy waits: injectable so tests do not sleep."""
-
-    poll_seconds: float = 5.0
-    timeout_seconds: float = 3 * 3600
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
-    say: Callable[[str], None] = field(default=_say)
+def default_waiter() -> Poll:
+    """CloudFormation every 5 s, for up to 3 hours: creating an MWAA environment alone takes 20-30 minutes."""
+    return Poll(interval=5.0, timeout=3 * 3600)
 
 
 def describe_stack(cfn: Any, stack_name: str) -> dict[str, Any] | None:
@@ -81,7 +72,7 @@ def state_line(cfn: Any, stack: Mapping[str, Any]) -> str:
     return f"stack deploy: {name} is {status}{because}: {todo.format(stack=name)}"
 
 
-def deployable_stack(cfn: Any, stack_name: str, waiter: Waiter) -> dict[str, Any] | None:
+def deployable_stack(cfn: Any, stack_name: str, waiter: Poll) -> dict[str, Any] | None:
     """The stack to update, or None to create one; raise one line when it cannot be deployed now.
 
     A stack whose first create rolled back (``ROLLBACK_COMPLETE``) holds nothing and CloudFormation
@@ -158,11 +149,9 @@ def _environment_change(changes: list[dict[str, Any]]) -> str:
     return "updated" if updates_environment(changes) else ""
 
 
-def wait_for_change_set(
-    cfn: Any, stack_name: str, change_set_id: str, waiter: Waiter
-) -> dict[str, Any] | None:
+def wait_for_change_set(cfn: Any, stack_name: str, change_set_id: str, waiter: Poll) -> dict[str, Any] | None:
     """The change set once created; None when it holds no changes (nothing to do)."""
-    deadline = waiter.clock() + waiter.timeout_seconds
+    deadline = waiter.clock() + waiter.timeout
     while True:
         described = cfn.describe_change_set(ChangeSetName=change_set_id, StackName=stack_name)
         status = described["Status"]
@@ -176,7 +165,7 @@ def wait_for_change_set(
             raise StackError(f"stack deploy: change set for {stack_name} failed: {reason}")
         if waiter.clock() > deadline:
             raise StackError(f"stack deploy: change set for {stack_name} still {status}; try again later")
-        waiter.sleep(waiter.poll_seconds)
+        waiter.sleep(waiter.interval)
 
 
 def _event_line(event: Mapping[str, Any]) -> str:
@@ -186,10 +175,10 @@ def _event_line(event: Mapping[str, Any]) -> str:
     return f"  {stamp} {event['ResourceStatus']:<28} {event['ResourceType']:<32} {event['LogicalResourceId']}{reason}"
 
 
-def watch_stack(cfn: Any, stack_name: str, waiter: Waiter, since_event_id: str | None = None) -> str:
+def watch_stack(cfn: Any, stack_name: str, waiter: Poll, since_event_id: str | None = None) -> str:
     """Print new stack events until the stack settles; return its final status."""
     seen: set[str] = set()
-    deadline = waiter.clock() + waiter.timeout_seconds
+    deadline = waiter.clock() + waiter.timeout
     while True:
         events = cfn.describe_stack_events(StackName=stack_name)["StackEvents"]
         fresh = []
@@ -211,7 +200,7 @@ def watch_stack(cfn: Any, stack_name: str, waiter: Waiter, since_event_id: str |
             raise StackError(
                 f"stack deploy: {stack_name} still {status}; watch it with 'airflow-dl stack status'"
             )
-        waiter.sleep(waiter.poll_seconds)
+        waiter.sleep(waiter.interval)
 
 
 @dataclass(frozen=True)
@@ -234,7 +223,7 @@ def apply_change_set(
     parameters: Mapping[str, str],
     *,
     allow_replace: bool = False,
-    waiter: Waiter | None = None,
+    waiter: Poll | None = None,
     environment_busy: Callable[[], str | None] = lambda: None,
 ) -> Applied:
     """Create a change set, show it, refuse to lose the environment, execute it, watch the events.
@@ -245,7 +234,7 @@ def apply_change_set(
         ``allow_replace`` is False, would update an environment MWAA is busy with, or the stack did not
         reach a ``*_COMPLETE`` state (the line names the failure reasons, nested stacks included).
     """
-    waiter = waiter or Waiter()
+    waiter = waiter or default_waiter()
     stack = describe_stack(cfn, stack_name)
     exists = stack is not None and stack["StackStatus"] != "REVIEW_IN_PROGRESS"
     last_event = None
@@ -329,7 +318,7 @@ def deploy(
     templates_bucket: str,
     templates_prefix: str = "airflow-dl/stacks",
     allow_replace: bool = False,
-    waiter: Waiter | None = None,
+    waiter: Poll | None = None,
 ) -> dict[str, str]:
     """Deploy the root stack and the MWAA artifacts; return the stack's outputs.
 
@@ -337,7 +326,7 @@ def deploy(
     new artifacts wait under new keys, and ``dags/`` is synced last.
     """
     options.validate()
-    waiter = waiter or Waiter()
+    waiter = waiter or default_waiter()
     cfn, s3 = session.client("cloudformation"), session.client("s3")
     region = s3.meta.region_name
     if options.worker_replacement == "GRACEFUL" and region in MWAA_NO_GRACEFUL_REGIONS:

@@ -27,15 +27,16 @@ import re
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError, StubResponseError
 
+from airflow_dl_provider.stacks.pacing import Poll
+from airflow_dl_provider.stacks.pacing import Retry as Retry  # the CLI builds one through this module
 from airflow_dl_provider.stacks.render import StackError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Mapping
 
 SUCCESS, FAILED, TIMEOUT = "success", "failed", "timeout"
 EXIT_UNREACHABLE = 3
@@ -52,31 +53,6 @@ class Unreachable(StackError):
 
 class Conflict(Exception):
     """The run ID is taken (HTTP 409, or the CLI's "already exists"): the run exists; wait on it."""
-
-
-@dataclass
-class Retry:
-    """Exponential backoff for transient failures: ``first_delay``, doubling, at most ``max_delay``."""
-
-    attempts: int = 6
-    first_delay: float = 2.0
-    max_delay: float = 30.0
-
-    def delays(self) -> Iterator[float]:
-        delay = self.first_delay
-        for _ in range(self.attempts - 1):
-            yield delay
-            delay = min(delay * 2, self.max_delay)
-
-
-@dataclass
-class Poll:
-    interval: float = 15.0
-    timeout: float = 6 * 3600
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
-    say: Callable[[str], None] = field(default=lambda m: print(m, flush=True))
-    retry: Retry = field(default_factory=Retry)
 
 
 def default_run_id(prefix: str = "ci") -> str:
@@ -266,8 +242,8 @@ def _start(trigger: Callable[[], Any], poll: Poll, dag_id: str, run_id: str) -> 
         poll.say(f"{dag_id} {run_id}: exists already (a re-run for the same commit); waiting on it")
 
 
-class MwaaRestApi:
-    """An MWAA environment's Airflow REST API through ``InvokeRestApi`` (IAM auth, no token handling)."""
+class _MwaaEnvironment:
+    """An MWAA environment, and the Airflow version it runs (the API paths and CLI flags differ)."""
 
     def __init__(self, mwaa: Any, environment: str, *, poll: Poll | None = None) -> None:
         self.mwaa = mwaa
@@ -277,6 +253,10 @@ class MwaaRestApi:
             lambda: mwaa.get_environment(Name=environment), self.poll, "GetEnvironment", environment
         )
         self.airflow_version = str(described["Environment"]["AirflowVersion"])
+
+
+class MwaaRestApi(_MwaaEnvironment):
+    """An MWAA environment's Airflow REST API through ``InvokeRestApi`` (IAM auth, no token handling)."""
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         kwargs: dict[str, Any] = {"Name": self.environment, "Path": path, "Method": method}
@@ -349,20 +329,14 @@ def json_in(stdout: str, kind: type = list) -> Any | None:
     return None
 
 
-class MwaaCli:
+class MwaaCli(_MwaaEnvironment):
     """``airflow`` CLI commands through MWAA's CLI token endpoint."""
 
     def __init__(
         self, mwaa: Any, environment: str, *, scheme: str = "https", poll: Poll | None = None
     ) -> None:
-        self.mwaa = mwaa
-        self.environment = environment
+        super().__init__(mwaa, environment, poll=poll)
         self.scheme = scheme
-        self.poll = poll or Poll()
-        described = _aws(
-            lambda: mwaa.get_environment(Name=environment), self.poll, "GetEnvironment", environment
-        )
-        self.airflow_version = str(described["Environment"]["AirflowVersion"])
 
     def command(self, line: str) -> tuple[str, str]:
         """Run one ``airflow`` CLI command; return its stdout and stderr. A fresh token per call: they last 60s."""

@@ -10,7 +10,8 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from airflow_dl_provider.stacks.deploy import Waiter, apply_change_set, environment_threats
+from airflow_dl_provider.stacks.deploy import apply_change_set, environment_threats
+from airflow_dl_provider.stacks.pacing import Poll
 from airflow_dl_provider.stacks.render import StackError, load_template
 
 STACK = "airflow-dl"
@@ -24,8 +25,8 @@ def _client(service: str):
     return boto3.client(service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
 
 
-def _waiter(lines: list[str]) -> Waiter:
-    return Waiter(poll_seconds=0, sleep=lambda _s: None, say=lines.append)
+def _waiter(lines: list[str]) -> Poll:
+    return Poll(interval=0, sleep=lambda _s: None, say=lines.append)
 
 
 def _stack(status: str) -> dict:

@@ -14,7 +14,8 @@ from moto import mock_aws
 
 from airflow_dl_provider.service_behaviour import STACK_STATES
 from airflow_dl_provider.stacks import artifacts
-from airflow_dl_provider.stacks.deploy import Waiter, deploy
+from airflow_dl_provider.stacks.deploy import deploy
+from airflow_dl_provider.stacks.pacing import Poll
 from airflow_dl_provider.stacks.render import StackError, StackOptions
 from tests.unit.stacks.cloudformation_fake import FakeCloudFormation, FakeMwaa, Session, Stack
 
@@ -55,7 +56,7 @@ def package(tmp_path):
 
 
 def _deploy(session, package, options=OPTIONS, lines=None, **kwargs):
-    waiter = Waiter(poll_seconds=0, sleep=lambda _s: None, say=(lines if lines is not None else []).append)
+    waiter = Poll(interval=0, sleep=lambda _s: None, say=(lines if lines is not None else []).append)
     return deploy(
         session,
         options,
