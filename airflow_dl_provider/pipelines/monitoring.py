@@ -74,6 +74,8 @@ def build_retrain_dag(
         "instance_type": transform.instance_type if transform else "ml.m5.xlarge",
         "instance_count": transform.instance_count if transform else 1,
         "input_s3_uri": xcom("prepare_data", "test_features"),
+        "deferrable": config.deferrable,
+        "poll_interval": config.poll_interval,
     }
     with DAG(
         dag_id=f"dl_retrain_{config.pipeline}",
