@@ -230,6 +230,28 @@ def _pump(stream: IO[bytes], host: str, lines: queue.Queue[tuple[str, int, str]]
     stream.close()
 
 
+def start_host(
+    argv: list[str], cwd: Path, env: dict[str, str], host: str, lines: queue.Queue[tuple[str, int, str]]
+) -> tuple[subprocess.Popen[bytes], threading.Thread]:
+    """Start one host's process and the thread that copies its output, line by line, into ``lines``.
+
+    Processing hosts start the same way (:mod:`.processing`).
+    """
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_this_thread(),  # a killed runner leaves no host running
+    )
+    assert proc.stdout is not None
+    pump = threading.Thread(target=_pump, args=(proc.stdout, host, lines), daemon=True)
+    pump.start()
+    return proc, pump
+
+
 class MetricMatcher:
     """``MetricDefinitions`` regexes over log lines; the last match of each metric is its final value."""
 
@@ -396,19 +418,9 @@ def run(job: LocalJob, services: Services) -> None:
     user_args = cmd_args(user_hyperparameters(hps))
     for rank, host in enumerate(hosts):
         env = {**os.environ, **host_environment(request, hps, hosts, rank, job.work / host, port)}
-        proc = subprocess.Popen(
-            [sys.executable, str(program), *user_args],
-            cwd=code_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_this_thread(),  # a killed runner leaves no host running
-        )
+        proc, pump = start_host([sys.executable, str(program), *user_args], code_dir, env, host, lines)
         procs.append(proc)
-        assert proc.stdout is not None
-        pumps.append(threading.Thread(target=_pump, args=(proc.stdout, host, lines), daemon=True))
-        pumps[-1].start()
+        pumps.append(pump)
 
     metrics = MetricMatcher(request["AlgorithmSpecification"].get("MetricDefinitions") or [])
     max_runtime = float((request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", 86400))

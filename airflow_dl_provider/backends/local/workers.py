@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from airflow_dl_provider.backends.local import compilation, labeling, training, transform, tuning
+from airflow_dl_provider.backends.local import compilation, labeling, processing, training, transform, tuning
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -54,6 +54,7 @@ LOCAL_WORKERS: dict[str, LocalWorker] = {
     "tuning": tuning,
     "compilation": compilation,
     "transform": transform,
+    "processing": processing,
 }
 
 
