@@ -457,6 +457,55 @@ def log_stream_prefix(kind_key: str, job_name: str) -> tuple[str, bool]:
     return (job_name, True) if streams.exact else (f"{job_name}/", False)
 
 
+# -- processing jobs ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessingRules:
+    """What SageMaker Processing does with a job's data and script, beyond the service model.
+
+    :param container_root: every input's and output's ``LocalPath`` must begin with it.
+    :param max_runtime_seconds: the cap on ``StoppingCondition.MaxRuntimeInSeconds``.
+    :param statuses: ``ProcessingJobStatus``; Stop shows ``Stopping``, then ``Stopped``.
+    :param hosts: the instances' host names, as ``/opt/ml/config/resourceconfig.json`` lists them; the
+        ``[hostname]`` of the log stream ``<job>/<hostname>-<epoch>`` (:data:`LOG_STREAMS`).
+    :param config_files: what the container finds in ``/opt/ml/config/``.
+    :param failure: how FailureReason starts when the container exits non-zero.
+    """
+
+    container_root: str
+    max_runtime_seconds: int
+    statuses: tuple[str, ...]
+    hosts: str
+    config_files: tuple[str, ...]
+    failure: str
+    source: str
+
+
+PROCESSING = ProcessingRules(
+    container_root="/opt/ml/processing/",
+    max_runtime_seconds=777600,
+    statuses=("InProgress", "Completed", "Failed", "Stopping", "Stopped"),
+    hosts="algo-{n}",
+    config_files=("processingjobconfig.json", "resourceconfig.json"),
+    # "Failed. Reason: AlgorithmError" for a script that raised: aws/amazon-sagemaker-examples#1604.
+    failure="AlgorithmError",
+    source=" ; ".join(
+        (
+            _API.format("ProcessingS3Input") + " (LocalPath)",
+            _API.format("ProcessingStoppingCondition"),
+            _API.format("DescribeProcessingJob") + " (ProcessingJobStatus)",
+            "https://docs.aws.amazon.com/sagemaker/latest/dg/build-your-own-processing-container.html",
+            "https://github.com/aws/amazon-sagemaker-examples/issues/1604",
+        )
+    ),
+)
+# The SageMaker Python SDK's ScriptProcessor ships its code as an input named "code" at this path and
+# runs ``command + [path/<file>]`` (sagemaker/processing.py; the request is quoted in
+# aws/amazon-sagemaker-examples#1604: InputName 'code', LocalPath '/opt/ml/processing/input/code').
+PROCESSING_CODE_INPUT = ("code", "/opt/ml/processing/input/code")
+
+
 # -- throttling -------------------------------------------------------------------------------------------
 
 # What each service answers when its request rate quota is exceeded.

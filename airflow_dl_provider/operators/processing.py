@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.exceptions import PreflightError
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
 from airflow_dl_provider.jobs.plan import JobPlan
@@ -31,8 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ProcessingInput", "ProcessingOperator", "ProcessingOutput", "ProcessingScript"]
 
-# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingStoppingCondition.html
-MAX_RUNTIME_SECONDS = 777600
+MAX_RUNTIME_SECONDS = service_behaviour.PROCESSING.max_runtime_seconds
 DEFAULT_CLUSTER = Cluster(instance_type="ml.m5.xlarge", volume_size_gb=30)
 
 

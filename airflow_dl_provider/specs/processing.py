@@ -15,17 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.jobs.plan import DIGEST, Upload
 from airflow_dl_provider.specs.fields import check_choice, fixed
 
 if TYPE_CHECKING:
     from airflow_dl_provider.jobs.plan import RequestPath
 
-# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingS3Input.html (LocalPath)
-CONTAINER_ROOT = "/opt/ml/processing/"
+CONTAINER_ROOT = service_behaviour.PROCESSING.container_root
 # The SageMaker SDK's ScriptProcessor: the code input's name and where the container finds it.
-CODE_INPUT = "code"
-CODE_LOCAL_PATH = f"{CONTAINER_ROOT}input/code"
+CODE_INPUT, CODE_LOCAL_PATH = service_behaviour.PROCESSING_CODE_INPUT
 CODE_AT: RequestPath = ("ProcessingInputs", ("InputName", CODE_INPUT), "S3Input", "S3Uri")
 DATA_TYPES = ("S3Prefix", "ManifestFile")
 INPUT_MODES = ("File", "Pipe")

@@ -110,6 +110,14 @@ JOB_APIS = {
             ("InProgress",),
             source=_API.format("DescribeTransformJob"),
         ),
+        JobApi(
+            "processing",
+            "ProcessingJob",
+            "processing-job",
+            "processing job",
+            ("InProgress",),
+            source=_API.format("DescribeProcessingJob"),
+        ),
     )
 }
 # SecondaryStatus of a running training job, in the order the service reports them.
@@ -250,6 +258,15 @@ class Jobs:
     def stop_transform_job(self, TransformJobName: str) -> dict[str, Any]:
         return self._stop("TransformJob", TransformJobName)
 
+    def create_processing_job(self, **request: Any) -> dict[str, Any]:
+        return self._create("ProcessingJob", request)
+
+    def describe_processing_job(self, ProcessingJobName: str) -> dict[str, Any]:
+        return self._describe("ProcessingJob", ProcessingJobName)
+
+    def stop_processing_job(self, ProcessingJobName: str) -> dict[str, Any]:
+        return self._stop("ProcessingJob", ProcessingJobName)
+
     def list_training_jobs_for_hyper_parameter_tuning_job(
         self,
         HyperParameterTuningJobName: str,
@@ -359,7 +376,12 @@ class Jobs:
         prefix, exact = service_behaviour.log_stream_prefix(job.api.key, job.name)
         if exact:
             return [prefix]
-        resources = job.request.get("ResourceConfig") or job.request.get("TransformResources") or {}
+        resources = (
+            job.request.get("ResourceConfig")
+            or job.request.get("TransformResources")
+            or (job.request.get("ProcessingResources") or {}).get("ClusterConfig")
+            or {}
+        )
         hosts = int(resources.get("InstanceCount", 1))
         epoch = int(job.created.timestamp())
         if job.api.key == "transform":
@@ -578,6 +600,17 @@ class Jobs:
             body = self.service.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
             lines = [job.plan.predict(line) for line in body.splitlines() if line.strip()]
             self._put(f"{output}/{relative}.out", ("\n".join(lines) + "\n").encode())
+
+    def _processing_fields(self, job: Job) -> dict[str, Any]:
+        if job.status != "Completed":
+            return {}
+        return {"ProcessingStartTime": job.created, "ProcessingEndTime": now()}
+
+    def _complete_processing(self, job: Job) -> None:
+        """Each output's directory, uploaded at the end (EndOfJob): one file, naming the inputs it read."""
+        inputs = sorted(item["InputName"] for item in job.request.get("ProcessingInputs") or [])
+        for item in (job.request.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+            self._put(f"{item['S3Output']['S3Uri'].rstrip('/')}/part-0", ",".join(inputs).encode())
 
 
 def tuning_arn(name: str) -> str:

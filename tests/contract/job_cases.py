@@ -129,6 +129,28 @@ def transform(aws: Aws, tmp_path: Path, **kwargs: Any) -> Any:
     return BatchTransformOperator(**{**args, **kwargs})
 
 
+def processing(aws: Aws, tmp_path: Path, **kwargs: Any) -> Any:
+    from airflow_dl_provider.operators.processing import (
+        ProcessingInput,
+        ProcessingOperator,
+        ProcessingOutput,
+        ProcessingScript,
+    )
+
+    aws.upload("raw/part-0.csv", "x,y\n1,2\n")
+    code = tmp_path / "prepare.py"
+    code.write_text("print('prepared')\n")
+    args: dict[str, Any] = {
+        "task_id": "prepare",
+        "role_arn": ROLE_ARN,
+        "inputs": [ProcessingInput("raw", aws.uri("raw/"), "/opt/ml/processing/input/raw")],
+        "outputs": [ProcessingOutput("clean", aws.uri("clean"), "/opt/ml/processing/output")],
+        "script": ProcessingScript(code=str(code), code_location=aws.uri("code"), arguments=["--rows", "1"]),
+        "poll_interval": POLL,
+    }
+    return ProcessingOperator(**{**args, **kwargs})
+
+
 def _training_done(aws: Aws, result: dict[str, Any]) -> None:
     assert result["model_artifacts"] == aws.uri(f"output/{result['job_name']}/output/model.tar.gz")
     assert aws.exists(result["model_artifacts"])
@@ -172,6 +194,15 @@ def _transform_done(aws: Aws, result: dict[str, Any]) -> None:
     assert aws.service.count("CreateModel") == 1
 
 
+def _processing_done(aws: Aws, result: dict[str, Any]) -> None:
+    assert result["outputs"] == {"clean": aws.uri("clean")}
+    # The service read the data input and the uploaded script (the ``code`` input), then wrote the output.
+    assert aws.read(aws.uri("clean/part-0")) == b"code,raw"
+    request = aws.service.jobs.get("ProcessingJob", result["job_name"]).request
+    code = next(i for i in request["ProcessingInputs"] if i["InputName"] == "code")["S3Input"]["S3Uri"]
+    assert aws.read(code) == b"print('prepared')\n"
+
+
 @dataclass(frozen=True)
 class JobCase:
     """A job kind on the AWS path: its API noun, how to build its operator, what a finished run gives."""
@@ -193,4 +224,5 @@ CASES = (
     JobCase("labeling", "LabelingJob", labeling, _labeling_done),
     JobCase("compilation", "CompilationJob", compilation, _compilation_done, "COMPLETED", "STOPPED"),
     JobCase("transform", "TransformJob", transform, _transform_done),
+    JobCase("processing", "ProcessingJob", processing, _processing_done),
 )

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.backends.local.state import LocalJob, now_iso
 from airflow_dl_provider.backends.local.training import (
     MetricMatcher,
@@ -148,7 +149,7 @@ def run(job: LocalJob, services: Services) -> None:
         raise JobFailure(f"ClientError: {refusal}")
     cluster = request["ProcessingResources"]["ClusterConfig"]
     count = int(cluster.get("InstanceCount", 1))
-    hosts = [f"algo-{i + 1}" for i in range(count)]
+    hosts = [service_behaviour.PROCESSING.hosts.format(n=i + 1) for i in range(count)]
     epoch = int(time.time())
     streams = {h: CloudWatchStream(services.logs, LOG_GROUP, f"{job.name}/{h}-{epoch}") for h in hosts}
     image = request["AppSpecification"]["ImageUri"]
