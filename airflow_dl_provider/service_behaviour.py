@@ -407,6 +407,57 @@ def in_progress_refusal(
     return {"Code": code, "Message": message.format(name=name, arn=arn or name)}
 
 
+# -- UpdateEndpoint: blue/green deployment with auto-rollback --------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlueGreen:
+    """How UpdateEndpoint rolls a new config out (``DeploymentConfig.BlueGreenUpdatePolicy``).
+
+    The endpoint shows ``Updating`` (and Describe a ``PendingDeploymentSummary`` naming the new config)
+    while SageMaker starts a new fleet beside the old one, which keeps serving; traffic moves in the
+    policy's steps, each followed by a baking period of ``WaitIntervalInSeconds`` during which any alarm
+    of ``AutoRollbackConfiguration`` in ALARM rolls the update back: all traffic returns to the old
+    fleet, the new one is terminated and the endpoint is ``InService`` again on its *old*
+    ``EndpointConfigName`` (a caller must compare it with the config it asked for).
+    ``UpdateRollbackFailed`` when the rollback itself fails: it serves, a mix of both configs.
+    Without ``DeploymentConfig`` the update is blue/green all at once; ``RetainDeploymentConfig``
+    (default false) reuses the endpoint's ``LastDeploymentConfig`` instead. The execution role
+    needs ``cloudwatch:DescribeAlarms`` on the alarms.
+
+    :param step_percent: ``CAPACITY_PERCENT`` bounds of a traffic step, per routing type.
+    :param wait_seconds: bounds of ``WaitIntervalInSeconds`` and ``TerminationWaitInSeconds``.
+    :param execution_seconds: bounds of ``MaximumExecutionTimeoutInSeconds``, which must exceed the
+        baking periods and the termination wait together.
+    :param max_alarms: the most alarms ``AutoRollbackConfiguration`` takes.
+    :param rolled_back: the status after a rollback; ``rollback_failed`` the one when it fails.
+    """
+
+    step_percent: dict[str, tuple[int, int]] = field(
+        default_factory=lambda: {"CANARY": (1, 50), "LINEAR": (10, 50)}
+    )
+    wait_seconds: tuple[int, int] = (0, 3600)
+    execution_seconds: tuple[int, int] = (600, 28800)
+    max_alarms: int = 10
+    rolled_back: str = "InService"
+    rollback_failed: str = "UpdateRollbackFailed"
+    source: str = (
+        f"{_API.format('UpdateEndpoint')} ; {_API.format('DescribeEndpoint')} ; "
+        f"{_API.format('TrafficRoutingConfig')} ; {_API.format('BlueGreenUpdatePolicy')} ; "
+        f"{_API.format('AutoRollbackConfig')} ; {_API.format('PendingDeploymentSummary')} ; "
+        "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green-canary.html ; "
+        "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html"
+    )
+
+
+BLUE_GREEN = BlueGreen()
+# A model whose handler raises answers InvokeEndpoint with ModelError "Received server error (500) from
+# primary with message ..." (the inference toolkit turns any exception into a 500): Invocation5XXErrors.
+MODEL_ERROR_SOURCE = (
+    "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html"
+)
+
+
 # -- CloudWatch log streams -------------------------------------------------------------------------------
 
 _LOGGING = "https://docs.aws.amazon.com/sagemaker/latest/dg/logging-cloudwatch.html"

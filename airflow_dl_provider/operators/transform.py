@@ -2,8 +2,8 @@
 
 A Model the task creates is the plan's prerequisite, named by what it holds (image, artifact,
 environment, role), so creating it is idempotent: a retried task finds the Model its earlier try
-created, and a new artifact gets a new Model. ``ensure_model`` (the endpoint operator's) stages a
-Model as the base class stages a prerequisite.
+created, and a new artifact gets a new Model. The endpoint operator stages its Model the same way
+(:meth:`~airflow_dl_provider.specs.model.ModelSource.prerequisite`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_dl_provider.exceptions import PreflightError
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
-from airflow_dl_provider.jobs.plan import JobPlan, Prerequisite
-from airflow_dl_provider.operators.base import SageMakerJobOperator, _context_ids, ensure_prerequisite
+from airflow_dl_provider.jobs.plan import JobPlan
+from airflow_dl_provider.operators.base import SageMakerJobOperator, _context_ids
 from airflow_dl_provider.specs.fields import string_map, tag_list
 from airflow_dl_provider.specs.model import ModelSource, compose_model_source, pop_model_arguments
 from airflow_dl_provider.validation.preflight import check_s3_prefix
@@ -32,36 +32,21 @@ FILTERABLE_TYPES = ("text/csv", "application/json", "application/jsonlines", "ap
 MAX_PAYLOAD_TOTAL_MB = 100
 
 
-def model_request(
-    *,
-    prefix: str,
-    image: str,
-    model_data_url: str,
-    role_arn: str,
-    region: str,
-    entry_point: str = "inference.py",
-    environment: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """The CreateModel request, with the environment the SDK sets for script-mode inference.
+class ModelTask:
+    """For an operator that creates the Model it uses (transform, endpoints): its ``model`` argument.
 
-    Kept for callers of earlier releases; :meth:`~airflow_dl_provider.specs.model.ModelSource.model_request`
-    is the one implementation.
+    First in the bases: it takes ``model`` and the deprecated flat model arguments out of the keyword
+    arguments before the operator's base class sees them, then sets ``self.model``, the task's own
+    checked copy (:func:`~airflow_dl_provider.specs.model.compose_model_source`).
     """
-    source = ModelSource(
-        model_artifacts=model_data_url,
-        role_arn=role_arn,
-        image_uri=image,
-        entry_point=entry_point,
-        environment=dict(environment or {}),
-    )
-    request = source.model_request(prefix=prefix, region=region, instance_type="ml.m5.xlarge")
-    assert request is not None
-    return request
 
+    model: ModelSource
+    task_id: str
 
-def ensure_model(client: Any, request: Mapping[str, Any], log: Any) -> str:
-    """Create the Model unless one of that name exists (it then holds the same things); return its name."""
-    return ensure_prerequisite(client, Prerequisite("Model", "CreateModel", "ModelName", dict(request)), log)
+    def __init__(self, *, model: ModelSource | None = None, **kwargs: Any) -> None:
+        flat = pop_model_arguments(kwargs)
+        super().__init__(**kwargs)
+        self.model = compose_model_source(self.task_id, model, flat, require_role=True)
 
 
 def _media(content_type: str | None) -> str:
@@ -98,7 +83,7 @@ def check_transform(request: Mapping[str, Any]) -> None:
         raise PreflightError(f"accept: output_filter needs CSV or JSON output, got {output.get('Accept')!r}")
 
 
-class BatchTransformOperator(SageMakerJobOperator):
+class BatchTransformOperator(ModelTask, SageMakerJobOperator):
     """Run a SageMaker batch transform over every object under an S3 prefix.
 
     The Model is ``model``: an existing one (``ModelSource(model_name=...)``), or one created first,
@@ -171,14 +156,8 @@ class BatchTransformOperator(SageMakerJobOperator):
         tags: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
-        flat = pop_model_arguments(kwargs)
-        super().__init__(**kwargs)
+        super().__init__(model=model, **kwargs)
         task = self.task_id
-        self.model = compose_model_source(task, model, flat)
-        try:
-            self.model.require_role()
-        except ValueError as err:
-            raise ValueError(f"{task}: {err}") from None
         for field, value, allowed in (
             ("split_type", split_type, SPLIT_TYPES),
             ("batch_strategy", batch_strategy, (*BATCH_STRATEGIES, None)),

@@ -189,9 +189,13 @@ def pop_model_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: kwargs.pop(k) for k in MODEL_ARGUMENTS if k in kwargs}
 
 
-def compose_model_source(task_id: str, model: ModelSource | None, flat: Mapping[str, Any]) -> ModelSource:
+def compose_model_source(
+    task_id: str, model: ModelSource | None, flat: Mapping[str, Any], *, require_role: bool = False
+) -> ModelSource:
     """The operator's own copy of ``model``, or one built from flat arguments with a ``DeprecationWarning``.
 
+    :param require_role: the task creates the Model it uses (transform, endpoints): see
+        :meth:`ModelSource.require_role`.
     :raises ValueError: one line naming the task and the field.
     """
     given = {k: v for k, v in flat.items() if v is not None}
@@ -204,14 +208,18 @@ def compose_model_source(task_id: str, model: ModelSource | None, flat: Mapping[
             if not isinstance(model, ModelSource):
                 raise ValueError(f"model: expected a ModelSource, got {type(model).__name__}")
             # Airflow renders nested specs in place: each operator renders its own copy.
-            return copy.deepcopy(model)
-        if given:
-            warnings.warn(
-                f"{task_id}: {', '.join(sorted(given))}: flat model arguments are deprecated and go in the "
-                "next release; pass model=ModelSource(...) (airflow_dl_provider.specs.model)",
-                DeprecationWarning,
-                stacklevel=3,
-            )
-        return ModelSource(**given)
+            source = copy.deepcopy(model)
+        else:
+            if given:
+                warnings.warn(
+                    f"{task_id}: {', '.join(sorted(given))}: flat model arguments are deprecated and go in "
+                    "the next release; pass model=ModelSource(...) (airflow_dl_provider.specs.model)",
+                    DeprecationWarning,
+                    stacklevel=3,
+                )
+            source = ModelSource(**given)
+        if require_role:
+            source.require_role()
+        return source
     except ValueError as err:
         raise ValueError(f"{task_id}: {err}") from None

@@ -8,7 +8,7 @@ import pytest
 from botocore.stub import Stubber
 
 from airflow_dl_provider.operators.endpoints import EndpointDeployOperator
-from airflow_dl_provider.operators.transform import model_request
+from airflow_dl_provider.specs.model import content_addressed_model_name, inference_environment
 from airflow_dl_provider.validation.requests import validate_request
 from tests.conftest import ROLE_ARN
 from tests.unit.operators.stubs import IMAGE, NOW, not_found, sagemaker_client, use
@@ -47,9 +47,16 @@ def _operator(**kwargs: Any) -> EndpointDeployOperator:
 
 def test_sends_exactly_these_requests(sagemaker: Any, task_context: Any) -> None:
     client, stub = sagemaker
-    model = model_request(
-        prefix="dl_test-deploy", image=IMAGE, model_data_url=MODEL, role_arn=ROLE_ARN, region="us-east-1"
-    )
+    container = {
+        "Image": IMAGE,
+        "ModelDataUrl": MODEL,
+        "Environment": inference_environment("inference.py", "us-east-1"),
+    }
+    model = {
+        "ModelName": content_addressed_model_name("dl_test-deploy", container, ROLE_ARN),
+        "PrimaryContainer": container,
+        "ExecutionRoleArn": ROLE_ARN,
+    }
     op = _operator()
     config = op.config_request(model["ModelName"])
     assert config == {
@@ -110,6 +117,7 @@ def test_sends_exactly_these_requests(sagemaker: Any, task_context: Any) -> None
         "status": "InService",
         "action": "created",
         "data_capture_s3_uri": "s3://bucket/capture",
+        "traffic_shift": None,
     }
 
 

@@ -8,7 +8,8 @@ import pytest
 from botocore.stub import Stubber
 
 from airflow_dl_provider.jobs.naming import deterministic_job_name
-from airflow_dl_provider.operators.transform import BatchTransformOperator, model_request
+from airflow_dl_provider.operators.transform import BatchTransformOperator
+from airflow_dl_provider.specs.model import content_addressed_model_name, inference_environment
 from airflow_dl_provider.validation.requests import validate_request
 from tests.conftest import ROLE_ARN
 from tests.unit.operators.stubs import IMAGE, NOW, not_found, sagemaker_client, use
@@ -47,13 +48,12 @@ def test_sends_exactly_these_requests(local_backend: Any, sagemaker: Any, task_c
     client, stub = sagemaker
     local_backend.upload("batch/in/part-0.csv", "id-0,1,2\n")
     model_uri = local_backend.upload("models/model.tar.gz", b"model")
-    model_name = model_request(
-        prefix="dl_test-transform",
-        image=IMAGE,
-        model_data_url=model_uri,
-        role_arn=ROLE_ARN,
-        region="us-east-1",
-    )["ModelName"]
+    container = {
+        "Image": IMAGE,
+        "ModelDataUrl": model_uri,
+        "Environment": inference_environment("inference.py", "us-east-1"),
+    }
+    model_name = content_addressed_model_name("dl_test-transform", container, ROLE_ARN)
     expected_model = {
         "ModelName": model_name,
         "PrimaryContainer": {
