@@ -5,6 +5,9 @@ Endpoints are asynchronous: Creating and Updating for several Describes, then In
 with a FailureReason), refusing UpdateEndpoint and DeleteEndpoint meanwhile
 (``service_behaviour.IN_PROGRESS``); DeleteEndpoint only starts a delete: the endpoint shows
 Deleting, keeps its name and refuses other calls (``service_behaviour.ASYNC_DELETE``) until it is gone.
+An update is blue/green (``service_behaviour.BLUE_GREEN``): it keeps its ``DeploymentConfig`` as
+``LastDeploymentConfig`` (``RetainDeploymentConfig`` reuses it), refuses alarms CloudWatch does not
+have, and a planned rollback ends ``InService`` on the old config with a ``FailureReason``.
 Model packages are versions in a group; ``ClientToken`` makes a create idempotent, as on AWS.
 """
 
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.validation.requests import output_shape
-from tests.contract.fake_service import ServiceError, arn, not_found, now
+from tests.contract.fake_service import REGION, ServiceError, arn, not_found, now
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -41,11 +44,13 @@ class EndpointPlan:
     :param polls: Describes an endpoint shows Creating or Updating for.
     :param failure_reason: creating ends Failed with this FailureReason.
     :param delete_polls: Describes an endpoint shows Deleting for before it is gone.
+    :param rollback_reason: an update's alarms trip: it ends InService on the old config, with this.
     """
 
     polls: int = 2
     failure_reason: str | None = None
     delete_polls: int = 2
+    rollback_reason: str | None = None
 
 
 @dataclass
@@ -57,6 +62,7 @@ class Endpoint:
     pending: str | None = None
     failure_reason: str | None = None
     steps: int = 0
+    deployment: dict[str, Any] | None = None
     created: dt.datetime = field(default_factory=now)
     modified: dt.datetime = field(default_factory=now)
 
@@ -145,7 +151,14 @@ class Hosting:
             raise not_found(operation, name, arn("endpoint", name))
         return endpoint
 
-    def update_endpoint(self, EndpointName: str, EndpointConfigName: str, **_rest: Any) -> dict[str, Any]:
+    def update_endpoint(
+        self,
+        EndpointName: str,
+        EndpointConfigName: str,
+        DeploymentConfig: dict[str, Any] | None = None,
+        RetainDeploymentConfig: bool = False,
+        **_rest: Any,
+    ) -> dict[str, Any]:
         endpoint = self._endpoint("UpdateEndpoint", EndpointName)
         if endpoint.status == "Deleting":
             _refuse(
@@ -160,9 +173,30 @@ class Hosting:
             # TODO(service_behaviour): UpdateEndpoint's answer for a Failed endpoint.
             raise ServiceError("ValidationException", f'Cannot update failed endpoint "{endpoint.arn}".')
         self._config("UpdateEndpoint", EndpointConfigName)
+        deployment = DeploymentConfig or (endpoint.deployment if RetainDeploymentConfig else None)
+        self._check_alarms(deployment)
         endpoint.status, endpoint.pending, endpoint.steps = "Updating", EndpointConfigName, 0
+        endpoint.deployment, endpoint.failure_reason = deployment, None
         endpoint.plan = self._plan
         return {"EndpointArn": endpoint.arn}
+
+    def _check_alarms(self, deployment: dict[str, Any] | None) -> None:
+        # The service reads the alarms with cloudwatch:DescribeAlarms; one it cannot find guards nothing.
+        # TODO(service_behaviour): the service's own answer for an alarm that does not exist.
+        names = [
+            a["AlarmName"]
+            for a in ((deployment or {}).get("AutoRollbackConfiguration") or {}).get("Alarms", [])
+        ]
+        if not names:
+            return
+        import boto3
+
+        found = boto3.client("cloudwatch", region_name=REGION).describe_alarms(AlarmNames=names)[
+            "MetricAlarms"
+        ]
+        missing = sorted(set(names) - {a["AlarmName"] for a in found})
+        if missing:
+            raise ServiceError("ValidationException", f"Alarm(s) {', '.join(missing)} not found.")
 
     def delete_endpoint(self, EndpointName: str) -> dict[str, Any]:
         endpoint = self._endpoint("DeleteEndpoint", EndpointName)
@@ -191,6 +225,10 @@ class Hosting:
             endpoint.modified = now()
             if endpoint.status == "Creating" and endpoint.plan.failure_reason:
                 endpoint.status, endpoint.failure_reason = "Failed", endpoint.plan.failure_reason
+            elif endpoint.status == "Updating" and endpoint.plan.rollback_reason:
+                # All traffic back on the old fleet: serving, on the config it had.
+                endpoint.status, endpoint.pending = service_behaviour.BLUE_GREEN.rolled_back, None
+                endpoint.failure_reason = endpoint.plan.rollback_reason
             else:
                 endpoint.status = "InService"
                 endpoint.config, endpoint.pending = endpoint.pending or endpoint.config, None
@@ -202,8 +240,10 @@ class Hosting:
             "CreationTime": endpoint.created,
             "LastModifiedTime": endpoint.modified,
         }
-        if endpoint.failure_reason and endpoint.status == "Failed":
+        if endpoint.failure_reason:
             described["FailureReason"] = endpoint.failure_reason
+        if endpoint.deployment:
+            described["LastDeploymentConfig"] = endpoint.deployment
         if endpoint.pending:
             described["PendingDeploymentSummary"] = {
                 "EndpointConfigName": endpoint.pending,

@@ -256,3 +256,99 @@ def test_a_sensor_on_an_endpoint_defers_and_succeeds_once_it_serves(aws: Aws, ta
     # A sensor starts nothing, so it never stops, deletes or updates anything.
     asyncio.run(SageMakerJobTrigger(**kwargs).on_kill())
     assert {c.operation for c in aws.service.calls} == {"DescribeEndpoint"}
+
+
+# -- blue/green updates with auto-rollback -----------------------------------------------------------------
+
+
+def _cloudwatch() -> Any:
+    import boto3
+
+    return boto3.client("cloudwatch", region_name="us-east-1")
+
+
+def test_an_update_rolls_out_blue_green_guarded_by_the_new_fleets_alarms(aws: Aws, task_context: Any) -> None:
+    from airflow_dl_provider.specs.deployment import Deployment
+
+    _cloudwatch().put_metric_alarm(
+        AlarmName="digits-p99",
+        Namespace="AWS/SageMaker",
+        MetricName="ModelLatency",
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1e6,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    deployment = Deployment("canary", 10, wait_seconds=300, alarms=["digits-p99"], max_latency_ms=500)
+    _operator(aws, "v1").execute(task_context(task_id="deploy"))
+
+    second = _operator(aws, "v2", deployment=deployment).execute(task_context("manual__2", task_id="deploy"))
+
+    config = second["endpoint_config_name"]
+    assert (second["action"], second["status"], second["traffic_shift"]) == ("updated", "InService", "CANARY")
+    (update,) = aws.service.requests("UpdateEndpoint")
+    routing = update["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing == {
+        "Type": "CANARY",
+        "WaitIntervalInSeconds": 300,
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+    }
+    names = [a["AlarmName"] for a in update["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]]
+    assert names == ["digits-p99", f"{config}-Invocation5XXErrors", f"{config}-ModelLatency"]
+    # The alarms the task created exist before the update starts, and watch the new config only.
+    created = {a["AlarmName"]: a for a in _cloudwatch().describe_alarms(AlarmNames=names[1:])["MetricAlarms"]}
+    assert set(created) == set(names[1:])
+    assert {"Name": "EndpointConfigName", "Value": config} in created[f"{config}-ModelLatency"]["Dimensions"]
+    assert created[f"{config}-ModelLatency"]["Threshold"] == 500_000
+    described = aws.service.hosting.describe_endpoint(ENDPOINT)
+    assert described["EndpointConfigName"] == config
+    assert described["LastDeploymentConfig"] == update["DeploymentConfig"]
+
+
+def test_an_update_an_alarm_rolled_back_fails_the_task_with_the_reason(aws: Aws, task_context: Any) -> None:
+    from airflow_dl_provider.specs.deployment import Deployment
+
+    first = _operator(aws, "v1").execute(task_context(task_id="deploy"))
+    reason = "Deployment was rolled back: alarm digits-cfg-Invocation5XXErrors is in ALARM."
+    aws.service.hosting.plan(rollback_reason=reason)
+    op = _operator(aws, "v2", deployment=Deployment("linear", 50, wait_seconds=60))
+
+    with pytest.raises(SageMakerJobError, match="was rolled back and it serves") as caught:
+        op.execute(task_context("manual__2", task_id="deploy"))
+
+    assert first["endpoint_config_name"] in str(caught.value) and reason in str(caught.value)
+    assert "\n" not in str(caught.value)
+    endpoint = aws.service.hosting.endpoints[ENDPOINT]
+    assert (endpoint.status, endpoint.config) == ("InService", first["endpoint_config_name"])
+
+
+def test_a_deferred_update_that_was_rolled_back_resumes_into_the_failure(aws: Aws, task_context: Any) -> None:
+    from airflow_dl_provider.specs.deployment import Deployment
+
+    _operator(aws, "v1").execute(task_context(task_id="deploy"))
+    aws.service.hosting.plan(rollback_reason="Deployment was rolled back: alarm tripped.")
+
+    event, result = run_deferred(
+        lambda: _operator(aws, "v2", deferrable=True, deployment=Deployment()),
+        task_context("manual__2", task_id="deploy"),
+    )
+
+    # The endpoint is InService again, so the trigger succeeds; the task sees whose config it serves.
+    assert event["status"] == "success"
+    assert isinstance(result, SageMakerJobError) and "rolled back" in str(result)
+
+
+def test_an_alarm_cloudwatch_does_not_have_is_refused_before_the_update(aws: Aws, task_context: Any) -> None:
+    from airflow_dl_provider.specs.deployment import Deployment
+
+    _operator(aws, "v1").execute(task_context(task_id="deploy"))
+    op = _operator(aws, "v2", deployment=Deployment(alarms=["no-such-alarm"]))
+
+    with pytest.raises(
+        ValueError, match=r"deploy: deployment\.alarms: no CloudWatch alarm named no-such-alarm"
+    ) as caught:
+        op.execute(task_context("manual__2", task_id="deploy"))
+
+    assert "\n" not in str(caught.value)
+    assert aws.service.count("UpdateEndpoint") == 0
