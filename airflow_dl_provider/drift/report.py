@@ -1,14 +1,19 @@
 """The drift report: all scores as JSON, and a small self-contained HTML page with a chart per feature.
 
 The page is plain HTML with inline SVG (no scripts, no external assets), so it opens from S3, from a
-mail attachment or from the Airflow UI's rendered template alike.
+mail attachment or from the Airflow UI's rendered template alike. After the decision comes one summary
+table of every feature, worst first (:func:`~airflow_dl_provider.drift.severity.ranked`: drifted, then
+by severity, then ``f2`` before ``f10``), then each feature's chart in the same order.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
 from typing import TYPE_CHECKING, Any
+
+from airflow_dl_provider.drift.severity import ranked
 
 if TYPE_CHECKING:
     from airflow_dl_provider.drift.check import DriftResult, FeatureDrift
@@ -68,8 +73,47 @@ def _score_rows(feature: FeatureDrift) -> str:
     return "".join(rows)
 
 
+# The summary's score columns: (heading, score key).
+_SUMMARY_SCORES = (
+    ("PSI", "psi"),
+    ("KS", "ks_statistic"),
+    ("Wasserstein (sd)", "wasserstein_normed"),
+    ("JS", "js_distance"),
+    ("missing change", "missing_rate_change"),
+)
+
+
+def _shown(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+def _summary(result: DriftResult, order: list[tuple[str, float]]) -> str:
+    """One row per feature, in ``order``: status, severity, the main scores and why."""
+    heads = ["feature", "status", "severity", *(head for head, _ in _SUMMARY_SCORES), "why"]
+    rows = []
+    for name, value in order:
+        feature = result.features[name]
+        style = {"drifted": "bad", "stable": "ok"}.get(feature.status, "muted")
+        why = "; ".join(feature.reasons) or feature.note or ""
+        cells = [
+            f"<td><a href='#feature-{html.escape(name)}'>{html.escape(name)}</a></td>",
+            f"<td><span class='{style}'>{html.escape(feature.status)}</span></td>",
+            f"<td class='num'>{'absent' if math.isinf(value) else f'{value:.3g}'}</td>",
+            *(f"<td class='num'>{_shown(feature.scores.get(key))}</td>" for _, key in _SUMMARY_SCORES),
+            f"<td>{html.escape(why)}</td>",
+        ]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    head = "".join(f"<th>{h}</th>" for h in heads)
+    return (
+        "<h2>Features by severity</h2><p class='muted'>severity: the largest score / threshold "
+        "(1 = at a threshold)</p>"
+        f"<table class='summary'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 def report_html(result: DriftResult, title: str = "Drift report", extra: dict[str, Any] | None = None) -> str:
-    """A one-page HTML report: the decision, then per feature its chart, verdict and scores."""
+    """A one-page HTML report: the decision, a summary table of every feature ranked by severity,
+    then per feature (same order) its chart, verdict and scores."""
     verdict = "DRIFT" if result.drifted else "no drift"
     flagged = ", ".join(result.features_drifted) or "none"
     facts = {
@@ -81,13 +125,17 @@ def report_html(result: DriftResult, title: str = "Drift report", extra: dict[st
         **{k: str(v) for k, v in (extra or {}).items()},
     }
     sections = []
-    # Drifted features first: they are what the reader came for.
-    for feature in sorted(result.features.values(), key=lambda f: (not f.drifted, f.name)):
+    # Drifted features first, worst first: they are what the reader came for.
+    order = ranked(
+        {name: {"drifted": f.drifted, "scores": f.scores} for name, f in result.features.items()},
+        result.thresholds.to_dict(),
+    )
+    for feature in (result.features[name] for name, _ in order):
         style = {"drifted": "bad", "stable": "ok"}.get(feature.status, "muted")
         badge = f"<span class='{style}'>{html.escape(feature.status)}</span>"
         reasons = "; ".join(feature.reasons) or feature.note or "no threshold crossed"
         sections.append(
-            f"<section><h2>{html.escape(feature.name)} <small>{feature.kind}</small> {badge}</h2>"
+            f"<section id='feature-{html.escape(feature.name)}'><h2>{html.escape(feature.name)} <small>{feature.kind}</small> {badge}</h2>"
             f"<p class='muted'>{html.escape(reasons)} &middot; rows {feature.rows:,}, missing {feature.missing:,}"
             f", invalid {feature.invalid:,}</p>"
             f"<div class='row'>{_bars(feature)}<table>{_score_rows(feature)}</table></div></section>"
@@ -101,9 +149,10 @@ def report_html(result: DriftResult, title: str = "Drift report", extra: dict[st
         "body{font:14px sans-serif;margin:24px;color:#222}h1 span{padding:2px 8px;border-radius:4px}"
         "section{border-top:1px solid #ddd;padding:8px 0}.row{display:flex;gap:24px;align-items:flex-start}"
         "td,th{padding:1px 8px;text-align:left}.muted{color:#666}.bad{background:#f8d7da;color:#842029;padding:1px 6px}"
-        ".ok{background:#d1e7dd;color:#0f5132;padding:1px 6px}"
+        ".ok{background:#d1e7dd;color:#0f5132;padding:1px 6px}.num{text-align:right}"
+        ".summary{border-collapse:collapse;margin:8px 0 16px}.summary th,.summary td{border-bottom:1px solid #ddd}"
         f"</style></head><body><h1>{html.escape(title)}: <span class='{'bad' if result.drifted else 'ok'}'>{verdict}</span></h1>"
-        f"<table>{fact_rows}</table>"
+        f"<table>{fact_rows}</table>{_summary(result, order)}"
         f"<p><svg width='12' height='12'><rect width='12' height='12' fill='{_REFERENCE}'/></svg> baseline "
         f"<svg width='12' height='12'><rect width='12' height='12' fill='{_CURRENT}'/></svg> current</p>"
         + "".join(sections)

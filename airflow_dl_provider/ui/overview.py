@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from airflow_dl_provider.drift.severity import ranked
 from airflow_dl_provider.jobs.kinds import JOB_KINDS, JobKind
 from airflow_dl_provider.presets.instances import PRICE_REGION, list_price
 
@@ -26,8 +27,6 @@ from airflow_dl_provider.presets.instances import PRICE_REGION, list_price
 DAG_PREFIXES = {"pipeline": "dl_pipeline_", "drift": "dl_drift_monitor_", "retrain": "dl_retrain_"}
 RUNS_PER_DAG = 10
 REGISTRY_VERSIONS = 20
-# Drift scores with a threshold of the same name: a feature's severity is its largest score/threshold.
-_SEVERITY_SCORES = ("psi", "ks_statistic", "wasserstein_normed", "js_distance")
 
 
 class RunRecords(Protocol):
@@ -485,44 +484,21 @@ def mark_champion(versions: list[ModelVersion]) -> list[ModelVersion]:
     return versions
 
 
-def severity(feature: Mapping[str, Any], thresholds: Mapping[str, Any]) -> float:
-    """How far past its thresholds a feature is: its largest score / threshold (1.0 = at a threshold).
-
-    A missing-rate change counts against ``missing_rate``; a feature absent from the data is the
-    most severe there is.
-    """
-    scores = feature.get("scores") or {}
-    ratios = [
-        abs(float(scores[name])) / float(thresholds[name])
-        for name in _SEVERITY_SCORES
-        if scores.get(name) is not None and thresholds.get(name)
-    ]
-    if scores.get("missing_rate_change") is not None and thresholds.get("missing_rate"):
-        ratios.append(abs(float(scores["missing_rate_change"])) / float(thresholds["missing_rate"]))
-    if feature.get("drifted") and not ratios:
-        return float("inf")
-    return max(ratios, default=0.0)
-
-
-def _natural(name: str) -> list[Any]:
-    """``p2`` before ``p10``: digit runs compare as numbers."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
 def ranked_features(report: Mapping[str, Any]) -> list[DriftFeature]:
     """Drifted features first, each group by severity (highest first), ties in natural name order."""
-    thresholds = report.get("thresholds") or {}
-    features = [
+    features = report.get("features") or {}
+    return [
         DriftFeature(
             name=name,
-            status=str(feature.get("status") or ("drifted" if feature.get("drifted") else "stable")),
-            severity=severity(feature, thresholds),
-            reasons=list(feature.get("reasons") or []),
-            scores=dict(feature.get("scores") or {}),
+            status=str(
+                features[name].get("status") or ("drifted" if features[name].get("drifted") else "stable")
+            ),
+            severity=value,
+            reasons=list(features[name].get("reasons") or []),
+            scores=dict(features[name].get("scores") or {}),
         )
-        for name, feature in (report.get("features") or {}).items()
+        for name, value in ranked(features, report.get("thresholds") or {})
     ]
-    return sorted(features, key=lambda f: (f.status != "drifted", -f.severity, _natural(f.name)))
 
 
 def trials_cost(trials: Sequence[Mapping[str, Any]], description: Mapping[str, Any], region: str) -> Cost:

@@ -514,13 +514,16 @@ class ValidationOutcome:
     def data_docs_html(self) -> str:
         """The Data Docs page of this validation, rendered by GX's own Data Docs renderer and view.
 
-        One self-contained page (styles and scripts from public CDNs, as Data Docs sites load
-        them); its links to the site index and the suite page lead nowhere, as no site is built.
+        One standalone page: styled inline, nothing loaded from a CDN, so it opens offline
+        (:func:`~airflow_dl_provider.validation.data_docs.standalone_page`).
         """
         from great_expectations.render.renderer import ValidationResultsPageRenderer
         from great_expectations.render.view import DefaultJinjaPageView
 
-        return str(DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(self.result)))
+        from airflow_dl_provider.validation.data_docs import standalone_page
+
+        page = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(self.result))
+        return standalone_page(str(page))
 
     def describe(self) -> str:
         """One line for a log or an error: the counts and the first failing expectations."""

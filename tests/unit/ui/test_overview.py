@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from airflow_dl_provider.drift.severity import severity
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
 from airflow_dl_provider.ui.overview import (
     ModelVersion,
@@ -19,7 +20,6 @@ from airflow_dl_provider.ui.overview import (
     mark_champion,
     pipelines,
     ranked_features,
-    severity,
     trials_cost,
 )
 
