@@ -814,3 +814,29 @@ MWAA_BUSY_STATUSES = frozenset(
 # Airflow 5xx. CreateCliToken's token lasts 60 seconds; /aws_mwaa/cli answers {"stdout", "stderr"} base64.
 MWAA_INVOKE_REST_API_SOURCE = "https://docs.aws.amazon.com/mwaa/latest/API/API_InvokeRestApi.html"
 MWAA_CLI_SOURCE = "https://docs.aws.amazon.com/mwaa/latest/userguide/access-mwaa-apache-airflow-cli.html"
+
+# S3 event notifications to SQS, read by the data-arrival watcher (triggers/arrival.py), and the stacks' queue.
+S3_EVENT_SOURCE = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html"
+# Configuring a notification makes S3 send this test message (no Records) to the queue first. Records[]
+# carry eventName "ObjectCreated:Put|Post|Copy|CompleteMultipartUpload" and s3.object.key URL-encoded
+# as a form value ("red flower.jpg" arrives as "red+flower.jpg"); delivery is at least once.
+S3_TEST_EVENT = "s3:TestEvent"
+# S3 checks its permission to send when the notification is put, and refuses the whole configuration:
+# the queue policy must let s3.amazonaws.com sqs:SendMessage (aws:SourceArn, aws:SourceAccount) first.
+S3_DESTINATION_PERMISSION_SOURCE = (
+    "https://docs.aws.amazon.com/AmazonS3/latest/userguide/grant-destinations-permissions-to-s3.html"
+)
+# It answers InvalidArgument "Unable to validate the following destination configurations".
+SQS_RECEIVE_SOURCE = (
+    "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html"
+)
+SQS_MAX_MESSAGES_PER_RECEIVE = 10  # MaxNumberOfMessages: 1 to 10
+SQS_MAX_WAIT_SECONDS = 20  # WaitTimeSeconds, long polling: 0 to 20
+# VisibilityTimeout: 0 to 43,200 s (12 h), 30 by default; a message not deleted by then is received again.
+SQS_MAX_VISIBILITY_TIMEOUT_SECONDS = 43200
+# MessageRetentionPeriod: 60 s to 14 days, 4 days by default. A standard queue's message keeps its first
+# enqueue time when it moves to the dead-letter queue, so that queue must keep messages longer.
+SQS_RETENTION_SOURCE = (
+    "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html"
+)
+SQS_MAX_RETENTION_SECONDS = 1209600

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from airflow_dl_provider.exceptions import PipelineConfigError, PreflightError
+from airflow_dl_provider.pipelines.arrival import ArrivalConfig  # noqa: TC001 (pydantic reads it at runtime)
 from airflow_dl_provider.presets.compilation import check_framework_version
 from airflow_dl_provider.presets.labeling import PUBLIC_WORKFORCE_CLOSED, is_public_workteam
 
@@ -243,6 +244,7 @@ class PipelineConfig(_Strict):
     transform: TransformConfig | None = None
     drift: DriftConfig | None = None
     retraining: RetrainingConfig | None = None
+    arrival: ArrivalConfig | None = None
 
     @model_validator(mode="after")
     def _data_source(self) -> PipelineConfig:
@@ -256,6 +258,8 @@ class PipelineConfig(_Strict):
             )
         if self.retraining and not self.drift:
             raise ValueError("retraining: is triggered by the drift monitor's Asset; add a drift section")
+        if self.arrival and self.schedule:
+            raise ValueError("schedule: arrival starts the pipeline when data arrives; remove one of them")
         return self
 
     @property

@@ -16,6 +16,7 @@ from airflow_dl_provider.operators.datasets import SplitDatasetOperator
 from airflow_dl_provider.operators.labeling import GroundTruthLabelingOperator
 from airflow_dl_provider.operators.training import DistributedTrainingOperator
 from airflow_dl_provider.operators.tuning import HyperparameterTuningOperator
+from airflow_dl_provider.pipelines.arrival import arrival_schedule
 from airflow_dl_provider.pipelines.templates import DAG, RUN_FOLDER, dag_arguments, xcom
 from airflow_dl_provider.specs.model import ModelSource
 from airflow_dl_provider.specs.training import Cluster, ScriptMode, Spot, TrainingDefinition, Vpc
@@ -217,7 +218,7 @@ def build_dag(config: PipelineConfig, config_path: Path) -> Any:
     with DAG(
         dag_id=config.dag_id,
         description=config.description or f"Deep-learning pipeline {config.pipeline}: {' -> '.join(stages)}",
-        schedule=config.schedule,
+        schedule=arrival_schedule(config) if config.arrival else config.schedule,
         **arguments,
     ) as dag:
         upstream: list[Any] = []

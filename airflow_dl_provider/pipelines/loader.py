@@ -73,6 +73,10 @@ def _config_dags(path: Path) -> dict[str, Any]:
         from airflow_dl_provider.pipelines.monitoring import monitoring_dags
 
         dags.update(monitoring_dags(config, path))
+    if config.arrival:
+        from airflow_dl_provider.pipelines.arrival import arrival_dags
+
+        dags.update(arrival_dags(config, path))  # Airflow 2.x only: the sensor DAG
     for dag in dags.values():
         dag.doc_md = dag_docs(dag, path)
     return dags
