@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from airflow_dl_provider.drift.severity import ranked
+from airflow_dl_provider.jobs.engine import poll_once
 from airflow_dl_provider.jobs.kinds import JOB_KINDS, JobKind
 from airflow_dl_provider.presets.instances import PRICE_REGION, list_price
 
@@ -95,7 +96,8 @@ def job_timing(kind: JobKind, description: Mapping[str, Any]) -> tuple[Any, Any]
     short = kind.noun.removesuffix("Job")
     start = description.get(f"{short}StartTime") or description.get("CreationTime")
     end = description.get(f"{short}EndTime")
-    if end is None and description.get(kind.status_field) in kind.terminal:
+    # Ended is what the one Outcome decision says, the same the operators, trigger and sensor act on.
+    if end is None and poll_once(kind, description).done:
         end = description.get("LastModifiedTime")
     return start, end
 
@@ -339,6 +341,7 @@ class OverviewBuilder:
             description = getattr(self.sagemaker, kind.describe_method)(**{kind.name_field: name})
         except Exception as err:
             return Job(task_id, kind.key, name, "unknown", None, None, Cost(None, _error(err)))
+        outcome = poll_once(kind, description, name=name)
         start, end = job_timing(kind, description)
         if kind.key == "tuning":
             cost = trials_cost(self._trials(name, description, sort=False), description, _region_of(arn))
@@ -348,11 +351,11 @@ class OverviewBuilder:
             task_id=task_id,
             kind=kind.key,
             name=name,
-            status=str(description.get(kind.status_field, "")),
+            status=outcome.status,
             start=_when(start),
             seconds=_seconds(start, end),
             cost=cost,
-            failure=kind.failure_reason(description),
+            failure=outcome.reason,
         )
 
     # -- tuning ----------------------------------------------------------------------------------------

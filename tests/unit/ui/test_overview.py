@@ -353,3 +353,42 @@ def test_one_unreachable_service_leaves_the_other_sections() -> None:
     # The runs still list their jobs (status unknown), and the drift report comes from S3 alone.
     assert [j.status for j in overview.runs[-1].jobs] == ["unknown", "unknown"]
     assert overview.drift is not None and overview.drift.drifted
+
+
+class _OneTrainingJob(FakeSageMaker):
+    def __init__(self, **description: Any) -> None:
+        super().__init__()
+        self.description = description
+
+    def describe_training_job(self, TrainingJobName: str) -> dict[str, Any]:
+        return {"TrainingJobName": TrainingJobName, "CreationTime": at(0), **self.description}
+
+
+def _train_row(sagemaker: FakeSageMaker) -> Any:
+    builder = OverviewBuilder(_records(), sagemaker, FakeS3({}))
+    overview = builder.build("digits", {"pipeline": "dl_pipeline_digits"})
+    return next(job for job in overview.runs[0].jobs if job.task_id == "train")
+
+
+def test_job_rows_follow_the_one_outcome_decision() -> None:
+    # Stopped is an end: the row has a duration (to its last change) and the reason it failed.
+    stopped = _train_row(
+        _OneTrainingJob(
+            TrainingJobStatus="Stopped",
+            LastModifiedTime=at(90),
+            FailureReason="stopped by the task's on_kill",
+        )
+    )
+    assert (stopped.status, stopped.seconds, stopped.failure) == (
+        "Stopped",
+        90,
+        "stopped by the task's on_kill",
+    )
+
+    # Still running: no end yet, and a reason field left from the service's retry is no failure.
+    running = _train_row(
+        _OneTrainingJob(
+            TrainingJobStatus="InProgress", LastModifiedTime=at(90), FailureReason="ClientError: retrying"
+        )
+    )
+    assert (running.status, running.seconds, running.failure) == ("InProgress", None, "")
