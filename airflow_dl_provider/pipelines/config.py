@@ -24,6 +24,7 @@ from pydantic import (
 
 from airflow_dl_provider.exceptions import PipelineConfigError, PreflightError
 from airflow_dl_provider.pipelines.arrival import ArrivalConfig  # noqa: TC001 (pydantic reads it at runtime)
+from airflow_dl_provider.pipelines.regions import Regions  # noqa: TC001 (pydantic reads it at runtime)
 from airflow_dl_provider.presets.compilation import check_framework_version
 from airflow_dl_provider.presets.labeling import PUBLIC_WORKFORCE_CLOSED, is_public_workteam
 
@@ -245,6 +246,8 @@ class PipelineConfig(_Strict):
     drift: DriftConfig | None = None
     retraining: RetrainingConfig | None = None
     arrival: ArrivalConfig | None = None
+    # The same stages in each region, on its own bucket, role and connection (pipelines/regions.py).
+    regions: Regions = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _data_source(self) -> PipelineConfig:

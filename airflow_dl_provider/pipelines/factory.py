@@ -71,6 +71,24 @@ def training_definition(config: PipelineConfig, config_path: Path) -> TrainingDe
     )
 
 
+def training_task(
+    config: PipelineConfig, definition: TrainingDefinition, task_id: str, name: str
+) -> DistributedTrainingOperator:
+    """A training task of the config's: the pipeline's ``train``, the retrain DAG's challenger.
+
+    :param name: the job names' part after the pipeline's (``<pipeline>-<name>-...``).
+    """
+    return DistributedTrainingOperator(
+        task_id=task_id,
+        job_name_prefix=f"{config.pipeline}-{name}",
+        training=definition,
+        max_cost_usd=config.training.max_cost_usd,
+        overrides=config.training.overrides,
+        deferrable=config.deferrable,
+        poll_interval=config.poll_interval,
+    )
+
+
 def _labeling(config: PipelineConfig) -> Any:
     labeling = config.labeling
     assert labeling is not None
@@ -207,8 +225,42 @@ def _after_training(config: PipelineConfig, best: str, upstream: Any) -> None:
         )
 
 
+def data_stages(config: PipelineConfig, labeled_output: str | None = None) -> SplitDatasetOperator:
+    """label -> validate labels (where the config has them) -> ``prepare_data``, which is returned.
+
+    The pipeline's, and each region's (:mod:`.regions`).
+    """
+    upstream: list[Any] = []
+    source, source_format = config.data.source, "csv"
+    if config.labeling:
+        label = _labeling(config)
+        upstream = [label]
+        source, source_format = xcom("label", "output_manifest"), "manifest"
+        if config.label_validation:
+            validate = _label_validation(config)
+            label >> validate
+            upstream = [validate]
+    prepare = SplitDatasetOperator(
+        task_id="prepare_data",
+        source=str(source),
+        source_format=source_format,
+        labeled_output=labeled_output,
+        output_prefix=config.s3_uri("datasets"),
+        label_column=config.data.label_column,
+        validation_fraction=config.data.validation_fraction,
+        test_fraction=config.data.test_fraction,
+        seed=config.data.seed,
+    )
+    upstream >> prepare
+    return prepare
+
+
 def build_dag(config: PipelineConfig, config_path: Path) -> Any:
-    """The pipeline DAG of one config."""
+    """The pipeline DAG of one config (with ``regions``: :func:`~.regions.regional_dag`'s)."""
+    if config.regions:
+        from airflow_dl_provider.pipelines.regions import regional_dag
+
+        return regional_dag(config, config_path)
     stages = ["label", "validate labels"] if config.labeling else []
     stages += ["prepare data", "train"] + (["tune"] if config.tuning else [])
     stages += [s for s, on in (("compile", config.compilation), ("register", config.registry)) if on]
@@ -221,41 +273,12 @@ def build_dag(config: PipelineConfig, config_path: Path) -> Any:
         schedule=arrival_schedule(config) if config.arrival else config.schedule,
         **arguments,
     ) as dag:
-        upstream: list[Any] = []
-        source, source_format = config.data.source, "csv"
-        if config.labeling:
-            label = _labeling(config)
-            upstream = [label]
-            source, source_format = xcom("label", "output_manifest"), "manifest"
-            if config.label_validation:
-                validate = _label_validation(config)
-                label >> validate
-                upstream = [validate]
         labeled_output = None
         if config.retraining:
             labeled_output = f"{config.retraining.labeled_data_prefix.rstrip('/')}/{RUN_FOLDER}.csv"
-        prepare = SplitDatasetOperator(
-            task_id="prepare_data",
-            source=str(source),
-            source_format=source_format,
-            labeled_output=labeled_output,
-            output_prefix=config.s3_uri("datasets"),
-            label_column=config.data.label_column,
-            validation_fraction=config.data.validation_fraction,
-            test_fraction=config.data.test_fraction,
-            seed=config.data.seed,
-        )
-        upstream >> prepare
+        prepare = data_stages(config, labeled_output)
         definition = training_definition(config, config_path)
-        train = DistributedTrainingOperator(
-            task_id="train",
-            job_name_prefix=f"{config.pipeline}-train",
-            training=definition,
-            max_cost_usd=config.training.max_cost_usd,
-            overrides=config.training.overrides,
-            deferrable=config.deferrable,
-            poll_interval=config.poll_interval,
-        )
+        train = training_task(config, definition, "train", "train")
         prepare >> train
         best: Any = train
         if config.tuning:
