@@ -815,6 +815,45 @@ MWAA_BUSY_STATUSES = frozenset(
 MWAA_INVOKE_REST_API_SOURCE = "https://docs.aws.amazon.com/mwaa/latest/API/API_InvokeRestApi.html"
 MWAA_CLI_SOURCE = "https://docs.aws.amazon.com/mwaa/latest/userguide/access-mwaa-apache-airflow-cli.html"
 
+
+# -- model approval (the registry's gate before production) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelApproval:
+    """How a model package version is approved: its ``ModelApprovalStatus``, set by CreateModelPackage and
+    changed by UpdateModelPackage (``ModelPackageArn``, ``ModelApprovalStatus`` required;
+    ``ApprovalDescription`` at most 1024 characters). The status changes at once (no async state); each
+    change emits an EventBridge "SageMaker Model Package State Change" event, which is how a CI/CD deploy
+    is usually started. Any status may follow any other: an Approved version can be Rejected later (a
+    rollback), a Rejected one Approved. Only versioned packages (in a group) carry the status.
+
+    :param pending: the status of a version nobody has decided on yet.
+    :param decided: the statuses a waiting approver ends on.
+    :param description_max: the limit on ``ApprovalDescription``.
+    """
+
+    pending: str = "PendingManualApproval"
+    approved: str = "Approved"
+    rejected: str = "Rejected"
+    description_max: int = 1024
+    source: str = (
+        f"{_API.format('UpdateModelPackage')} ; "
+        "https://docs.aws.amazon.com/sagemaker/latest/dg/model-registry-approve.html ; "
+        "https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html"
+    )
+
+    @property
+    def statuses(self) -> tuple[str, str, str]:
+        return (self.pending, self.approved, self.rejected)
+
+    @property
+    def decided(self) -> tuple[str, str]:
+        return (self.approved, self.rejected)
+
+
+MODEL_APPROVAL = ModelApproval()
+
 # S3 event notifications to SQS, read by the data-arrival watcher (triggers/arrival.py), and the stacks' queue.
 S3_EVENT_SOURCE = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html"
 # Configuring a notification makes S3 send this test message (no Records) to the queue first. Records[]

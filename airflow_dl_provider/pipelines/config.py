@@ -201,11 +201,52 @@ class TransformConfig(_Strict):
     max_payload_mb: int = Field(6, ge=1, le=100)
 
 
+class DeployConfig(_Strict):
+    """The ``deploy`` stage: the approved model on a real-time endpoint, data capture on, shifted blue/green.
+
+    Arguments of :class:`~airflow_dl_provider.operators.endpoints.EndpointDeployOperator`. The
+    capture goes to ``capture_s3_uri`` (default ``s3://<bucket>/<prefix>/capture``), where the drift
+    monitor reads it.
+    """
+
+    endpoint_name: str | None = Field(
+        None,
+        pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
+        description="default <pipeline>, with '_' as '-'",
+    )
+    instance_type: str = "ml.m5.large"
+    instance_count: int = Field(1, ge=1)
+    traffic_shift: Literal["all_at_once", "canary", "linear"] = "canary"
+    # canary: this share of the capacity first (at most 50); linear: this share per step (10-50).
+    traffic_percent: int = Field(10, ge=1, le=50)
+    wait_seconds: int = Field(300, ge=0, le=3600)
+    alarms: list[str] = Field(default_factory=list, max_length=10)
+    capture_sampling_percentage: int = Field(100, ge=0, le=100)
+    capture_s3_uri: str | None = None
+
+    @field_validator("capture_s3_uri")
+    @classmethod
+    def _capture_s3(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("s3://"):
+            raise ValueError("must be an s3:// URI")
+        return value
+
+    @field_validator("traffic_percent")
+    @classmethod
+    def _linear_step(cls, value: int, info: ValidationInfo) -> int:
+        # BlueGreenUpdatePolicy's LinearStepSize is 10-50% of the capacity; a canary 1-50%.
+        if info.data.get("traffic_shift") == "linear" and value < 10:
+            raise ValueError("a linear step must be 10-50 (percent of the capacity)")
+        return value
+
+
 class DriftConfig(_Strict):
     """The ``drift_monitor`` DAG: compare incoming data with the champion model's baseline."""
 
     schedule: str | None = "@hourly"
-    data_uri: str = Field(description="s3:// object or prefix of the data to watch")
+    data_uri: str | None = Field(
+        None, description="s3:// object or prefix to watch; default the deploy stage's data capture"
+    )
     data_format: Literal["auto", "csv", "parquet", "jsonl", "data_capture"] = "auto"
     thresholds: dict[str, Any] = Field(default_factory=dict)
 
@@ -245,6 +286,10 @@ class PipelineConfig(_Strict):
     transform: TransformConfig | None = None
     drift: DriftConfig | None = None
     retraining: RetrainingConfig | None = None
+    approval: Literal["human", "auto"] | None = None
+    # auto: approve when the evaluation's accuracy on the test split reaches this.
+    min_accuracy: float = Field(0.0, ge=0.0, le=1.0)
+    deploy: DeployConfig | None = None
     arrival: ArrivalConfig | None = None
     # The same stages in each region, on its own bucket, role and connection (pipelines/regions.py).
     regions: Regions = Field(default_factory=list)
@@ -263,7 +308,49 @@ class PipelineConfig(_Strict):
             raise ValueError("retraining: is triggered by the drift monitor's Asset; add a drift section")
         if self.arrival and self.schedule:
             raise ValueError("schedule: arrival starts the pipeline when data arrives; remove one of them")
+        if self.deploy and not (self.registry and self.approval):
+            raise ValueError(
+                "deploy: serves an approved model package; add a registry section and approval: human | auto"
+            )
+        if self.approval and self.registry and self.registry.approval_status != "PendingManualApproval":
+            raise ValueError(
+                f"registry.approval_status: {self.registry.approval_status} skips the approval stage; "
+                "leave it PendingManualApproval (the approval stage decides), or remove approval"
+            )
+        if self.approval and not self.registry:
+            raise ValueError("approval: approves a registered model package; add a registry section")
+        if self.approval == "auto" and not (self.transform and self.data.test_fraction):
+            raise ValueError(
+                "approval: auto approves on the test split's evaluation; add a transform section "
+                "(and data.test_fraction > 0), or use approval: human"
+            )
+        if self.drift and self.drift.data_uri is None and not self.deploy:
+            raise ValueError(
+                "drift.data_uri: set the data to watch, or add a deploy section whose data capture it reads"
+            )
         return self
+
+    @property
+    def endpoint_name(self) -> str | None:
+        """The deploy stage's endpoint: the config's, else the pipeline name as an endpoint name."""
+        if self.deploy is None:
+            return None
+        return self.deploy.endpoint_name or self.pipeline.replace("_", "-")
+
+    @property
+    def capture_s3_uri(self) -> str | None:
+        """Where the endpoint captures requests: SageMaker adds ``<endpoint>/<variant>/yyyy/mm/dd/hh/``."""
+        if self.deploy is None:
+            return None
+        return self.deploy.capture_s3_uri or self.s3_uri("capture")
+
+    @property
+    def watched_data_uri(self) -> str:
+        """What the drift monitor reads: ``drift.data_uri``, else the endpoint's own data capture."""
+        assert self.drift is not None
+        if self.drift.data_uri:
+            return self.drift.data_uri
+        return f"{str(self.capture_s3_uri).rstrip('/')}/{self.endpoint_name}/"
 
     @property
     def drift_asset_uri(self) -> str:

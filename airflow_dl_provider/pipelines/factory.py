@@ -1,7 +1,9 @@
 """Pipeline config -> the pipeline DAG, built from typed specs.
 
 The pipeline template, each stage present when its config section is: label -> validate labels ->
-prepare data -> train -> tune -> compile, register, baseline, batch transform -> evaluate. Stages
+prepare data -> train -> tune -> compile, register, baseline, batch transform -> evaluate; then
+register and evaluate -> approve (``approval: auto | human``) -> deploy (an endpoint with data capture,
+updated blue/green). Stages
 hand each other S3 URIs through XCom, never data. One
 :class:`~airflow_dl_provider.specs.training.TrainingDefinition` is the ``train`` task's job and each
 ``tune`` trial's. The drift monitor and retrain DAGs are :mod:`.monitoring`'s; reading configs from
@@ -20,6 +22,8 @@ from airflow_dl_provider.pipelines.arrival import arrival_schedule
 from airflow_dl_provider.pipelines.templates import DAG, RUN_FOLDER, dag_arguments, xcom
 from airflow_dl_provider.specs.model import ModelSource
 from airflow_dl_provider.specs.training import Cluster, ScriptMode, Spot, TrainingDefinition, Vpc
+
+CLUSTER_FIELDS = ("instance_type", "instance_count", "volume_size_gb", "allow_no_efa")
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -54,12 +58,7 @@ def training_definition(config: PipelineConfig, config_path: Path) -> TrainingDe
         role_arn=config.role_arn,
         output_path=config.s3_uri("models"),
         channels=channels,
-        cluster=Cluster(
-            instance_type=training.instance_type,
-            instance_count=training.instance_count,
-            volume_size_gb=training.volume_size_gb,
-            allow_no_efa=training.allow_no_efa,
-        ),
+        cluster=Cluster(**training.model_dump(include=set(CLUSTER_FIELDS))),
         script=script,
         image_uri=training.image_uri,
         hyperparameters=training.hyperparameters,
@@ -183,8 +182,9 @@ def _after_training(config: PipelineConfig, best: str, upstream: Any) -> None:
             deferrable=config.deferrable,
             poll_interval=config.poll_interval,
         )
+    register = None
     if config.registry:
-        upstream >> RegisterModelOperator(
+        register = RegisterModelOperator(
             task_id="register",
             model_package_group_name=config.registry.model_package_group,
             model=ModelSource(model_artifacts=artifacts),
@@ -193,6 +193,7 @@ def _after_training(config: PipelineConfig, best: str, upstream: Any) -> None:
             approval_status=config.registry.approval_status,
             description=config.registry.description,
         )
+        upstream >> register
     if config.drift:
         upstream >> DriftBaselineOperator(
             task_id="baseline",
@@ -200,6 +201,7 @@ def _after_training(config: PipelineConfig, best: str, upstream: Any) -> None:
             model_artifacts=artifacts,
             label_column=config.data.label_column,
         )
+    gated: list[Any] = []  # what the approval waits for besides the registration
     if config.transform and config.data.test_fraction:
         transform = BatchTransformOperator(
             task_id="batch_transform",
@@ -213,16 +215,98 @@ def _after_training(config: PipelineConfig, best: str, upstream: Any) -> None:
             deferrable=config.deferrable,
             poll_interval=config.poll_interval,
         )
-        (
-            upstream
-            >> transform
-            >> ModelEvaluationOperator(
-                task_id="evaluate",
-                predictions_uri=xcom("batch_transform", "output_path"),
-                labels_uri=xcom("prepare_data", "test"),
-                label_column=config.data.label_column,
-            )
+        evaluate = ModelEvaluationOperator(
+            task_id="evaluate",
+            predictions_uri=xcom("batch_transform", "output_path"),
+            labels_uri=xcom("prepare_data", "test"),
+            label_column=config.data.label_column,
         )
+        upstream >> transform >> evaluate
+        gated.append(evaluate)
+    if register is not None and config.approval:
+        approval_and_deploy(
+            config, package_task="register", upstream=[register, *gated], score=xcom("evaluate", "value")
+        )
+
+
+def approval_and_deploy(
+    config: PipelineConfig,
+    *,
+    package_task: str,
+    upstream: list[Any],
+    score: str | None = None,
+    passed: str | None = None,
+    reason: str | None = None,
+    suffix: str = "",
+) -> list[Any]:
+    """The gate before production and the deploy of the package ``package_task`` registered:
+    ``approve<suffix>`` -> ``deploy<suffix>``; a rejection skips the deploy.
+
+    :param score: the evaluation's accuracy (a template): what ``auto`` judges, what a person reads.
+    :param passed: a template of an upstream decision (the retrain DAG's ``decide``) that ``auto``
+        follows instead of the bar; ``reason`` is its reason.
+    """
+    from airflow_dl_provider.operators.approval import (
+        AutoApprovalOperator,
+        evaluation_summary,
+        human_approval,
+    )
+
+    arn = xcom(package_task, "model_package_arn")
+    gate: Any
+    if config.approval == "auto":
+        gate = AutoApprovalOperator(
+            task_id=f"approve{suffix}",
+            model_package_arn=arn,
+            score=score,
+            min_score=config.min_accuracy,
+            passed=passed,
+            reason=reason,
+        )
+    else:
+        gate = human_approval(
+            task_id=f"approve{suffix}",
+            model_package_arn=arn,
+            summary=evaluation_summary(arn, score, min_score=config.min_accuracy, note=reason),
+            deferrable=config.deferrable,
+            poll_interval=config.poll_interval,
+        )
+    upstream >> gate
+    tasks = [gate]
+    if config.deploy:
+        deploy = _deploy(config, arn, f"deploy{suffix}")
+        gate >> deploy
+        tasks.append(deploy)
+    return tasks
+
+
+def _deploy(config: PipelineConfig, package_arn: str, task_id: str) -> Any:
+    """The approved package on the config's endpoint: data capture on, updated blue/green."""
+    from airflow_dl_provider.operators.endpoints import EndpointDeployOperator
+    from airflow_dl_provider.specs.deployment import Deployment
+
+    deploy = config.deploy
+    assert deploy is not None
+    arguments: dict[str, Any] = {
+        "task_id": task_id,
+        "endpoint_name": config.endpoint_name,
+        "model": ModelSource(model_package_arn=package_arn, role_arn=config.role_arn),
+        "instance_type": deploy.instance_type,
+        "instance_count": deploy.instance_count,
+        "data_capture_s3_uri": config.capture_s3_uri,
+        "sampling_percentage": deploy.capture_sampling_percentage,
+        "deferrable": config.deferrable,
+        "poll_interval": config.poll_interval,
+    }
+    return EndpointDeployOperator(
+        deployment=Deployment(
+            traffic_shift=deploy.traffic_shift,
+            traffic_percent=deploy.traffic_percent,
+            wait_seconds=deploy.wait_seconds,
+            alarms=list(deploy.alarms),
+        ),
+        **arguments,
+    )
 
 
 def data_stages(config: PipelineConfig, labeled_output: str | None = None) -> SplitDatasetOperator:
@@ -265,6 +349,8 @@ def build_dag(config: PipelineConfig, config_path: Path) -> Any:
     stages += ["prepare data", "train"] + (["tune"] if config.tuning else [])
     stages += [s for s, on in (("compile", config.compilation), ("register", config.registry)) if on]
     stages += ["batch transform"] if config.transform else []
+    stages += [f"approval ({config.approval})"] if config.approval and config.registry else []
+    stages += ["deploy"] if config.deploy else []
     arguments = dag_arguments(config, config_path)
     arguments["doc_md"] += f" Stages: {' -> '.join(stages)}."
     with DAG(
@@ -282,22 +368,14 @@ def build_dag(config: PipelineConfig, config_path: Path) -> Any:
         prepare >> train
         best: Any = train
         if config.tuning:
-            tuning = config.tuning
+            # The tuning section's fields are the operator's arguments, by name.
             tune = HyperparameterTuningOperator(
                 task_id="tune",
                 job_name_prefix=f"{config.pipeline}-tune",
-                objective_metric=tuning.objective_metric,
-                objective_type=tuning.objective_type,
-                strategy=tuning.strategy,
-                parameter_ranges=tuning.parameter_ranges,
-                max_jobs=tuning.max_jobs,
-                max_parallel_jobs=tuning.max_parallel_jobs,
-                early_stopping=tuning.early_stopping,
-                random_seed=tuning.random_seed,
-                max_cost_usd=tuning.max_cost_usd,
                 training=definition,
                 deferrable=config.deferrable,
                 poll_interval=config.poll_interval,
+                **config.tuning.model_dump(),
             )
             train >> tune
             best = tune

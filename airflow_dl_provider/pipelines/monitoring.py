@@ -1,11 +1,14 @@
 """The closed loop: a scheduled drift monitor, and a retrain DAG scheduled on its drift Asset.
 
-``dl_drift_monitor_<pipeline>``: find the champion (the newest Approved model package) -> compare the
-watched data with the champion's baseline; on drift the drift Asset gets an event with the evidence.
+``dl_drift_monitor_<pipeline>``: find the champion (the newest Approved model package); none yet, the
+check is skipped and says why -> compare the watched data (``drift.data_uri``, else the deploy stage's
+endpoint data capture) with the champion's baseline; on drift the drift Asset gets an event with the
+evidence.
 
 ``dl_retrain_<pipeline>`` (scheduled on that Asset): split the newest labeled data -> train a
 challenger -> batch-transform the same holdout with challenger and champion -> score both ->
-register the challenger -> promote it only if it wins; the decision and its reason are recorded.
+register the challenger -> promote it only if it wins; the decision and its reason are recorded ->
+with ``approval``, the pipeline's own gate and deploy (``approve_challenger`` -> ``deploy_challenger``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.assets import Asset
+
+try:  # Airflow 3: the standard provider
+    from airflow.providers.standard.operators.python import ShortCircuitOperator
+except ImportError:  # Airflow 2.x
+    from airflow.operators.python import ShortCircuitOperator  # type: ignore[no-redef,attr-defined]
 
 from airflow_dl_provider.operators.datasets import SplitDatasetOperator
 from airflow_dl_provider.operators.drift import DriftBaselineOperator, DriftDetectionOperator
@@ -22,9 +30,8 @@ from airflow_dl_provider.operators.evaluation import (
     ModelEvaluationOperator,
 )
 from airflow_dl_provider.operators.registry import RegisterModelOperator
-from airflow_dl_provider.operators.training import DistributedTrainingOperator
 from airflow_dl_provider.operators.transform import BatchTransformOperator
-from airflow_dl_provider.pipelines.factory import training_definition
+from airflow_dl_provider.pipelines.factory import approval_and_deploy, training_definition, training_task
 from airflow_dl_provider.pipelines.templates import DAG, RUN_FOLDER, dag_arguments, xcom
 from airflow_dl_provider.specs.model import ModelSource
 
@@ -38,29 +45,50 @@ if TYPE_CHECKING:
 def build_drift_monitor_dag(config: PipelineConfig, dag_arguments: dict[str, Any]) -> Any:
     drift, registry = config.drift, config.registry
     assert drift is not None and registry is not None
+    watched = config.watched_data_uri
+    # No data_uri: the endpoint's data capture, JSON Lines SageMaker writes; none yet is no drift.
+    capture = drift.data_uri is None
     with DAG(
         dag_id=f"dl_drift_monitor_{config.pipeline}",
-        description=f"Watch {drift.data_uri} for drift from the {registry.model_package_group} champion",
+        description=f"Watch {watched} for drift from the {registry.model_package_group} champion",
         schedule=drift.schedule,
         **dag_arguments,
     ) as dag:
         champion = ChampionLookupOperator(
             task_id="find_champion", model_package_group_name=registry.model_package_group
         )
+        gate = ShortCircuitOperator(
+            task_id="has_champion",
+            python_callable=champion_found,
+            op_kwargs={"found": xcom("find_champion", "found"), "group": registry.model_package_group},
+        )
         check = DriftDetectionOperator(
             task_id="check_drift",
             baseline_uri=xcom("find_champion", "baseline_uri"),
-            data_uri=drift.data_uri,
-            data_format=drift.data_format,
+            data_uri=watched,
+            data_format="data_capture" if capture and drift.data_format == "auto" else drift.data_format,
             columns=None,
             thresholds=drift.thresholds or None,
             report_prefix=config.s3_uri("drift", "reports", RUN_FOLDER),
             model_version=xcom("find_champion", "model_package_version"),
             model_name=config.pipeline,
             asset_uri=config.drift_asset_uri,
+            soft_fail=capture,
         )
-        champion >> check
+        champion >> gate >> check
     return dag
+
+
+def champion_found(found: Any, group: str) -> bool:
+    """The drift check's gate: without an approved champion there is no baseline to compare with."""
+    if str(found).strip().lower() == "true":
+        return True
+    import logging
+
+    logging.getLogger(__name__).info(
+        "No approved model package in %s yet, so no baseline: the drift check is skipped", group
+    )
+    return False
 
 
 def build_retrain_dag(
@@ -95,15 +123,7 @@ def build_retrain_dag(
         champion = ChampionLookupOperator(
             task_id="find_champion", model_package_group_name=registry.model_package_group
         )
-        train = DistributedTrainingOperator(
-            task_id="train_challenger",
-            job_name_prefix=f"{config.pipeline}-challenger",
-            training=training,
-            max_cost_usd=config.training.max_cost_usd,
-            overrides=config.training.overrides,
-            deferrable=config.deferrable,
-            poll_interval=config.poll_interval,
-        )
+        train = training_task(config, training, "train_challenger", "challenger")
         scores: dict[str, tuple[Any, Any]] = {}
         for role, artifacts in (
             ("challenger", xcom("train_challenger", "model_artifacts")),
@@ -154,6 +174,17 @@ def build_retrain_dag(
         upstream >> scores["champion"][0]
         inputs: list[Any] = [scores["challenger"][1], scores["champion"][1], register, baseline]
         inputs >> decide
+        if config.approval:
+            # The challenger goes through the pipeline's own gate and deploy; auto follows decide.
+            approval_and_deploy(
+                config,
+                package_task="register_challenger",
+                upstream=[decide],
+                score=xcom("evaluate_challenger", "value"),
+                passed=xcom("decide", "decision"),
+                reason=xcom("decide", "reason"),
+                suffix="_challenger",
+            )
     return dag
 
 
