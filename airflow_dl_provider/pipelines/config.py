@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import pendulum
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,6 +30,15 @@ from airflow_dl_provider.presets.compilation import check_framework_version
 from airflow_dl_provider.presets.labeling import PUBLIC_WORKFORCE_CLOSED, is_public_workteam
 
 
+def _must_be_s3(value: str) -> str:
+    if not value.startswith("s3://"):
+        raise ValueError("must be an s3:// URI")
+    return value
+
+
+S3Uri = Annotated[str, AfterValidator(_must_be_s3)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -36,20 +46,13 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """Where the raw data is and how ``prepare_data`` splits it into channels."""
 
-    source: str | None = Field(
+    source: S3Uri | None = Field(
         None, description="s3:// URI of a CSV file with a header row (none when labeling)"
     )
     label_column: str = "label"
     validation_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     seed: int = 0
-
-    @field_validator("source")
-    @classmethod
-    def _s3(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("s3://"):
-            raise ValueError("must be an s3:// URI")
-        return value
 
     @model_validator(mode="after")
     def _fractions(self) -> DataConfig:
@@ -222,14 +225,7 @@ class DeployConfig(_Strict):
     wait_seconds: int = Field(300, ge=0, le=3600)
     alarms: list[str] = Field(default_factory=list, max_length=10)
     capture_sampling_percentage: int = Field(100, ge=0, le=100)
-    capture_s3_uri: str | None = None
-
-    @field_validator("capture_s3_uri")
-    @classmethod
-    def _capture_s3(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("s3://"):
-            raise ValueError("must be an s3:// URI")
-        return value
+    capture_s3_uri: S3Uri | None = None
 
     @field_validator("traffic_percent")
     @classmethod

@@ -172,15 +172,11 @@ def _after_training(config: PipelineConfig, best: str, upstream: Any) -> None:
             role_arn=config.role_arn,
             model=ModelSource(model_artifacts=artifacts),
             output_path=config.s3_uri("compiled"),
-            framework=compilation.framework,
             framework_version=neo_framework_version(config),
-            data_input_config=compilation.data_input_config,
-            target_device=compilation.target_device,
-            target_platform=compilation.target_platform,
-            compiler_options=compilation.compiler_options,
-            max_runtime_seconds=compilation.max_runtime_seconds,
             deferrable=config.deferrable,
             poll_interval=config.poll_interval,
+            # The rest of the section's fields are the operator's arguments, by name.
+            **compilation.model_dump(exclude={"framework_version"}),
         )
     register = None
     if config.registry:
