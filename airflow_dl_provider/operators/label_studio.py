@@ -14,21 +14,15 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from airflow_dl_provider.exceptions import PreflightError, SageMakerJobError
-from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.jobs.naming import deterministic_job_name
 from airflow_dl_provider.label_studio.api import is_labeled
 from airflow_dl_provider.label_studio.behaviour import PROJECT_TITLE_MAX_LENGTH, SAMPLING_UNCERTAINTY
 from airflow_dl_provider.label_studio.configs import OBJECT_META, object_key, task_for
-from airflow_dl_provider.manifests.input import (
-    build_manifest_from_prefix,
-    build_manifest_from_text_lines,
-    duplicate_labels,
-)
-from airflow_dl_provider.presets.labeling import check_label_attribute_name, default_label_attribute_name
+from airflow_dl_provider.operators.base import S3Objects
+from airflow_dl_provider.operators.labeling_contract import TEMPLATE_FIELDS, LabelingOperator
 from airflow_dl_provider.validation.preflight import split_s3_uri
 
 if TYPE_CHECKING:
@@ -38,17 +32,12 @@ if TYPE_CHECKING:
     from airflow_dl_provider.label_studio.export import Label
     from airflow_dl_provider.label_studio.rounds import Decision
 
-INPUT_ARGUMENTS = ("input_manifest_uri", "input_prefix", "input_text_uri")
 ROUND_META = "airflow-dl-round"
 KEY_LINE = "airflow-dl:task-instance"
 AUTO_LABELING_TYPES = ("image_classification", "text_classification")
 
 
-def _templated(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
-
-
-class LabelStudioLabelingOperator(AwsBaseOperator[SageMakerJobHook]):
+class LabelStudioLabelingOperator(LabelingOperator):
     """Label a data set in a Label Studio project; write a Ground Truth output manifest to S3.
 
     One project per task instance, titled with the deterministic job name (dag, task, run, map
@@ -82,39 +71,18 @@ class LabelStudioLabelingOperator(AwsBaseOperator[SageMakerJobHook]):
     :param max_wait: give up after this many seconds of waiting for people; None: no limit.
     """
 
-    aws_hook_class = SageMakerJobHook
-    template_fields: Sequence[str] = aws_template_fields(
-        "labels",
-        "output_path",
-        "input_manifest_uri",
-        "input_prefix",
-        "input_text_uri",
-        "label_attribute_name",
-        "task_title",
-        "instructions",
-        "tags",
-        "job_name_prefix",
-    )
+    template_fields: Sequence[str] = aws_template_fields(*TEMPLATE_FIELDS, "job_name_prefix")
     template_fields_renderers = {"tags": "json"}
     ui_color = "#ffe6e0"
+
+    @classmethod
+    def data_key(cls, task_type: str) -> str:
+        return task_for(task_type).manifest_key
 
     def __init__(
         self,
         *,
-        task_type: str,
-        labels: Sequence[str] | str,
-        output_path: str,
-        input_manifest_uri: str | None = None,
-        input_prefix: str | None = None,
-        input_text_uri: str | None = None,
-        label_attribute_name: str | None = None,
         label_studio_conn_id: str = "label_studio_default",
-        workers_per_object: int = 1,
-        max_human_labeled_objects: int | None = None,
-        auto_labeling: bool = False,
-        task_title: str | None = None,
-        instructions: str | None = None,
-        tags: Mapping[str, str] | None = None,
         job_name_prefix: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 30.0,
@@ -122,56 +90,15 @@ class LabelStudioLabelingOperator(AwsBaseOperator[SageMakerJobHook]):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        task = self.task_id
-        try:
-            shape = task_for(task_type)
-            attribute = label_attribute_name or default_label_attribute_name(task_type)
-            if not _templated(attribute):
-                check_label_attribute_name(attribute, task_type)
-        except ValueError as err:
-            raise ValueError(f"{task}: {err}") from None
-        given = [
-            n
-            for n, v in zip(INPUT_ARGUMENTS, (input_manifest_uri, input_prefix, input_text_uri), strict=True)
-            if v
-        ]
-        if len(given) != 1:
+        task_type = self.labeling_task_type
+        if self.auto_labeling and task_type not in AUTO_LABELING_TYPES:
             raise ValueError(
-                f"{task}: give exactly one of {', '.join(INPUT_ARGUMENTS)}; got {given or 'none'}"
-            )
-        if input_text_uri and shape.manifest_key != "source":
-            raise ValueError(f"{task}: input_text_uri: {task_type} labels S3 objects; use input_prefix")
-        if input_prefix and shape.manifest_key != "source-ref":
-            raise ValueError(f"{task}: input_prefix: {task_type} labels text; use input_text_uri")
-        if not 1 <= workers_per_object <= 9:
-            raise ValueError(f"{task}: workers_per_object must be 1-9, got {workers_per_object}")
-        if auto_labeling and task_type not in AUTO_LABELING_TYPES:
-            raise ValueError(
-                f"{task}: auto_labeling: {task_type} has no automated labeling; use it with "
+                f"{self.task_id}: auto_labeling: {task_type} has no automated labeling; use it with "
                 f"{' or '.join(AUTO_LABELING_TYPES)}, or turn it off"
             )
-        if max_human_labeled_objects is not None and max_human_labeled_objects < 1:
-            raise ValueError(
-                f"{task}: max_human_labeled_objects must be >= 1, got {max_human_labeled_objects}"
-            )
         if poll_interval <= 0:
-            raise ValueError(f"{task}: poll_interval must be > 0 seconds, got {poll_interval}")
-        if not _templated(labels):
-            self._check_labels(labels)
-        self.labeling_task_type = task_type
-        self.labels = labels if isinstance(labels, str) else list(labels)
-        self.output_path = output_path
-        self.input_manifest_uri = input_manifest_uri
-        self.input_prefix = input_prefix
-        self.input_text_uri = input_text_uri
-        self.label_attribute_name = attribute
+            raise ValueError(f"{self.task_id}: poll_interval must be > 0 seconds, got {poll_interval}")
         self.label_studio_conn_id = label_studio_conn_id
-        self.workers_per_object = workers_per_object
-        self.max_human_labeled_objects = max_human_labeled_objects
-        self.auto_labeling = auto_labeling
-        self.task_title = task_title
-        self.instructions = instructions
-        self.tags = dict(tags or {})
         self.job_name_prefix = job_name_prefix
         self.deferrable = deferrable
         self.poll_interval = poll_interval
@@ -179,15 +106,6 @@ class LabelStudioLabelingOperator(AwsBaseOperator[SageMakerJobHook]):
         self.job_name: str | None = None
         self.project_id = 0
         self._features: Any = None
-
-    def _check_labels(self, labels: Sequence[str] | str) -> None:
-        if isinstance(labels, str) or not labels:
-            raise ValueError(f"{self.task_id}: labels: give a non-empty list of label names")
-        duplicates = duplicate_labels([str(label) for label in labels])
-        if duplicates:
-            raise ValueError(
-                f"{self.task_id}: labels: {', '.join(map(repr, duplicates))} appear more than once; list each label once"
-            )
 
     @cached_property
     def client(self) -> LabelStudioClient:
@@ -198,27 +116,26 @@ class LabelStudioLabelingOperator(AwsBaseOperator[SageMakerJobHook]):
     # -- inputs -------------------------------------------------------------------------------------
 
     def _read(self, uri: str, field: str) -> bytes:
-        bucket, key = split_s3_uri(uri, field)
         try:
-            return bytes(self.hook.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-        except Exception as err:
-            raise PreflightError(f"{field}: cannot read {uri}: {err}") from None
+            return S3Objects(self.hook.s3).read(uri)
+        except PreflightError as err:
+            raise PreflightError(f"{field}: {err}") from None
 
     @cached_property
     def lines(self) -> list[dict[str, Any]]:
         """The input manifest's lines: built from the prefix or text file, or read."""
-        if self.input_prefix:
-            bucket, prefix = split_s3_uri(self.input_prefix, "input_prefix")
-            pages = self.hook.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            raw = build_manifest_from_prefix([o["Key"] for p in pages for o in p.get("Contents", [])], bucket)
-        elif self.input_text_uri:
-            raw = build_manifest_from_text_lines(self._read(self.input_text_uri, "input_text_uri").decode())
-        else:
+        source = self.manifest_source()
+        if source is None:
             raw = self._read(str(self.input_manifest_uri), "input_manifest_uri").decode().splitlines()
+        else:
+            try:
+                raw = source.build(S3Objects(self.hook.s3))
+            except PreflightError as err:
+                raise PreflightError(f"{source.argument}: {err}") from None
         lines = [json.loads(line) for line in raw if line.strip()]
         key = task_for(self.labeling_task_type).manifest_key
         if not lines:
-            field = next(n for n in INPUT_ARGUMENTS if getattr(self, n))
+            field = self.input_argument
             raise PreflightError(
                 f"{field}: no data objects to label in {getattr(self, field)}; check the S3 path"
             )
@@ -427,8 +344,7 @@ class LabelStudioLabelingOperator(AwsBaseOperator[SageMakerJobHook]):
             ``HumanLabeled``, ``MachineLabeled``, ``FailedNonRetryableError``, ``Unlabeled``),
             ``label_attribute_name``, ``task_type``.
         """
-        self._check_labels(self.labels)
-        check_label_attribute_name(self.label_attribute_name, self.labeling_task_type)
+        self.check_rendered_labeling_input()
         ti = context["ti"]
         self.job_name = deterministic_job_name(
             ti.dag_id,

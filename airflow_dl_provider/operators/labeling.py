@@ -8,45 +8,36 @@ from airflow_dl_provider.exceptions import PreflightError
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
 from airflow_dl_provider.jobs.plan import DIGEST, Derived, JobPlan, Upload, get_path, path_text
 from airflow_dl_provider.manifests.input import (
-    build_manifest_from_prefix,
-    build_manifest_from_text_lines,
     count_manifest_objects,
-    duplicate_labels,
     manifest_bytes,
     write_label_category_config,
 )
 from airflow_dl_provider.operators.base import S3Objects, SageMakerJobOperator
+from airflow_dl_provider.operators.labeling_contract import TEMPLATE_FIELDS, LabelingOperator
 from airflow_dl_provider.presets.labeling import (
     AUTO_LABELING_MIN_OBJECTS,
     DEFAULT_ENTITY_INSTRUCTIONS,
     PUBLIC_WORKFORCE_CLOSED,
     ResolvedTask,
-    check_label_attribute_name,
     check_workteam,
-    default_label_attribute_name,
     resolve,
     task_preset,
 )
 from airflow_dl_provider.presets.labeling_ui import ui_template
-from airflow_dl_provider.validation.preflight import split_s3_uri
+from airflow_dl_provider.specs.fields import is_templated
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from airflow_dl_provider.jobs.plan import RequestPath
 
-INPUT_ARGUMENTS = ("input_manifest_uri", "input_prefix", "input_text_uri")
 # The request fields that name the plan's uploads.
 MANIFEST_AT: RequestPath = ("InputConfig", "DataSource", "S3DataSource", "ManifestS3Uri")
 CONFIG_AT: RequestPath = ("LabelCategoryConfigS3Uri",)
 TEMPLATE_AT: RequestPath = ("HumanTaskConfig", "UiConfig", "UiTemplateS3Uri")
 
 
-def _templated(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
-
-
-class GroundTruthLabelingOperator(SageMakerJobOperator):
+class GroundTruthLabelingOperator(SageMakerJobOperator, LabelingOperator):
     """Label a data set with SageMaker Ground Truth, with a built-in task type.
 
     Amazon Mechanical Turk closed on 2026-09-30, so there is no public workforce: a private or vendor
@@ -105,126 +96,68 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
     job_kind = JOB_KINDS["labeling"]
     template_fields: Sequence[str] = (
         *SageMakerJobOperator.template_fields,
-        "labels",
-        "output_path",
+        *TEMPLATE_FIELDS,
         "role_arn",
-        "input_manifest_uri",
-        "input_prefix",
-        "input_text_uri",
-        "label_attribute_name",
         "workteam_arn",
-        "task_title",
         "task_description",
-        "instructions",
         "ui_template",
         "output_kms_key_id",
         "volume_kms_key_id",
-        "tags",
     )
     template_fields_renderers = {**SageMakerJobOperator.template_fields_renderers, "tags": "json"}
+
+    @classmethod
+    def data_key(cls, task_type: str) -> str:
+        return task_preset(task_type).data_key
 
     def __init__(
         self,
         *,
-        task_type: str,
-        labels: Sequence[str] | str,
-        output_path: str,
         role_arn: str,
-        input_manifest_uri: str | None = None,
-        input_prefix: str | None = None,
-        input_text_uri: str | None = None,
-        label_attribute_name: str | None = None,
         workteam_arn: str | None = None,
         task_price_usd: float | None = None,
         workers_per_object: int = 3,
         task_time_limit_seconds: int = 300,
         task_availability_lifetime_seconds: int | None = None,
         max_concurrent_tasks: int | None = None,
-        max_human_labeled_objects: int | None = None,
         max_percentage_objects_labeled: int | None = None,
-        auto_labeling: bool = False,
-        task_title: str | None = None,
         task_description: str | None = None,
         task_keywords: Sequence[str] | None = None,
-        instructions: str | None = None,
         ui_template: str | None = None,
         content_classifiers: Sequence[str] | None = None,
         output_kms_key_id: str | None = None,
         volume_kms_key_id: str | None = None,
-        tags: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        task = self.task_id
+        super().__init__(workers_per_object=workers_per_object, **kwargs)
+        task_type = self.labeling_task_type
+        preset = task_preset(task_type)
         try:
-            preset = task_preset(task_type)
-            attribute = label_attribute_name or default_label_attribute_name(task_type)
-            if not _templated(attribute):
-                check_label_attribute_name(attribute, task_type)
-            if auto_labeling and preset.algorithm is None:
+            if self.auto_labeling and preset.algorithm is None:
                 resolve(task_type, "us-east-1", auto_labeling=True)  # raises the one-line error
             if task_price_usd is not None:
                 raise PreflightError(f"task_price_usd: {PUBLIC_WORKFORCE_CLOSED}")
             if workteam_arn is None:
                 raise PreflightError("workteam_arn: give a private or vendor work team")
-            if not _templated(workteam_arn):
+            if not is_templated(workteam_arn):
                 check_workteam(workteam_arn)
         except ValueError as err:
-            raise ValueError(f"{task}: {err}") from None
-        inputs = {
-            "input_manifest_uri": input_manifest_uri,
-            "input_prefix": input_prefix,
-            "input_text_uri": input_text_uri,
-        }
-        given = [name for name, value in inputs.items() if value]
-        if len(given) != 1:
-            raise ValueError(
-                f"{task}: give exactly one of {', '.join(INPUT_ARGUMENTS)}; got {given or 'none'}"
-            )
-        if input_text_uri and preset.data_key != "source":
-            raise ValueError(f"{task}: input_text_uri: {task_type} labels S3 objects; use input_prefix")
-        if input_prefix and preset.data_key != "source-ref":
-            raise ValueError(f"{task}: input_prefix: {task_type} labels text; use input_text_uri")
-        if not 1 <= workers_per_object <= 9:
-            raise ValueError(f"{task}: workers_per_object must be 1-9, got {workers_per_object}")
-        if not _templated(labels):
-            self._check_labels(labels)
-        # BaseOperator.task_type is the class name; the preset key needs a name of its own.
-        self.labeling_task_type = task_type
+            raise ValueError(f"{self.task_id}: {err}") from None
+        spoken = task_type.replace("_", " ")
+        self.task_title = self.task_title or f"Label {spoken}"
         self.preset = preset
-        self.labels = labels if isinstance(labels, str) else list(labels)
-        self.output_path = output_path
         self.role_arn = role_arn
-        self.input_manifest_uri = input_manifest_uri
-        self.input_prefix = input_prefix
-        self.input_text_uri = input_text_uri
-        self.label_attribute_name = attribute
         self.workteam_arn = workteam_arn
-        self.workers_per_object = workers_per_object
         self.task_time_limit_seconds = task_time_limit_seconds
         self.task_availability_lifetime_seconds = task_availability_lifetime_seconds
         self.max_concurrent_tasks = max_concurrent_tasks
-        self.max_human_labeled_objects = max_human_labeled_objects
         self.max_percentage_objects_labeled = max_percentage_objects_labeled
-        self.auto_labeling = auto_labeling
-        self.task_title = task_title or f"Label {task_type.replace('_', ' ')}"
-        self.task_description = task_description or f"Choose the right label ({task_type.replace('_', ' ')})"
+        self.task_description = task_description or f"Choose the right label ({spoken})"
         self.task_keywords = list(task_keywords or [])
-        self.instructions = instructions
         self.ui_template = ui_template
         self.content_classifiers = list(content_classifiers or [])
         self.output_kms_key_id = output_kms_key_id
         self.volume_kms_key_id = volume_kms_key_id
-        self.tags = dict(tags or {})
-
-    def _check_labels(self, labels: Sequence[str] | str) -> None:
-        if isinstance(labels, str) or not labels:
-            raise ValueError(f"{self.task_id}: labels: give a non-empty list of label names")
-        duplicates = duplicate_labels([str(label) for label in labels])
-        if duplicates:
-            raise ValueError(
-                f"{self.task_id}: labels: {', '.join(map(repr, duplicates))} appear more than once; list each label once"
-            )
 
     # -- inputs -------------------------------------------------------------------------------------------
 
@@ -234,27 +167,17 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
 
     def _manifest_upload(self) -> Upload | None:
         """The manifest built from ``input_prefix`` or ``input_text_uri`` at pre-flight; None for an existing one."""
-        if self.input_prefix:
-            prefix = str(self.input_prefix)
-            bucket, _ = split_s3_uri(prefix, "input_prefix")
-            body = Derived(
-                f"manifest of the objects under {prefix}",
-                lambda reader: manifest_bytes(build_manifest_from_prefix(reader.keys(prefix), bucket)),
-            )
-            argument = "input_prefix"
-        elif self.input_text_uri:
-            text_uri = str(self.input_text_uri)
-            split_s3_uri(text_uri, "input_text_uri")
-            body = Derived(
-                f"manifest of the lines of {text_uri}",
-                lambda reader: manifest_bytes(build_manifest_from_text_lines(reader.read(text_uri).decode())),
-            )
-            argument = "input_text_uri"
-        else:
+        source = self.manifest_source()
+        if source is None:
             return None
+        body = Derived(source.what, lambda reader: manifest_bytes(source.build(reader)))
         # An override of the manifest's URI names your own manifest: the built one is not uploaded.
         return Upload(
-            self._inputs_uri("dataset.manifest"), body, MANIFEST_AT, on_override="replace", argument=argument
+            self._inputs_uri("dataset.manifest"),
+            body,
+            MANIFEST_AT,
+            on_override="replace",
+            argument=source.argument,
         )
 
     def _human_task_config(self, resolved: ResolvedTask, ui: dict[str, str]) -> dict[str, Any]:
@@ -279,14 +202,13 @@ class GroundTruthLabelingOperator(SageMakerJobOperator):
         return human
 
     def build(self, context: Any) -> JobPlan:
-        self._check_labels(self.labels)
+        self.check_rendered_labeling_input()
         resolved = resolve(
             self.labeling_task_type,
             self.hook.region,
             partition=self.hook.partition,
             auto_labeling=self.auto_labeling,
         )
-        check_label_attribute_name(self.label_attribute_name, self.labeling_task_type)
         check_workteam(str(self.workteam_arn))
         config = write_label_category_config(
             [str(label) for label in self.labels],
