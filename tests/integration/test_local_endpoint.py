@@ -17,7 +17,7 @@ from airflow_dl_provider.operators.endpoints import EndpointDeployOperator
 from airflow_dl_provider.triggers.job import SageMakerJobTrigger
 from tests.conftest import ROLE_ARN
 from tests.contract.deferral import first_event, task_deferred
-from tests.integration.digits_model import digit_rows, model_dir, model_tar
+from tests.integration.digits_model import digit_rows, inference_module, model_dir, model_tar
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -252,3 +252,140 @@ def test_deploys_a_registered_model_package(
     model = op.hook.conn.describe_model(ModelName=result["model_name"])
     assert model["PrimaryContainer"]["ModelPackageName"] == package["model_package_arn"]
     assert _invoke(op)
+
+
+# -- blue/green updates: traffic shifts while serving, an alarm rolls back -------------------------------
+
+
+class _Traffic:
+    """Requests sent one after another from a thread until stopped; what each met, and the endpoint's state."""
+
+    def __init__(self, op: EndpointDeployOperator) -> None:
+        self.op = op
+        self.replies: list[tuple[str, str]] = []  # (EndpointStatus when sent, prediction or error code)
+        self.failures: list[BaseException] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from botocore.exceptions import ClientError
+
+        while not self.stop.is_set():
+            status = self.op.hook.conn.describe_endpoint(EndpointName=ENDPOINT)["EndpointStatus"]
+            try:
+                self.replies.append((status, _invoke(self.op)))
+            except ClientError as err:
+                self.replies.append((status, err.response["Error"]["Code"]))
+            except BaseException as err:  # a dropped connection, a refused request: the test fails on it
+                self.failures.append(err)
+
+    def __enter__(self) -> _Traffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=120)
+
+
+def _broken_model_tar(root: Path) -> bytes:
+    """A model whose predict_fn raises: every request to it is a 500, an Invocation5XXErrors."""
+    import io
+    import tarfile
+
+    directory = model_dir(root)
+    with open(directory / "code" / "inference.py", "a") as handler:
+        handler.write(
+            "\n\ndef predict_fn(data, model):\n    raise RuntimeError('this model version is broken')\n"
+        )
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(directory.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(directory)), recursive=False)
+    return buffer.getvalue()
+
+
+def test_a_blue_green_update_keeps_serving_while_traffic_shifts(
+    local_backend: Any, task_context: Any, deployed: set[int], tmp_path: Path
+) -> None:
+    from airflow_dl_provider.specs.deployment import Deployment
+
+    first = _operator(local_backend).execute(task_context("manual__v1", task_id="deploy"))
+    deployed |= _pids(local_backend)
+    old_pid = _record(local_backend)["_pid"]
+    local_backend.upload("models/v2/model.tar.gz", model_tar(tmp_path / "v2", seed=1))
+    update = _operator(
+        local_backend,
+        model_artifacts=local_backend.uri("models/v2/model.tar.gz"),
+        deployment=Deployment("canary", 50, wait_seconds=3, max_errors=0),
+    )
+
+    with _Traffic(update) as traffic:
+        result = update.execute(task_context("manual__v2", task_id="deploy"))
+        deployed |= _pids(local_backend)
+        after = len(traffic.replies)
+        deadline = time.monotonic() + 60
+        while len(traffic.replies) == after and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    assert traffic.failures == []
+    assert [reply for _, reply in traffic.replies if reply == "ModelError"] == []
+    assert any(status == "Updating" for status, _ in traffic.replies), "no request was sent during the update"
+    assert (result["action"], result["status"], result["traffic_shift"]) == ("updated", "InService", "CANARY")
+    described = update.hook.conn.describe_endpoint(EndpointName=ENDPOINT)
+    assert described["EndpointConfigName"] == result["endpoint_config_name"] != first["endpoint_config_name"]
+    routing = described["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing["Type"] == "CANARY" and "PendingDeploymentSummary" not in described
+    assert not process_alive(old_pid), "the old fleet outlived the update"
+    # The last request, sent after the update, was served by the new model.
+    inference = inference_module()
+    body = "".join(",".join(map(str, r)) + "\n" for r in digit_rows(2, seed=3))
+    model = inference.model_fn(str(model_dir(tmp_path / "v2-direct", seed=1)))
+    assert traffic.replies[-1][1] == inference.output_fn(
+        inference.predict_fn(inference.input_fn(body, "text/csv"), model), "text/csv"
+    )
+
+
+def test_an_alarm_on_the_new_fleets_errors_rolls_the_update_back(
+    local_backend: Any, task_context: Any, deployed: set[int], tmp_path: Path
+) -> None:
+    from airflow_dl_provider.exceptions import SageMakerJobError
+    from airflow_dl_provider.specs.deployment import Deployment
+
+    first = _operator(local_backend).execute(task_context("manual__v1", task_id="deploy"))
+    deployed |= _pids(local_backend)
+    old_pid = _record(local_backend)["_pid"]
+    local_backend.upload("models/broken/model.tar.gz", _broken_model_tar(tmp_path / "broken"))
+    # Baked long enough that only the alarm ends the canary early.
+    update = _operator(
+        local_backend,
+        model_artifacts=local_backend.uri("models/broken/model.tar.gz"),
+        deployment=Deployment("canary", 50, wait_seconds=600, max_errors=0),
+        max_wait=900,
+    )
+
+    with _Traffic(update) as traffic, pytest.raises(SageMakerJobError, match="was rolled back") as caught:
+        update.execute(task_context("manual__v2", task_id="deploy"))
+    deployed |= _pids(local_backend)
+
+    assert traffic.failures == []
+    described = update.hook.conn.describe_endpoint(EndpointName=ENDPOINT)
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == (
+        "InService",
+        first["endpoint_config_name"],
+    )
+    (alarm,) = [
+        a["AlarmName"] for a in described["LastDeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    ]
+    assert alarm.endswith("-Invocation5XXErrors") and alarm in described["FailureReason"]
+    assert alarm in str(caught.value) and "\n" not in str(caught.value)
+    (state,) = update.hook.client_for("cloudwatch").describe_alarms(AlarmNames=[alarm])["MetricAlarms"]
+    assert state["StateValue"] == "ALARM"
+    assert "ModelError" in {reply for _, reply in traffic.replies}, "the canary took no request"
+    # The old fleet never stopped serving and serves again alone; the broken one is gone.
+    assert process_alive(old_pid) and _record(local_backend)["_pid"] == old_pid
+    deadline = time.monotonic() + 30  # the broken fleet's process exits once it has handed back
+    while [p for p in deployed if process_alive(p)] != [old_pid] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [p for p in deployed if process_alive(p)] == [old_pid]
+    assert _invoke(update)

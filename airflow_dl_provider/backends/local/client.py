@@ -28,6 +28,7 @@ from airflow_dl_provider.backends.local.endpoint import (
 )
 from airflow_dl_provider.backends.local.processes import process_alive
 from airflow_dl_provider.backends.local.resources import ResourceStore, public
+from airflow_dl_provider.backends.local.rollout import update_fields
 from airflow_dl_provider.backends.local.state import (
     TERMINAL,
     JobStore,
@@ -376,7 +377,9 @@ class LocalSageMakerClient:
         arn = self._arn("endpoint", name)
         record = {**request, "EndpointArn": arn, "EndpointStatus": "Creating"}
         self._add("CreateEndpoint", "endpoint", name, record, arn)
-        pid = start_server(self.store.home, name, config, self.runner_env)
+        pid = start_server(
+            self.store.home, name, config, self.runner_env, s3_url=self.endpoint_url, region=self.region
+        )
         self.resources.update("endpoint", name, _pending_pid=pid)
         return {"EndpointArn": arn}
 
@@ -392,8 +395,10 @@ class LocalSageMakerClient:
                 f'Cannot update in-progress endpoint "{record["EndpointArn"]}" ({record["EndpointStatus"]}).',
                 "UpdateEndpoint",
             )
-        self.resources.update("endpoint", name, EndpointStatus="Updating", FailureReason=None)
-        pid = start_server(self.store.home, name, config, self.runner_env)
+        self.resources.update("endpoint", name, **update_fields(request, record, now_iso()))
+        pid = start_server(
+            self.store.home, name, config, self.runner_env, s3_url=self.endpoint_url, region=self.region
+        )
         self.resources.update("endpoint", name, _pending_pid=pid)
         return {"EndpointArn": record["EndpointArn"]}
 

@@ -1,15 +1,19 @@
 """A local SageMaker endpoint: one detached HTTP server on 127.0.0.1 per endpoint, with data capture.
 
-``python -m airflow_dl_provider.backends.local.endpoint HOME ENDPOINT CONFIG`` loads the first production
-variant's model with its own handlers (:mod:`.hosting`), serves ``POST /endpoints/<name>/invocations``
-and ``GET /ping``, and records itself ``InService`` in the endpoint's record. An update starts a new
-server with the new config; once it serves, it stops the old one (blue/green, as SageMaker does).
+``python -m airflow_dl_provider.backends.local.endpoint HOME ENDPOINT CONFIG S3_URL REGION`` loads the
+first production variant's model with its own handlers (:mod:`.hosting`), serves
+``POST /endpoints/<name>/invocations`` and ``GET /ping``, and records itself ``InService`` in the
+endpoint's record. An update starts a new server with the new config beside the old one, which keeps
+serving; the new one moves the traffic over as the update's ``DeploymentConfig`` says, watching its
+rollback alarms (:mod:`.rollout`), then stops the old one, or, when an alarm trips, hands all traffic
+back to it and stops itself (blue/green, as SageMaker does). A model that raises answers 500, as
+SageMaker's inference toolkit does, and counts as an ``Invocation5XXErrors``.
 
 Data capture writes each sampled request as one JSON line in SageMaker's format to
 ``<DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/<uuid>.jsonl``. SageMaker buffers records into
 fewer, larger files; the local server writes one file per request so a test sees it at once.
-Simulated: the instances, the variant weights (the first variant takes all traffic), and how long an
-endpoint stays ``Deleting`` (:data:`DELETING_SECONDS`; on AWS it takes minutes).
+Simulated: the instances, the variant weights (the first variant takes all traffic), a traffic step
+as a share of requests, and how long an endpoint stays ``Deleting`` (:data:`DELETING_SECONDS`; on AWS it takes minutes).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from airflow_dl_provider.backends.local.hosting import (
 )
 from airflow_dl_provider.backends.local.processes import process_alive
 from airflow_dl_provider.backends.local.resources import ResourceStore
+from airflow_dl_provider.backends.local.rollout import AlarmWatch, FleetStats, roll_out
 from airflow_dl_provider.validation.requests import validate_request, validate_response
 
 if TYPE_CHECKING:
@@ -59,6 +64,8 @@ STOP_GRACE_SECONDS = 5.0
 DELETING_SECONDS = 1.0
 DEFAULT_CSV = ("text/csv",)
 DEFAULT_JSON = ("application/json",)
+# A request that met a fleet as it stopped goes, re-routed, to the one that serves, this often at most.
+ROUTE_ATTEMPTS = 5
 
 
 def stop_process(pid: int | None) -> None:
@@ -75,8 +82,13 @@ def stop_process(pid: int | None) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
-def start_server(home: Path, endpoint: str, config: str, env: Mapping[str, str]) -> int:
-    """Start the detached server process for ``endpoint`` with ``config``; return its pid."""
+def start_server(
+    home: Path, endpoint: str, config: str, env: Mapping[str, str], *, s3_url: str, region: str
+) -> int:
+    """Start the detached server process for ``endpoint`` with ``config``; return its pid.
+
+    :param s3_url: the embedded S3 (and CloudWatch) server the model, the capture and the alarms are on.
+    """
     log_dir = home / "endpoints" / endpoint
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / "server.log", "ab") as out:
@@ -88,6 +100,8 @@ def start_server(home: Path, endpoint: str, config: str, env: Mapping[str, str])
                 str(home),
                 endpoint,
                 config,
+                s3_url,
+                region,
             ],
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -154,6 +168,7 @@ class _Endpoint:
         self, name: str, variant: str, handlers: ModelHandlers, capture: dict[str, Any], s3: Any
     ) -> None:
         self.name, self.variant, self.handlers, self.capture, self.s3 = name, variant, handlers, capture, s3
+        self.stats = FleetStats()
 
     def record(
         self, request: tuple[str | None, bytes], response: tuple[str | None, bytes], inference_id: str | None
@@ -192,11 +207,14 @@ def _handler(endpoint: _Endpoint) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             content_type = self.headers.get("Content-Type")
             accept = self.headers.get("Accept") or "application/json"
+            started = time.perf_counter()
             try:
                 output = endpoint.handlers.invoke(body, content_type, accept)
             except Exception as err:  # the model's error goes back to the caller, as a ModelError
-                self._reply(400, f"{type(err).__name__}: {err}".encode(), "text/plain")
+                endpoint.stats.count(500, None)
+                self._reply(500, f"{type(err).__name__}: {err}".encode(), "text/plain")
                 return
+            endpoint.stats.count(200, (time.perf_counter() - started) * 1e6)
             out_type = accept.split(",", 1)[0].strip()
             self._reply(200, output, out_type)
             endpoint.record((content_type, body), (out_type, output), self.headers.get("X-Amzn-Inference-Id"))
@@ -204,7 +222,14 @@ def _handler(endpoint: _Endpoint) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(home: Path, name: str, config_name: str) -> int:
+class _Server(ThreadingHTTPServer):
+    # Stopping waits for the requests in flight: a fleet that is stopped drops none.
+    daemon_threads = False
+    block_on_close = True
+
+
+def serve(home: Path, name: str, config_name: str, s3_url: str, region: str) -> int:
+    """Serve ``config_name`` as ``name``: at once for a creation, blue/green beside the old fleet for an update."""
     import boto3
 
     store = ResourceStore(home)
@@ -219,28 +244,59 @@ def serve(home: Path, name: str, config_name: str) -> int:
         if model is None:
             raise ValueError(f"Could not find model {variant['ModelName']!r}")
         container = primary_container(model, store)
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=os.environ["AIRFLOW_DL_ENDPOINT_URL"],
-            region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-        )
+        s3 = boto3.client("s3", endpoint_url=s3_url, region_name=region)
         model_dir = download_model(
             s3, container["ModelDataUrl"], home / "endpoints" / name / f"model-{os.getpid()}"
         )
         handlers = ModelHandlers(model_dir, model_program(container))
         capture = dict(config.get("DataCaptureConfig") or {"EnableCapture": False})
-        server = ThreadingHTTPServer(
-            ("127.0.0.1", 0), _handler(_Endpoint(name, variant["VariantName"], handlers, capture, s3))
-        )
+        endpoint = _Endpoint(name, variant["VariantName"], handlers, capture, s3)
+        server = _Server(("127.0.0.1", 0), _handler(endpoint))
     except Exception as err:
         traceback.print_exc()
         reason = f"{type(err).__name__}: {err}"[:1024]
         # A failed update leaves the old config serving; a failed creation leaves nothing.
         store.update(
-            "endpoint", name, EndpointStatus="InService" if updating else "Failed", FailureReason=reason
+            "endpoint",
+            name,
+            EndpointStatus="InService" if updating else "Failed",
+            FailureReason=reason,
+            PendingDeploymentSummary=None,
         )
         return 1
-    previous = record.get("_pid")
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    serving = threading.Thread(target=server.serve_forever, name="serve", daemon=True)
+    serving.start()
+    port = server.server_address[1]
+    log.info("endpoint %s (%s) serving on 127.0.0.1:%d", name, config_name, port)
+    previous = record.get("_pid") if updating and process_alive(record.get("_pid")) else None
+    fleet = {"EndpointName": name, "VariantName": variant["VariantName"], "EndpointConfigName": config_name}
+    deployment = record.get("LastDeploymentConfig") if previous else None
+    rollback = None
+    if previous:
+        cloudwatch = boto3.client("cloudwatch", endpoint_url=s3_url, region_name=region)
+        alarms = ((deployment or {}).get("AutoRollbackConfiguration") or {}).get("Alarms") or []
+        watch = AlarmWatch(cloudwatch, [a["AlarmName"] for a in alarms], fleet)
+        rollback = roll_out(
+            deployment,
+            lambda percent: store.update("endpoint", name, _green_port=port, _green_weight=percent),
+            watch,
+            endpoint.stats,
+        )
+    if rollback:
+        # All traffic back on the old fleet, which never stopped; then this one goes.
+        log.warning("endpoint %s: %s", name, rollback)
+        store.update("endpoint", name, _green_port=None, _green_weight=None)
+        server.shutdown()
+        server.server_close()  # once the requests it still holds are answered
+        store.update(
+            "endpoint",
+            name,
+            EndpointStatus="InService",
+            FailureReason=rollback,
+            PendingDeploymentSummary=None,
+        )
+        return 0
     # Traffic moves to this server first, then the old one stops, then the endpoint says InService:
     # a caller that sees InService after an update is served by the new config only.
     store.update(
@@ -248,15 +304,19 @@ def serve(home: Path, name: str, config_name: str) -> int:
         name,
         EndpointConfigName=config_name,
         _pid=os.getpid(),
-        _port=server.server_address[1],
+        _port=port,
         _variant=variant["VariantName"],
+        _green_port=None,
+        _green_weight=None,
     )
     if previous and previous != os.getpid():
+        policy = (deployment or {}).get("BlueGreenUpdatePolicy") or {}
+        time.sleep(float(policy.get("TerminationWaitInSeconds", 0)))
         stop_process(previous)
-    store.update("endpoint", name, EndpointStatus="InService", FailureReason=None)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
-    log.info("endpoint %s serving on 127.0.0.1:%d", name, server.server_address[1])
-    server.serve_forever()
+    store.update(
+        "endpoint", name, EndpointStatus="InService", FailureReason=None, PendingDeploymentSummary=None
+    )
+    serving.join()
     server.server_close()
     return 0
 
@@ -272,9 +332,7 @@ class LocalRuntimeClient:
         self.region = region
         self.account = account
 
-    def invoke_endpoint(self, **params: Any) -> dict[str, Any]:
-        validate_request("InvokeEndpoint", params, service="sagemaker-runtime")
-        name = params["EndpointName"]
+    def _record(self, name: str) -> dict[str, Any]:
         record = self.store.get("endpoint", name)
         if (
             record is None
@@ -285,6 +343,18 @@ class LocalRuntimeClient:
             arn = f"arn:aws:sagemaker:{self.region}:{self.account}:endpoint/{name.lower()}"
             error = service_behaviour.not_found_error("InvokeEndpoint", name, arn)
             raise ClientError({"Error": error}, "InvokeEndpoint")
+        return record
+
+    @staticmethod
+    def _fleet(record: Mapping[str, Any]) -> int:
+        """The port of the fleet this request goes to: during a blue/green update, the new one takes its share."""
+        green, share = record.get("_green_port"), float(record.get("_green_weight") or 0)
+        return int(green) if green and random.uniform(0, 100) < share else int(record["_port"])
+
+    def invoke_endpoint(self, **params: Any) -> dict[str, Any]:
+        validate_request("InvokeEndpoint", params, service="sagemaker-runtime")
+        name = params["EndpointName"]
+        self._record(name)
         body = params["Body"]
         data = (
             body.read() if hasattr(body, "read") else body.encode() if isinstance(body, str) else bytes(body)
@@ -294,24 +364,34 @@ class LocalRuntimeClient:
             headers["Accept"] = params["Accept"]
         if params.get("InferenceId"):
             headers["X-Amzn-Inference-Id"] = params["InferenceId"]
-        url = f"http://127.0.0.1:{record['_port']}/endpoints/{name}/invocations"
-        try:
-            with urllib.request.urlopen(
-                urllib.request.Request(url, data=data, headers=headers), timeout=60
-            ) as reply:
-                payload, content_type = reply.read(), reply.headers.get("Content-Type")
-                variant = reply.headers.get("X-Amzn-Invoked-Production-Variant")
-        except urllib.error.HTTPError as err:
-            message = err.read().decode(errors="replace")
-            raise ClientError(
-                {
-                    "Error": {
-                        "Code": "ModelError",
-                        "Message": f'Received client error ({err.code}) from primary with message "{message}".',
-                    }
-                },
-                "InvokeEndpoint",
-            ) from None
+        for attempt in range(ROUTE_ATTEMPTS):
+            url = f"http://127.0.0.1:{self._fleet(self._record(name))}/endpoints/{name}/invocations"
+            try:
+                with urllib.request.urlopen(
+                    urllib.request.Request(url, data=data, headers=headers), timeout=60
+                ) as reply:
+                    payload, content_type = reply.read(), reply.headers.get("Content-Type")
+                    variant = reply.headers.get("X-Amzn-Invoked-Production-Variant")
+                break
+            except urllib.error.HTTPError as err:
+                message = err.read().decode(errors="replace")
+                side = "server" if err.code >= 500 else "client"
+                raise ClientError(
+                    {
+                        "Error": {
+                            "Code": "ModelError",
+                            "Message": f'Received {side} error ({err.code}) from primary with message "{message}".',
+                        }
+                    },
+                    "InvokeEndpoint",
+                ) from None
+            except (urllib.error.URLError, ConnectionError) as err:
+                # A fleet that stopped between reading the record and connecting never saw the request:
+                # SageMaker's router would have sent it to the fleet that serves, and so does this.
+                cause = getattr(err, "reason", err)
+                if not isinstance(cause, ConnectionError) or attempt == ROUTE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
         response = {
             "Body": StreamingBody(io.BytesIO(payload), len(payload)),
             "ContentType": content_type,
@@ -323,4 +403,4 @@ class LocalRuntimeClient:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    sys.exit(serve(Path(sys.argv[1]), sys.argv[2], sys.argv[3]))
+    sys.exit(serve(Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]))
