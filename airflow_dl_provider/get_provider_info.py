@@ -48,6 +48,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_dl_provider.operators.tuning",
                     "airflow_dl_provider.operators.compilation",
                     "airflow_dl_provider.operators.transform",
+                    "airflow_dl_provider.operators.processing",
                     "airflow_dl_provider.operators.endpoints",
                     "airflow_dl_provider.operators.registry",
                     "airflow_dl_provider.operators.evaluation",
