@@ -149,7 +149,7 @@ class AlarmWatch:
 
 def roll_out(
     deployment: Mapping[str, Any] | None,
-    shift: Callable[[int], None],
+    shift: Callable[[int], object],
     watch: AlarmWatch,
     stats: FleetStats,
 ) -> str | None:
