@@ -178,17 +178,21 @@ def compare_models(results: Mapping[str, Mapping[str, Any] | None], metric: str 
     :param results: region -> its ``train`` task's XCom (None when it has none).
     :return: ``{"metric", "regions": [{"region", "job_name", "model_artifacts", "metrics"}], "best_region"}``
     """
-    rows = [
-        {
-            "region": region,
-            "job_name": (result or {}).get("job_name"),
-            "model_artifacts": (result or {}).get("model_artifacts"),
-            "metrics": dict((result or {}).get("metrics") or {}),
-        }
-        for region, result in results.items()
-    ]
-    scored = [row for row in rows if metric and metric in row["metrics"]]
-    best = max(scored, key=lambda row: row["metrics"][metric])["region"] if scored else None
+    rows: list[dict[str, Any]] = []
+    scores: dict[str, float] = {}
+    for region, result in results.items():
+        metrics = dict((result or {}).get("metrics") or {})
+        rows.append(
+            {
+                "region": region,
+                "job_name": (result or {}).get("job_name"),
+                "model_artifacts": (result or {}).get("model_artifacts"),
+                "metrics": metrics,
+            }
+        )
+        if metric and metric in metrics:
+            scores[region] = float(metrics[metric])
+    best = max(scores, key=scores.__getitem__) if scores else None
     return {"metric": metric, "regions": rows, "best_region": best}
 
 
@@ -216,8 +220,9 @@ def regional_dag(config: PipelineConfig, config_path: Path) -> Any:
         groups = []
         for region in config.regions:
             local = regional_config(config, region)
-            defaults = {"aws_conn_id": region.aws_conn_id, "region_name": region.region}
-            with TaskGroup(group_id=region.region, default_args=defaults) as group:
+            defaults: dict[str, Any] = {"aws_conn_id": region.aws_conn_id, "region_name": region.region}
+            # attrs types default_args through its copy.deepcopy converter, which mypy reads as a TypeVar.
+            with TaskGroup(group_id=region.region, default_args=defaults) as group:  # type: ignore[arg-type]
                 prepare = data_stages(local)
                 prepare >> training_task(local, training_definition(local, config_path), "train", "train")
             ids = frozenset(task_id.removeprefix(f"{region.region}.") for task_id in group.children)
