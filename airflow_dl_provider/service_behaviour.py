@@ -16,7 +16,8 @@ The API (stable; the contract suite and the local backend build on it):
 - :data:`IN_PROGRESS` ``{resource: InProgress}`` and :func:`in_progress_refusal`
   ``(resource, operation, status, name, arn)``: calls the service refuses while it changes a resource.
 - :data:`LOG_STREAMS` ``{job kind key: LogStreams}`` and :func:`log_stream_prefix`
-  ``(kind_key, job_name) -> (prefix, exact)``: the CloudWatch log group and stream names per job kind.
+  ``(kind_key, job_name) -> (prefix, exact)``: the CloudWatch log group and stream names per job kind;
+  :data:`HOST_STARTED` and :func:`host_started`: when a job's hosts can have written a stream.
 - :data:`THROTTLING` ``{service: {"Code", "Message"}}``, :data:`THROTTLING_CODES`, :func:`is_throttling`.
 - :data:`STOP_REASONS` and :func:`stop_reason`: why the service itself stopped a job (MaxRuntimeExceeded).
 
@@ -555,6 +556,65 @@ PROCESSING = ProcessingRules(
 # runs ``command + [path/<file>]`` (sagemaker/processing.py; the request is quoted in
 # aws/amazon-sagemaker-examples#1604: InputName 'code', LocalPath '/opt/ml/processing/input/code').
 PROCESSING_CODE_INPUT = ("code", "/opt/ml/processing/input/code")
+
+
+@dataclass(frozen=True)
+class HostStart:
+    """What in a job's description says a host runs the job's container, so its log streams can exist.
+
+    :param field: the Describe member; a host has started once it is present and not one of ``before``.
+    :param before: values of ``field`` that come before any container runs.
+    """
+
+    field: str
+    before: frozenset[str] = frozenset()
+    source: str = ""
+
+
+# Before these, no container writes: listing log streams would find none. Training's Starting and
+# Downloading (and the retired LaunchingMLInstances, PreparingTrainingStack, DownloadingTrainingImage)
+# come first; Training's own first message is often "Downloading the training image", so streams may
+# still be missing then and are listed again until each host has one.
+HOST_STARTED: dict[str, HostStart] = {
+    "training": HostStart(
+        "SecondaryStatus",
+        frozenset(
+            {
+                "Pending",
+                "Starting",
+                "LaunchingMLInstances",
+                "PreparingTrainingStack",
+                "Downloading",
+                "DownloadingTrainingImage",
+            }
+        ),
+        source=_API.format("SecondaryStatusTransition"),
+    ),
+    # TransformStartTime: "when the transform job starts on ML instances".
+    "transform": HostStart("TransformStartTime", source=_API.format("DescribeTransformJob")),
+    "processing": HostStart("ProcessingStartTime", source=_API.format("DescribeProcessingJob")),
+    "compilation": HostStart("CompilationStartTime", source=_API.format("DescribeCompilationJob")),
+    "labeling": HostStart(
+        "LabelingJobStatus", frozenset({"Initializing"}), source=_API.format("DescribeLabelingJob")
+    ),
+}
+
+
+def host_started(kind_key: str, description: dict[str, Any]) -> bool:
+    """True once the job's description says a host runs its container (kinds without a row: always)."""
+    row = HOST_STARTED.get(kind_key)
+    if row is None:
+        return True
+    value = description.get(row.field)
+    return value is not None and value not in row.before
+
+
+# GetLogEvents: "If you have reached the end of the stream, it returns the same token you passed in";
+# a page holds at most 10,000 events or 1 MB, and may be empty while more events follow.
+LOG_EVENTS_PAGE = {"max_events": 10_000, "max_bytes": 1_048_576}
+LOG_EVENTS_SOURCE = (
+    "https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_GetLogEvents.html"
+)
 
 
 # -- throttling -------------------------------------------------------------------------------------------

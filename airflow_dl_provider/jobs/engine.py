@@ -2,23 +2,33 @@
 
 The engine talks to a client with the SageMaker API's method names (boto3's, or the local backend's
 drop-in client) and knows a kind only through its :class:`~.kinds.JobKind` row. :func:`poll_once` is
-the one place a description is classified: ``wait`` here, the trigger and the sensor all ask it.
+the one place a description is classified (:mod:`~.polling`, re-exported here): ``wait`` here, the
+trigger and the sensor all ask it, and pace their looks by the same :class:`~.polling.PollSchedule`.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from airflow_dl_provider import service_behaviour
 from airflow_dl_provider.exceptions import SageMakerJobError
 from airflow_dl_provider.jobs.logs import JobLogStreamer, LogCursor
-from airflow_dl_provider.jobs.naming import IF_EXISTS_CHOICES, IfExists, deterministic_job_name
+from airflow_dl_provider.jobs.naming import IF_EXISTS_CHOICES, MAX_ATTEMPTS, IfExists, JobNames
+from airflow_dl_provider.jobs.polling import (
+    FAILURE,
+    SUCCESS,
+    WAITING,
+    Goal,
+    JobWatch,
+    Outcome,
+    Verdict,
+    poll_once,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -26,94 +36,15 @@ if TYPE_CHECKING:
     from airflow_dl_provider.jobs.kinds import JobKind
 
 
-# Enough follow-up jobs for any sane retry policy; past this something is wrong, so say so.
-MAX_ATTEMPTS = 50
 # How long past the job's own limit we keep waiting: provisioning p3dn capacity and uploading
 # the model are not counted in MaxRuntimeInSeconds.
 WAIT_SLACK_SECONDS = 3600
+# Pauses before copying the last log lines again when a CloudWatch Logs call failed (throttled).
+LOG_RETRY_PAUSES = (1.0, 2.0, 4.0)
 # A retry comes soon after its first try: its version is among the group's newest.
 RETRY_LOOKBACK = 20
 # The metadata property a versioned resource carries to name the task instance that created it.
 TASK_KEY_PROPERTY = "airflow:task-instance"
-
-Verdict = Literal["success", "failure", "waiting"]
-SUCCESS: Verdict = "success"
-FAILURE: Verdict = "failure"
-WAITING: Verdict = "waiting"
-# What a wait is for: a usable job or resource, or a deleted resource's name set free.
-Goal = Literal["ready", "gone"]
-# The status an Outcome reports for a name the service does not know.
-ABSENT = "absent"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one look at a job or resource says.
-
-    :param verdict: ``success``, ``failure`` (``reason`` says why, when the service does) or ``waiting``.
-    :param status: the service's status, or ``absent`` when no job or resource has the name.
-    :param message: one line for the log, the trigger event and the error.
-    """
-
-    verdict: Verdict
-    status: str
-    message: str
-    name: str = ""
-    reason: str = ""
-
-    @property
-    def done(self) -> bool:
-        return self.verdict != WAITING
-
-    def error(self) -> SageMakerJobError:
-        return SageMakerJobError(
-            self.message, job_name=self.name, status=self.status, failure_reason=self.reason
-        )
-
-
-def poll_once(
-    kind: JobKind,
-    description: Mapping[str, Any] | None,
-    *,
-    name: str | None = None,
-    goal: Goal = "ready",
-    absent: Verdict = FAILURE,
-) -> Outcome:
-    """Classify one description (None: the service knows no such name) by the kind's row.
-
-    :param name: the name to report; defaults to the description's own.
-    :param goal: ``ready``: success is a succeeded state; ``gone``: success is the name being free
-        again, and only the kind's deleting state is worth waiting on.
-    :param absent: what a missing name means when ``goal`` is ``ready``: ``failure`` (it was started,
-        so it should exist) or ``waiting`` (a sensor waiting for something else to start it).
-    """
-    name = name or str((description or {}).get(kind.name_field) or "")
-    subject = f"{kind.noun} {name}"
-    if description is None:
-        if goal == "gone":
-            return Outcome(SUCCESS, ABSENT, f"{subject} is gone", name)
-        if absent == WAITING:
-            return Outcome(WAITING, ABSENT, f"{subject} does not exist yet", name)
-        return Outcome(absent, ABSENT, f"{subject} does not exist", name)
-    status = str(description.get(kind.status_field))
-    if goal == "gone":
-        if status == kind.deleting:
-            return Outcome(WAITING, status, f"{subject} is {status}", name)
-        return Outcome(
-            FAILURE,
-            status,
-            f"{subject} is {status} while being deleted; someone else is using this name",
-            name,
-        )
-    if status in kind.succeeded:
-        return Outcome(SUCCESS, status, f"{subject} {status}", name)
-    if status in kind.failed or (kind.deleting is not None and status == kind.deleting):
-        reason = kind.failure_reason(description) if status in kind.failed else "it is being deleted"
-        return Outcome(
-            FAILURE, status, f"{subject} {status}" + (f": {reason}" if reason else ""), name, reason
-        )
-    # Running, or a state this table does not know yet: the service may still move it on.
-    return Outcome(WAITING, status, f"{subject} is {status}", name)
 
 
 @dataclass
@@ -175,34 +106,18 @@ class JobEngine:
         return poll_once(self.kind, description, name=name, goal=goal, absent=absent)
 
     def ensure(
-        self,
-        request: Mapping[str, Any],
-        *,
-        dag_id: str,
-        task_id: str,
-        run_id: str,
-        map_index: int = -1,
-        prefix: str | None = None,
-        if_exists: IfExists = "reattach",
+        self, request: Mapping[str, Any], names: JobNames, *, if_exists: IfExists = "reattach"
     ) -> JobHandle:
         """Create the task instance's job, or attach to the one an earlier try started.
 
-        Attempt names are tried in order. ``reattach``: the first that is running or completed is
-        returned; failed and stopped ones are passed over; the first free name is created. ``fail``:
-        any existing job is an error. ``new``: always create, on the first free name.
+        ``names`` (computed once, by the operator, from the task instance's ids) are tried in order.
+        ``reattach``: the first that is running or completed is returned; failed and stopped ones are
+        passed over; the first free name is created. ``fail``: any existing job is an error. ``new``:
+        always create, on the first free name.
         """
         if if_exists not in IF_EXISTS_CHOICES:
             raise ValueError(f"if_exists must be one of {', '.join(IF_EXISTS_CHOICES)}, got {if_exists!r}")
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            name = deterministic_job_name(
-                dag_id,
-                task_id,
-                run_id,
-                map_index,
-                max_length=self.kind.max_name_length,
-                prefix=prefix,
-                attempt=attempt,
-            )
+        for name in names:
             description = self.describe(name)
             if description is None:
                 return self._create(name, request)
@@ -332,6 +247,29 @@ class JobEngine:
         limit = self.kind.max_seconds(request)
         return None if not limit else float(limit) + WAIT_SLACK_SECONDS
 
+    def watch(
+        self,
+        name: str,
+        *,
+        poll_interval: float,
+        log_cursor: LogCursor | None = None,
+        goal: Goal = "ready",
+        absent: Verdict = FAILURE,
+        with_logs: bool = True,
+    ) -> JobWatch:
+        """A :class:`~.polling.JobWatch` on ``name`` through this engine's clients (the trigger's too)."""
+        return JobWatch(
+            self.kind,
+            name,
+            log=self.log,
+            poll_interval=poll_interval,
+            client=self.client,
+            logs_client=self.logs_client if with_logs else None,
+            cursor=log_cursor,
+            goal=goal,
+            absent=absent,
+        )
+
     def wait(
         self,
         name: str,
@@ -341,43 +279,30 @@ class JobEngine:
         log_cursor: LogCursor | None = None,
         goal: Goal = "ready",
     ) -> dict[str, Any]:
-        """Poll until :func:`poll_once` says done, copying log lines; return the description on success.
+        """Poll until :func:`poll_once` says done, logging progress and log lines; return the description.
 
-        Polls start fast and back off with jitter up to ``poll_interval``, so a short local job is seen
-        to end quickly and a long cluster job is not polled into throttling. A poll the service throttles
-        past botocore's own retries is tried again later: the job runs (and bills) on, and failing the
-        task would only make its retry reattach.
+        Looks are paced by :class:`~.polling.PollSchedule`: at once, then from a second growing to a
+        60 s ceiling. A look the service throttles past botocore's own retries is tried again later:
+        the job runs (and bills) on, and failing the task would only make its retry reattach.
 
         :param goal: ``ready`` (succeeded) or ``gone`` (a deleted resource's name is free; returns ``{}``).
         :raises SageMakerJobError: it failed or was stopped, or ``max_wait`` passed (a job is then
             stopped: nobody is waiting for it any more; a resource is left as it is).
         """
-        cursor: LogCursor = log_cursor if log_cursor is not None else {}
-        streamer = self._streamer(name)
+        watch = self.watch(name, poll_interval=poll_interval, log_cursor=log_cursor, goal=goal)
         deadline = None if max_wait is None else self._clock() + max_wait
-        delay = min(1.0, poll_interval)
-        last_status = None
-        throttled = 0
         while True:
+            remaining = None if deadline is None else max(0.0, deadline - self._clock())
             try:
                 description = self.describe(name)
             except ClientError as err:
-                if not service_behaviour.is_throttling(err) or (
-                    deadline is not None and self._clock() >= deadline
-                ):
+                if not service_behaviour.is_throttling(err) or remaining == 0.0:
                     raise
-                throttled += 1
-                log = self.log.warning if throttled == 1 else self.log.debug
-                log("Describe%s %s throttled (%s); polling again later", self.kind.noun, name, err)
-                self._sleep(poll_interval * random.uniform(0.8, 1.2))
-                delay = poll_interval
+                self._sleep(watch.throttled(err, remaining))
                 continue
-            outcome = self.poll_once(description, name=name, goal=goal)
-            if outcome.status != last_status:
-                self.log.info("%s %s: %s", self.kind.noun, name, outcome.status)
-                last_status = outcome.status
-            if streamer:
-                streamer.copy_new_lines(cursor)
+            outcome = watch.see(description)
+            if outcome.done:
+                self._copy_the_rest(watch.streamer, watch.cursor)
             if outcome.verdict == SUCCESS:
                 return dict(description or {})
             if outcome.verdict == FAILURE:
@@ -392,12 +317,21 @@ class JobEngine:
                     job_name=name,
                     status=outcome.status,
                 )
-            self._sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 1.5, poll_interval)
+            self._sleep(watch.schedule.next_pause(None if deadline is None else deadline - self._clock()))
 
     def copy_logs(self, name: str, cursor: LogCursor) -> None:
+        """Copy every log line ``cursor`` has not had (before deferring, and on resuming)."""
         streamer = self._streamer(name)
         if streamer:
+            streamer.copy_new_lines(cursor)
+            self._copy_the_rest(streamer, cursor)
+
+    def _copy_the_rest(self, streamer: JobLogStreamer | None, cursor: LogCursor) -> None:
+        """A copy whose call failed (throttled) is tried a few more times: no later look will."""
+        for pause in LOG_RETRY_PAUSES:
+            if streamer is None or not streamer.failed:
+                return
+            self._sleep(pause)
             streamer.copy_new_lines(cursor)
 
     def _streamer(self, name: str) -> JobLogStreamer | None:

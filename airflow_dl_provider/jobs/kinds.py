@@ -93,6 +93,14 @@ def _processing_result(d: Mapping[str, Any]) -> dict[str, Any]:
     return {"outputs": {o["OutputName"]: _dig(o, "S3Output", "S3Uri") for o in outputs}}
 
 
+def _training_hosts(d: Mapping[str, Any]) -> int | None:
+    config = d.get("ResourceConfig") or {}
+    groups = config.get("InstanceGroups") or []
+    if groups:  # a heterogeneous cluster: each group's hosts write their own streams
+        return sum(int(g.get("InstanceCount") or 0) for g in groups) or None
+    return config.get("InstanceCount")
+
+
 def _failure_reason(d: Mapping[str, Any]) -> str:
     return str(d.get("FailureReason") or "")
 
@@ -126,6 +134,12 @@ class JobKind:
         (``ModelPackageGroupName``): it has no name of its own, the service numbers it.
     :param only_deletable: states in which a resource takes no call but its delete; one found in
         such a state is deleted and created again under its name.
+    :param hosts: how many hosts the job runs on, from its description: each writes its own log
+        stream, so streams are listed until that many are known (None: listed once a host started).
+    :param counters_field: a Describe member counting the job's progress (``LabelCounters``), logged
+        when it changes.
+    :param trials_method: the client method listing a job's child jobs (a tuning job's trials), each
+        logged once as it ends.
     """
 
     key: str
@@ -143,6 +157,9 @@ class JobKind:
     deleting: str | None = None
     versioned_in: str | None = None
     only_deletable: frozenset[str] = frozenset()
+    hosts: Callable[[Mapping[str, Any]], int | None] = field(default=lambda _d: None)
+    counters_field: str | None = None
+    trials_method: str | None = None
 
     @property
     def name_field(self) -> str:
@@ -206,6 +223,12 @@ class JobKind:
         """The CloudWatch Logs group the job writes to (service_behaviour.LOG_STREAMS), if any."""
         return service_behaviour.log_group(self.key)
 
+    def host_started(self, description: Mapping[str, Any]) -> bool:
+        """True once a host runs the job's container, so its log streams can exist; an ended job too."""
+        if str(description.get(self.status_field)) in self.terminal:
+            return True
+        return service_behaviour.host_started(self.key, dict(description))
+
     @property
     def terminal(self) -> frozenset[str]:
         return self.succeeded | self.failed
@@ -240,6 +263,7 @@ JOB_KINDS: dict[str, JobKind] = {
             console_fragment="jobs/{job_name}",
             max_seconds=_training_max_seconds,
             result=_training_result,
+            hosts=_training_hosts,
         ),
         JobKind(
             key="tuning",
@@ -252,6 +276,8 @@ JOB_KINDS: dict[str, JobKind] = {
             console_fragment="hyper-tuning-jobs/{job_name}",
             max_seconds=_tuning_max_seconds,
             result=_tuning_result,
+            counters_field="TrainingJobStatusCounters",
+            trials_method="list_training_jobs_for_hyper_parameter_tuning_job",
         ),
         JobKind(
             key="labeling",
@@ -263,6 +289,7 @@ JOB_KINDS: dict[str, JobKind] = {
             console_fragment="labeling-jobs/details/{job_name}",
             max_seconds=lambda r: _dig(r, "StoppingConditions", "MaxRuntimeInSeconds"),
             result=_labeling_result,
+            counters_field="LabelCounters",
         ),
         JobKind(
             key="compilation",
@@ -284,6 +311,7 @@ JOB_KINDS: dict[str, JobKind] = {
             failed=_FAILED,
             console_fragment="transform-jobs/{job_name}",
             result=_transform_result,
+            hosts=lambda d: _dig(d, "TransformResources", "InstanceCount"),
         ),
         JobKind(
             key="processing",
@@ -295,6 +323,7 @@ JOB_KINDS: dict[str, JobKind] = {
             console_fragment="processing-jobs/{job_name}",
             max_seconds=lambda r: _dig(r, "StoppingCondition", "MaxRuntimeInSeconds"),
             result=_processing_result,
+            hosts=lambda d: _dig(d, "ProcessingResources", "ClusterConfig", "InstanceCount"),
         ),
     )
 }

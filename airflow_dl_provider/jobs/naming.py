@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 # What to do when the task instance's job name is taken: see JobEngine.ensure.
 IfExists = Literal["reattach", "fail", "new"]
 IF_EXISTS_CHOICES: tuple[IfExists, ...] = ("reattach", "fail", "new")
 
 _HASH_LENGTH = 10
+# Enough follow-up jobs for any sane retry policy; past this something is wrong, so say so.
+MAX_ATTEMPTS = 50
 
 
 def _slug(text: str) -> str:
@@ -50,3 +56,42 @@ def deterministic_job_name(
     if not slug:
         return ("j" + suffix)[:max_length]
     return slug + suffix
+
+
+@dataclass(frozen=True)
+class JobNames:
+    """The names one task instance's jobs take, in order: the first, then one per failed attempt.
+
+    Computed once from the task instance's ids; the engine only walks them
+    (:meth:`~airflow_dl_provider.jobs.engine.JobEngine.ensure`), so every caller asks for the same job.
+
+    :param max_length: the job kind's limit on names (``JobKind.max_name_length``).
+    :param prefix: ``job_name_prefix``; None: the dag and task ids.
+    """
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    map_index: int = -1
+    max_length: int = 63
+    prefix: str | None = None
+
+    def attempt(self, attempt: int) -> str:
+        """The name of the ``attempt``-th job (1: the first)."""
+        return deterministic_job_name(
+            self.dag_id,
+            self.task_id,
+            self.run_id,
+            self.map_index,
+            max_length=self.max_length,
+            prefix=self.prefix,
+            attempt=attempt,
+        )
+
+    @property
+    def first(self) -> str:
+        return self.attempt(1)
+
+    def __iter__(self) -> Iterator[str]:
+        """Attempt names 1 to :data:`MAX_ATTEMPTS`."""
+        return (self.attempt(n) for n in range(1, MAX_ATTEMPTS + 1))

@@ -19,9 +19,9 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
-from airflow_dl_provider.exceptions import PreflightError, SageMakerJobError
+from airflow_dl_provider.exceptions import PreflightError, RequestValidationError, SageMakerJobError
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
-from airflow_dl_provider.jobs.naming import IF_EXISTS_CHOICES, IfExists, deterministic_job_name
+from airflow_dl_provider.jobs.naming import IF_EXISTS_CHOICES, IfExists, JobNames
 from airflow_dl_provider.jobs.plan import JobPlan, deep_merge
 from airflow_dl_provider.links.console import SageMakerJobLink
 
@@ -206,11 +206,15 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
 
         return JobEngine(self.job_kind, self.hook.conn, logs_client=self.hook.logs, log=self.log)
 
-    def first_job_name(self, context: Any) -> str:
-        """The task instance's first attempt name (the engine derives later attempts from the same ids)."""
-        name = deterministic_job_name(
+    def job_names(self, context: Any) -> JobNames:
+        """The task instance's job names, computed once: the engine only walks them."""
+        return JobNames(
             **_context_ids(context), max_length=self.job_kind.max_name_length, prefix=self.job_name_prefix
         )
+
+    def first_job_name(self, context: Any) -> str:
+        """The first of :meth:`job_names`: the name validation and the console link stand on."""
+        name = self.job_names(context).first
         if self.job_name_prefix and not name.startswith(self.job_name_prefix):
             self.log.info(
                 "job_name_prefix %r becomes %s: %s names are at most %d characters of [a-zA-Z0-9-]",
@@ -235,7 +239,7 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
             # The name comes from job_name_prefix and the task's ids so a retry finds its job; an
             # invalid one is reported as the service would, a valid one is refused all the same.
             validate_request(self.job_kind.create_operation, deep_merge(plan.request, self.overrides))
-            raise ValueError(
+            raise RequestValidationError(
                 f"{self.task_id}: overrides: {name_field} is set by the operator (deterministic, so a retry "
                 "reattaches); use job_name_prefix instead"
             )
@@ -264,9 +268,7 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
         self.stage(plan)
         request = plan.request
         engine = self.engine()
-        handle = engine.ensure(
-            request, **_context_ids(context), prefix=self.job_name_prefix, if_exists=self.if_exists
-        )
+        handle = engine.ensure(request, self.job_names(context), if_exists=self.if_exists)
         self.job_name = handle.name
         SageMakerJobLink.persist(
             context=context,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from airflow_dl_provider.jobs.kinds import JobKind
+    from airflow_dl_provider.jobs.polling import JobWatch
 
 
 def _sensor_timeout() -> type[Exception]:
@@ -40,7 +41,10 @@ class SageMakerJobSensor(AwsBaseSensor[SageMakerJobHook]):
         Completed, named by its ARN).
     :param job_name: the job or resource to watch. (templated)
     :param deferrable: wait in the triggerer instead of a worker slot; defaults to
-        ``[operators] default_deferrable``. The state is checked once before deferring.
+        ``[operators] default_deferrable``. The state is checked once before deferring; deferred, the
+        trigger paces its looks by the engine's schedule (from ``poke_interval`` to a 60 s ceiling).
+        Poking, Airflow pokes every ``poke_interval`` (60 s by default). Either way status changes,
+        secondary status transitions and ended tuning trials are logged once each.
     """
 
     aws_hook_class = SageMakerJobHook
@@ -59,19 +63,24 @@ class SageMakerJobSensor(AwsBaseSensor[SageMakerJobHook]):
         self.job_kind = job_kind
         self.job_name = job_name
         self.deferrable = deferrable
+        self._watch: JobWatch | None = None
 
     def poke(self, context: Any) -> bool:
         engine = JobEngine(self.kind, self.hook.conn, log=self.log)
+        if self._watch is None or self._watch.name != self.job_name:
+            # Kept between pokes (poke mode), so each transition and trial is logged once.
+            self._watch = engine.watch(
+                self.job_name, poll_interval=self.poke_interval, absent=WAITING, with_logs=False
+            )
         try:
             description = engine.describe(self.job_name)
         except ClientError as err:
             if not service_behaviour.is_throttling(err):
                 raise
-            self.log.warning("%s %s: %s; poking again later", self.kind.noun, self.job_name, err)
+            self._watch.throttled(err)
             return False
-        outcome = engine.poll_once(description, name=self.job_name, absent=WAITING)
+        outcome = self._watch.see(description)
         if outcome.verdict == WAITING:
-            self.log.info("%s", outcome.message)
             return False
         if outcome.verdict == SUCCESS:
             return True

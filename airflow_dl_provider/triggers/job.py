@@ -27,7 +27,9 @@ class SageMakerJobTrigger(BaseTrigger):
 
     ``status`` is ``success`` (it succeeded: a job Completed, an endpoint InService), ``error`` (it
     failed or was stopped; ``message`` carries its FailureReason) or ``timeout`` (``deadline`` passed
-    while it still ran). Each poll is classified by :func:`~airflow_dl_provider.jobs.engine.poll_once`.
+    while it still ran). Each poll is classified by :func:`~airflow_dl_provider.jobs.engine.poll_once`
+    and paced by the engine's :class:`~airflow_dl_provider.jobs.polling.PollSchedule`; status changes,
+    secondary status transitions and ended tuning trials go to the trigger's log as they appear.
 
     :param job_kind: a key of :data:`~airflow_dl_provider.jobs.kinds.KINDS` (``training``, ``endpoint``, ...).
     :param job_name: the job or resource name (a model package's ARN).
@@ -122,18 +124,23 @@ class SageMakerJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         kind = job_kind(self.job_kind)
+        # Log lines are copied by the task when it resumes (from its cursor): here only progress.
+        watch = self.engine.watch(
+            self.job_name, poll_interval=self.poll_interval, absent=self.absent, with_logs=False
+        )
         while True:
+            remaining = None if self.deadline is None else max(0.0, self.deadline - time.time())
             # boto3 and the local client are blocking: keep them off the triggerer's event loop.
             try:
                 description = await asyncio.to_thread(self.engine.describe, self.job_name)
             except ClientError as err:
                 if not service_behaviour.is_throttling(err):
                     raise
-                # Throttled past botocore's retries: it runs on; ask again at the next poll.
-                self.log.warning("%s %s: %s; polling again later", kind.noun, self.job_name, err)
-                await asyncio.sleep(self.poll_interval)
+                # Throttled past botocore's retries: it runs on; ask again after a longer pause.
+                await asyncio.sleep(watch.throttled(err, remaining))
                 continue
-            outcome = self.engine.poll_once(description, name=self.job_name, absent=self.absent)
+            # A tuning job's trials are listed here as they end: a blocking call too.
+            outcome = await asyncio.to_thread(watch.see, description)
             if outcome.verdict == SUCCESS:
                 yield self._event("success", outcome.message)
                 return
@@ -145,8 +152,9 @@ class SageMakerJobTrigger(BaseTrigger):
                     "timeout", f"{kind.noun} {self.job_name} still {outcome.status} at the deadline"
                 )
                 return
-            self.log.info("%s; next check in %ss", outcome.message, self.poll_interval)
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(
+                watch.schedule.next_pause(None if self.deadline is None else self.deadline - time.time())
+            )
 
     async def on_kill(self) -> None:
         """The task was killed while deferred (marked failed, cleared): undo what it started, nothing else."""

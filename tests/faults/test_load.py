@@ -20,6 +20,7 @@ import pytest
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.jobs.engine import JobEngine
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
+from airflow_dl_provider.jobs.naming import JobNames
 from airflow_dl_provider.operators.training import source_archive
 
 if TYPE_CHECKING:
@@ -87,13 +88,13 @@ def test_50_concurrent_jobs_0_lost_0_duplicated_every_line_copied_once(
     def task(index: int) -> None:
         engine = JobEngine(kind, client, logs_client=logs, log=task_logs[index])
         request = _request(local_backend.bucket, submit, index)
-        ids = {"dag_id": "dl_load", "task_id": "train", "run_id": "manual__load", "map_index": index}
+        job_names = JobNames("dl_load", "train", "manual__load", index)
         try:
             started.wait(timeout=120)  # all 50 creates at once
-            handle = engine.ensure(request, **ids)
+            handle = engine.ensure(request, job_names)
             created.append((index, handle.name, handle.created))
             retried.wait(timeout=120)
-            again = engine.ensure(request, **ids)  # the task retried while its job runs (or has run)
+            again = engine.ensure(request, job_names)  # the task retried while its job runs (or has run)
             created.append((index, again.name, again.created))
             results[index] = engine.wait(handle.name, poll_interval=1.0, max_wait=240)
         except BaseException as err:

@@ -28,6 +28,7 @@ from airflow_dl_provider.backends.local.state import LocalJob
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.jobs.engine import JobEngine
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
+from airflow_dl_provider.jobs.naming import JobNames
 from airflow_dl_provider.operators.training import source_archive
 from airflow_dl_provider.service_behaviour import is_not_found
 from airflow_dl_provider.validation.requests import validate_response
@@ -306,10 +307,10 @@ def test_jobs_of_a_restarted_s3_server_are_failed_and_a_retry_starts_a_new_attem
         request.pop("TrainingJobName")
         client = _client(home, first["endpoint_url"])
         engine = JobEngine(JOB_KINDS["training"], client)
-        ids = {"dag_id": "gen_dag", "task_id": "train", "run_id": "manual__1"}
-        handle = engine.ensure(request, **ids)
+        names = JobNames("gen_dag", "train", "manual__1")
+        handle = engine.ensure(request, names)
         assert _wait(client, handle.name)["TrainingJobStatus"] == "Completed"
-        assert engine.ensure(request, **ids).created is False  # same server: reattached
+        assert engine.ensure(request, names).created is False  # same server: reattached
 
         server.stop(home)
         stopped = client.describe_training_job(TrainingJobName=handle.name)
@@ -328,7 +329,7 @@ def test_jobs_of_a_restarted_s3_server_are_failed_and_a_retry_starts_a_new_attem
             f"{second['generation']}); its artifacts are gone"
         )
         validate_response("DescribeTrainingJob", described)
-        retry = JobEngine(JOB_KINDS["training"], client).ensure(request, **ids)
+        retry = JobEngine(JOB_KINDS["training"], client).ensure(request, names)
         assert retry.created is True
         assert retry.name != handle.name
     finally:

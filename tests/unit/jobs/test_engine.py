@@ -13,13 +13,14 @@ from botocore.stub import Stubber
 from airflow_dl_provider.exceptions import SageMakerJobError
 from airflow_dl_provider.jobs.engine import JobEngine
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
-from airflow_dl_provider.jobs.naming import deterministic_job_name
+from airflow_dl_provider.jobs.naming import JobNames, deterministic_job_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 TRAINING = JOB_KINDS["training"]
 IDS = {"dag_id": "dl", "task_id": "train", "run_id": "manual__1", "map_index": -1}
+NAMES = JobNames(**IDS)
 NAME = deterministic_job_name(**IDS)
 NAME_R2 = deterministic_job_name(**IDS, attempt=2)
 NAME_R3 = deterministic_job_name(**IDS, attempt=3)
@@ -113,7 +114,7 @@ def expect_create(stub: Stubber, name: str) -> None:
 def test_ensure_creates_when_no_job_has_the_name(engine: JobEngine, stub: Stubber) -> None:
     expect_describe(stub, NAME, None)
     expect_create(stub, NAME)
-    handle = engine.ensure(REQUEST, **IDS)
+    handle = engine.ensure(REQUEST, NAMES)
     assert (handle.name, handle.arn, handle.created) == (NAME, arn(NAME), True)
 
 
@@ -123,7 +124,7 @@ def test_ensure_reattaches_to_a_running_job(
 ) -> None:
     expect_describe(stub, NAME, status)
     with caplog.at_level(logging.INFO):
-        handle = engine.ensure(REQUEST, **IDS)
+        handle = engine.ensure(REQUEST, NAMES)
     assert (handle.name, handle.created) == (NAME, False)
     assert handle.description["TrainingJobStatus"] == status
     assert "Reattached: waiting on running" in caplog.text
@@ -134,7 +135,7 @@ def test_ensure_returns_a_completed_job_without_creating(
 ) -> None:
     expect_describe(stub, NAME, "Completed")
     with caplog.at_level(logging.INFO):
-        handle = engine.ensure(REQUEST, **IDS)
+        handle = engine.ensure(REQUEST, NAMES)
     assert (handle.name, handle.arn, handle.created) == (NAME, arn(NAME), False)
     assert "Reattached: reusing finished" in caplog.text
 
@@ -146,7 +147,7 @@ def test_ensure_after_a_failed_job_creates_the_next_attempt(
     expect_describe(stub, NAME, status, FailureReason="AlgorithmError: boom")
     expect_describe(stub, NAME_R2, None)
     expect_create(stub, NAME_R2)
-    handle = engine.ensure(REQUEST, **IDS)
+    handle = engine.ensure(REQUEST, NAMES)
     assert handle.name == NAME_R2 == f"{NAME}-r2"
     assert handle.created
 
@@ -155,7 +156,7 @@ def test_ensure_walks_past_several_failed_attempts_to_a_running_one(engine: JobE
     expect_describe(stub, NAME, "Failed")
     expect_describe(stub, NAME_R2, "Stopped")
     expect_describe(stub, NAME_R3, "InProgress")
-    handle = engine.ensure(REQUEST, **IDS)
+    handle = engine.ensure(REQUEST, NAMES)
     assert (handle.name, handle.created) == (NAME_R3, False)
 
 
@@ -165,7 +166,7 @@ def test_ensure_if_exists_fail_refuses_any_existing_job(
 ) -> None:
     expect_describe(stub, NAME, status)
     with pytest.raises(SageMakerJobError, match="already exists") as caught:
-        engine.ensure(REQUEST, **IDS, if_exists="fail")
+        engine.ensure(REQUEST, NAMES, if_exists="fail")
     assert caught.value.job_name == NAME
     assert caught.value.status == status
 
@@ -175,13 +176,13 @@ def test_ensure_if_exists_new_skips_existing_jobs(engine: JobEngine, stub: Stubb
     expect_describe(stub, NAME_R2, "InProgress")
     expect_describe(stub, NAME_R3, None)
     expect_create(stub, NAME_R3)
-    handle = engine.ensure(REQUEST, **IDS, if_exists="new")
+    handle = engine.ensure(REQUEST, NAMES, if_exists="new")
     assert (handle.name, handle.created) == (NAME_R3, True)
 
 
 def test_ensure_rejects_an_unknown_if_exists(engine: JobEngine, stub: Stubber) -> None:
     with pytest.raises(ValueError, match="if_exists"):
-        engine.ensure(REQUEST, **IDS, if_exists="replace")  # type: ignore[arg-type]
+        engine.ensure(REQUEST, NAMES, if_exists="replace")  # type: ignore[arg-type]
 
 
 def test_ensure_passes_other_client_errors_through(engine: JobEngine, stub: Stubber) -> None:
@@ -189,7 +190,7 @@ def test_ensure_passes_other_client_errors_through(engine: JobEngine, stub: Stub
 
     stub.add_client_error("describe_training_job", "ThrottlingException", "Rate exceeded")
     with pytest.raises(ClientError, match="Rate exceeded"):
-        engine.ensure(REQUEST, **IDS)
+        engine.ensure(REQUEST, NAMES)
 
 
 # -- wait ---------------------------------------------------------------------------------------------
@@ -217,13 +218,17 @@ def test_wait_polls_until_completed(engine: JobEngine, stub: Stubber, clock: Fak
     assert result["billable_seconds"] == 20
 
 
-def test_wait_backoff_is_capped_by_poll_interval(engine: JobEngine, stub: Stubber, clock: FakeClock) -> None:
-    for _ in range(12):
+def test_wait_backoff_grows_past_a_short_poll_interval_to_the_60s_ceiling(
+    engine: JobEngine, stub: Stubber, clock: FakeClock
+) -> None:
+    for _ in range(14):
         expect_describe(stub, NAME, "InProgress")
     expect_describe(stub, NAME, "Completed")
     engine.wait(NAME, poll_interval=5)
-    assert max(clock.sleeps) <= 5 * 1.2
-    assert clock.sleeps[-1] >= 5 * 0.8
+    # poll_interval=5 no longer means 720 Describe calls an hour: the pauses go on growing to 60 s.
+    assert max(clock.sleeps) == 60.0
+    assert clock.sleeps[-2:] == [60.0, 60.0]
+    assert all(b > a for a, b in zip(clock.sleeps[:5], clock.sleeps[5:10]))
 
 
 def test_wait_raises_with_the_failure_reason(engine: JobEngine, stub: Stubber) -> None:
@@ -321,16 +326,13 @@ def test_wait_copies_each_log_line_once_across_polls(
         log_stub.add_response(
             "describe_log_streams", streams, {"logGroupName": group, "logStreamNamePrefix": f"{NAME}/"}
         )
+        # While it runs: one page per stream per look (the rest, if any, at the next look).
         log_stub.add_response(
             "get_log_events",
             {"events": [{"timestamp": 1, "message": "epoch=1\n"}], "nextForwardToken": "f/1"},
             {"logGroupName": group, "logStreamName": stream, "startFromHead": True},
         )
-        log_stub.add_response(
-            "get_log_events",
-            {"events": [], "nextForwardToken": "f/1"},
-            {"logGroupName": group, "logStreamName": stream, "startFromHead": True, "nextToken": "f/1"},
-        )
+        # Ended: listed once more, each stream read until it hands back the token it was given.
         expect_describe(stub, NAME, "Completed")
         log_stub.add_response(
             "describe_log_streams", streams, {"logGroupName": group, "logStreamNamePrefix": f"{NAME}/"}
@@ -477,12 +479,12 @@ def test_throttled_get_log_events_warns_once_and_resumes_from_the_cursor(
     client: Any, stub: Stubber, clock: FakeClock, logs: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     with Stubber(logs) as log_stub:
-        expect_describe(stub, NAME, "InProgress")  # poll 1: one line, then throttled
+        expect_describe(stub, NAME, "InProgress")  # look 1: the stream is found, reading it is throttled
         _expect_streams(log_stub)
-        _expect_events(log_stub, None, ["epoch=1"], "f/1")
         log_stub.add_client_error("get_log_events", "ThrottlingException", "Rate exceeded")
-        expect_describe(stub, NAME, "InProgress")  # poll 2: throttled again, from the cursor
-        _expect_streams(log_stub)
+        expect_describe(stub, NAME, "InProgress")  # look 2: its one host's stream is known: no listing
+        _expect_events(log_stub, None, ["epoch=1"], "f/1")
+        expect_describe(stub, NAME, "InProgress")  # look 3: throttled again, from the cursor
         log_stub.add_client_error(
             "get_log_events",
             "ThrottlingException",
@@ -494,7 +496,7 @@ def test_throttled_get_log_events_warns_once_and_resumes_from_the_cursor(
                 "nextToken": "f/1",
             },
         )
-        expect_describe(stub, NAME, "Completed")  # poll 3: the rest, nothing twice
+        expect_describe(stub, NAME, "Completed")  # look 4: the rest, nothing twice
         _expect_streams(log_stub)
         _expect_events(log_stub, "f/1", ["epoch=2"], "f/2")
         _expect_events(log_stub, "f/2", [], "f/2")
@@ -601,3 +603,20 @@ def test_wait_passes_other_errors_through(engine: JobEngine, stub: Stubber) -> N
     stub.add_client_error("describe_training_job", "AccessDeniedException", "not authorized")
     with pytest.raises(ClientError, match="not authorized"):
         engine.wait(NAME)
+
+
+def test_a_throttled_last_copy_is_tried_again_so_no_line_is_lost(
+    client: Any, stub: Stubber, clock: FakeClock, logs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Stubber(logs) as log_stub:
+        expect_describe(stub, NAME, "Completed")  # a short job: its one look is its last
+        log_stub.add_client_error("describe_log_streams", "ThrottlingException", "Rate exceeded")
+        _expect_streams(log_stub)  # tried again after a pause
+        _expect_events(log_stub, None, ["done"], "f/1")
+        _expect_events(log_stub, "f/1", [], "f/1")
+        engine = JobEngine(TRAINING, client, logs_client=logs, sleep=clock.sleep, clock=clock)
+        with caplog.at_level(logging.INFO):
+            engine.wait(NAME)
+        log_stub.assert_no_pending_responses()
+    assert _copied(caplog) == ["[algo-1] done"]
+    assert clock.sleeps == [1.0]
