@@ -914,6 +914,45 @@ class ModelApproval:
 
 MODEL_APPROVAL = ModelApproval()
 
+
+# -- Managed warm pools: ResourceConfig.KeepAlivePeriodInSeconds -------------------------------------------
+# A finished job's instances are kept KeepAlivePeriodInSeconds (at most 3600) for the next job whose
+# WARM_POOL_MATCH values are identical (the image is not one of them), which must set its own keep-alive;
+# a pool moves from job to job for at most 7 days. None with spot or heterogeneous clusters. Tuning jobs
+# refuse the keep-alive in their resource config and reuse clusters between their own trials.
+WARM_POOL_SOURCE = "https://docs.aws.amazon.com/sagemaker/latest/dg/train-warm-pools.html"
+WARM_POOL_STATUS_SOURCE = _API.format("WarmPoolStatus")  # InUse | Available | Reused | Terminated
+WARM_POOL_TUNING_SOURCE = _API.format("HyperParameterTuningResourceConfig")
+WARM_POOL_MAX_KEEP_ALIVE_SECONDS = 3600
+WARM_POOL_MAX_LIFETIME_SECONDS = 7 * 24 * 3600
+WARM_POOL_STATUSES = frozenset({"InUse", "Available", "Reused", "Terminated"})
+WARM_POOL_MATCH = (
+    ("RoleArn",), ("ResourceConfig", "InstanceCount"), ("ResourceConfig", "InstanceType"),
+    ("ResourceConfig", "VolumeKmsKeyId"), ("ResourceConfig", "VolumeSizeInGB"), ("VpcConfig", "SecurityGroupIds"),
+    ("VpcConfig", "Subnets"), ("EnableInterContainerTrafficEncryption",), ("EnableNetworkIsolation",),
+)  # fmt: skip
+WARM_POOL_NEVER_WITH = (("ResourceConfig", "InstanceGroups"), ("EnableManagedSpotTraining",))
+
+
+def _member(request: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = request
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return sorted(value) if isinstance(value, list) else value
+
+
+def warm_pool_match(request: dict[str, Any]) -> dict[str, Any]:
+    """The values a warm pool is matched on (:data:`WARM_POOL_MATCH`): two jobs match when they are equal."""
+    return {".".join(path): _member(request, path) for path in WARM_POOL_MATCH}
+
+
+def warm_pool_keep_alive(request: dict[str, Any]) -> int:
+    """The seconds a CreateTrainingJob request keeps its instances after the job; 0: no warm pool."""
+    if any(_member(request, path) for path in WARM_POOL_NEVER_WITH):
+        return 0
+    return int((request.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds") or 0)
+
+
 # S3 event notifications to SQS, read by the data-arrival watcher (triggers/arrival.py), and the stacks' queue.
 S3_EVENT_SOURCE = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html"
 # Configuring a notification makes S3 send this test message (no Records) to the queue first. Records[]

@@ -20,13 +20,13 @@ from urllib.parse import urlparse
 from botocore.exceptions import ClientError
 
 from airflow_dl_provider import service_behaviour
-from airflow_dl_provider.backends.local import server
+from airflow_dl_provider.backends.local import server, warm_pool
 from airflow_dl_provider.backends.local.endpoint import (
     DELETING_SECONDS,
     start_server,
     stop_process,
 )
-from airflow_dl_provider.backends.local.processes import process_alive
+from airflow_dl_provider.backends.local.processes import job_environment, process_alive
 from airflow_dl_provider.backends.local.resources import ResourceStore, public
 from airflow_dl_provider.backends.local.rollout import update_fields
 from airflow_dl_provider.backends.local.state import (
@@ -149,7 +149,9 @@ class LocalSageMakerClient:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **self.runner_env},
+                # Never the caller's connections or keys: a job runs with its role's credentials, here the
+                # placeholders the embedded server takes (endpoint and region come from runner_env).
+                env=job_environment({**os.environ, **self.runner_env}, server.LOCAL_CREDENTIALS),
                 pass_fds=(lock,),
                 start_new_session=True,  # a killed task must not take the job down with it
             )
@@ -185,6 +187,7 @@ class LocalSageMakerClient:
         state = job.state()
         if state[status_field] not in TERMINAL and not job.runner_alive():
             state = job.end_without_runner(JOB_KINDS[key].noun)
+        state = warm_pool.settle(state)
         lost = self._lost_artifacts(state)
         if lost and state[status_field] in ("InProgress", "Stopping", "Completed"):
             state = {**state, status_field: "Failed", "FailureReason": lost}

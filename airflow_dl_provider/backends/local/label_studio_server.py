@@ -31,7 +31,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from airflow_dl_provider.backends.local.processes import free_port, hold_lock, lock_held
+from airflow_dl_provider.backends.local.processes import free_port, lock_held, spawn_holding_lock
 from airflow_dl_provider.backends.local.state import now_iso, write_json_atomic
 
 VENV_ENV = "AIRFLOW_DL_LABEL_STUDIO_VENV"
@@ -149,20 +149,7 @@ def connection_uri_json(record: dict[str, Any]) -> str:
 
 
 def _spawn(command: list[str], env: dict[str, str], log: Path, lock: Path) -> subprocess.Popen[bytes]:
-    fd = hold_lock(lock)
-    try:
-        with open(log, "ab") as out:
-            return subprocess.Popen(
-                command,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                pass_fds=(fd,),  # the process holds the lock for its life
-            )
-    finally:
-        os.close(fd)
+    return spawn_holding_lock(command, lock, log, env=env)
 
 
 def start(home: Path, s3_endpoint: str, *, port: int | None = None) -> dict[str, Any]:

@@ -17,12 +17,13 @@ import fcntl
 import os
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -114,3 +115,53 @@ def die_with_this_thread() -> Callable[[], None] | None:
             os._exit(1)
 
     return preexec
+
+
+# What a job's processes never get from the process that created the job: its connections and
+# variables (AIRFLOW_CONN_*, AIRFLOW_VAR_*: whole credentials) and its AWS keys. SageMaker gives a job
+# its execution role's credentials, never the caller's; the embedded S3 server takes placeholders.
+_CALLER_SECRET_PREFIXES = ("AIRFLOW_CONN_", "AIRFLOW_VAR_")
+_CALLER_SECRET_NAMES = frozenset(
+    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"}
+)
+
+
+def job_environment(environ: Mapping[str, str], credentials: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without the caller's secrets, with ``credentials`` (the placeholder key pair) instead.
+
+    :param credentials: ``{"login": key id, "password": secret key}``.
+    """
+    env = {
+        k: v
+        for k, v in environ.items()
+        if k not in _CALLER_SECRET_NAMES and not k.startswith(_CALLER_SECRET_PREFIXES)
+    }
+    env.update(AWS_ACCESS_KEY_ID=credentials["login"], AWS_SECRET_ACCESS_KEY=credentials["password"])
+    return env
+
+
+def spawn_holding_lock(
+    command: list[str], lock: Path, log: Path, *, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` detached (its own session, output appended to ``log``), holding ``lock`` for life.
+
+    The lock is taken here, before the process exists, and inherited by it (:func:`hold_lock`);
+    ``{lock_fd}`` in an argument becomes the inherited descriptor's number, for a process that
+    checks it holds the lock (:func:`holds_lock`).
+
+    :raises BlockingIOError: a live process holds the lock already.
+    """
+    fd = hold_lock(lock)
+    try:
+        with open(log, "ab") as out:
+            return subprocess.Popen(
+                [arg.replace("{lock_fd}", str(fd)) for arg in command],
+                env=None if env is None else dict(env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # it outlives whoever started it
+                pass_fds=(fd,),  # the process holds the lock for its life
+            )
+    finally:
+        os.close(fd)

@@ -15,14 +15,13 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from airflow_dl_provider.backends.local.processes import free_port, hold_lock, lock_held
+from airflow_dl_provider.backends.local.processes import free_port, lock_held, spawn_holding_lock
 from airflow_dl_provider.backends.local.state import now_iso, write_json_atomic
 
 if TYPE_CHECKING:
@@ -91,24 +90,16 @@ def start(home: Path, port: int | None = None) -> dict[str, Any]:
         return running
     # A dead server's record must not lend its generation to the new server while it starts.
     (home / "server.json").unlink(missing_ok=True)
-    try:
-        lock = hold_lock(home / SERVER_LOCK)
-    except BlockingIOError:
-        raise RuntimeError(f"another 'airflow-dl local up' is starting the server in {home}") from None
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     try:
-        with open(home / "server.log", "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                pass_fds=(lock,),  # the server holds the lock for its life
-            )
-    finally:
-        os.close(lock)
+        proc = spawn_holding_lock(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            home / SERVER_LOCK,
+            home / "server.log",
+        )
+    except BlockingIOError:
+        raise RuntimeError(f"another 'airflow-dl local up' is starting the server in {home}") from None
     if not _ready(url, timeout=30):
         proc.kill()
         raise RuntimeError(f"the embedded S3 server did not answer on {url}; see {home / 'server.log'}")

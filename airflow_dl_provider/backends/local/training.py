@@ -28,18 +28,26 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from airflow_dl_provider.backends.local.processes import die_with_this_thread, free_port
+from airflow_dl_provider import service_behaviour
+from airflow_dl_provider.backends.local import warm_pool
+from airflow_dl_provider.backends.local.processes import die_with_this_thread, free_port, job_environment
+from airflow_dl_provider.backends.local.server import LOCAL_CREDENTIALS
 from airflow_dl_provider.backends.local.state import LocalJob, now_iso
 from airflow_dl_provider.backends.local.work import CloudWatchStream, JobFailure, Services
 from airflow_dl_provider.validation.preflight import split_s3_uri
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 ARN_NOUN = "training-job"
 STATUS_NAMES: dict[str, str] = {}  # Describe spells the statuses as the worker records them
 _FLUSH_SECONDS = 0.5
 _KILL_GRACE_SECONDS = 10
+# A host as the supervisor drives it: a fresh process, or one forked off a warm pool (:mod:`.warm_pool`).
+Host = subprocess.Popen[bytes] | warm_pool.PooledHost
 
 
 # Where SageMaker mounts the job's files in the container; locally each host's own directory.
@@ -247,9 +255,14 @@ def start_host(
         preexec_fn=die_with_this_thread(),  # a killed runner leaves no host running
     )
     assert proc.stdout is not None
-    pump = threading.Thread(target=_pump, args=(proc.stdout, host, lines), daemon=True)
+    return proc, pumping(proc.stdout, host, lines)
+
+
+def pumping(stdout: IO[bytes], host: str, lines: queue.Queue[tuple[str, int, str]]) -> threading.Thread:
+    """The started thread that copies a host's output, line by line, into ``lines``."""
+    pump = threading.Thread(target=_pump, args=(stdout, host, lines), daemon=True)
     pump.start()
-    return proc, pump
+    return pump
 
 
 class MetricMatcher:
@@ -283,7 +296,7 @@ def _failure_reason(host_root: Path, tail: list[str], code: int) -> str:
     return f"AlgorithmError: {message}, exit code: {code}"
 
 
-def _terminate(procs: list[subprocess.Popen[bytes]]) -> None:
+def _terminate(procs: Sequence[Host]) -> None:
     for proc in procs:
         if proc.poll() is None:
             proc.terminate()
@@ -295,9 +308,7 @@ def _terminate(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.kill()
 
 
-def _outcome(
-    procs: list[subprocess.Popen[bytes]], services: Services, elapsed: float, max_runtime: float
-) -> str | None:
+def _outcome(procs: Sequence[Host], services: Services, elapsed: float, max_runtime: float) -> str | None:
     """How the hosts ended, or None while they run: a stop or the time limit wins over exit codes."""
     codes = [p.poll() for p in procs]
     if services.stop.is_set():
@@ -313,7 +324,7 @@ def _outcome(
 
 def _supervise(
     job: LocalJob,
-    procs: list[subprocess.Popen[bytes]],
+    procs: Sequence[Host],
     hosts: list[str],
     streams: dict[str, CloudWatchStream],
     lines: queue.Queue[tuple[str, int, str]],
@@ -400,6 +411,46 @@ def run(job: LocalJob, services: Services) -> None:
         ]
     )
 
+    pooled = warm_pool.acquire(services.origin.home, job, request)
+    if pooled is None:
+        _train(job, services, request, hps, streams, None)
+        return
+    pool, previous = pooled
+    job.update(_warm_pool=str(pool.dir))
+    how = f"reused from training job {previous}" if previous else "started cold"
+    keep = service_behaviour.warm_pool_keep_alive(request)
+    streams[hosts[0]].put(
+        [
+            (
+                int(time.time() * 1000),
+                f"warm pool (simulated: one local process with torch imported, forking the hosts): {how}; "
+                f"kept {keep} s after this job",
+            )
+        ]
+    )
+    try:
+        _train(job, services, request, hps, streams, pool)
+    except JobFailure:
+        pool.release(job)  # an algorithm or client error leaves the cluster healthy: the pool is kept
+        raise
+    except BaseException:
+        pool.terminate()
+        raise
+    pool.release(job)
+
+
+def _train(
+    job: LocalJob,
+    services: Services,
+    request: dict[str, Any],
+    hps: dict[str, Any],
+    streams: dict[str, CloudWatchStream],
+    pool: warm_pool.WarmPool | None,
+) -> None:
+    """The job from Downloading on; its hosts are forked off ``pool``, or started cold without one."""
+    name, hosts = job.name, list(streams)
+    count = len(hosts)
+    program, submit_dir = hps["sagemaker_program"], hps["sagemaker_submit_directory"]
     job.transition("Downloading", "Downloading input data (local)")
     counts = _download_channels(job, request, services.s3, hosts)
     code_dir = job.work / "code"
@@ -413,13 +464,23 @@ def run(job: LocalJob, services: Services) -> None:
     job.update(TrainingStartTime=now_iso())
     port = free_port()
     lines: queue.Queue[tuple[str, int, str]] = queue.Queue()
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[Host] = []
     pumps: list[threading.Thread] = []
-    user_args = cmd_args(user_hyperparameters(hps))
+    argv = [str(program), *cmd_args(user_hyperparameters(hps))]
     for rank, host in enumerate(hosts):
-        env = {**os.environ, **host_environment(request, hps, hosts, rank, job.work / host, port)}
-        proc, pump = start_host([sys.executable, str(program), *user_args], code_dir, env, host, lines)
-        procs.append(proc)
+        # The runner's environment is the job's already (no caller secrets: client.py); again here, as a
+        # host on a SageMaker instance sees its job's variables and its role's credentials, nothing else.
+        env = {
+            **job_environment(os.environ, LOCAL_CREDENTIALS),
+            **host_environment(request, hps, hosts, rank, job.work / host, port),
+        }
+        if pool is None:
+            proc, pump = start_host([sys.executable, *argv], code_dir, env, host, lines)
+            procs.append(proc)
+        else:
+            pooled = pool.spawn(argv, env, code_dir)
+            pump = pumping(pooled.stdout, host, lines)
+            procs.append(pooled)
         pumps.append(pump)
 
     metrics = MetricMatcher(request["AlgorithmSpecification"].get("MetricDefinitions") or [])
