@@ -228,13 +228,6 @@ with open(os.environ["ENV_DUMP"], "w") as dump:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="a local job's processes get the task's whole environment (AIRFLOW_CONN_* included: "
-    "backends/local/client.py _start_runner env={**os.environ, ...}, then training.py's host env) and the "
-    "connection's key pair (hooks/sagemaker.py _local_client runner_env); SageMaker gives a job its "
-    "execution role's credentials, never the caller's, and the embedded server takes the placeholders",
-)
 def test_a_local_jobs_processes_never_see_the_connections_keys(
     local_backend: Any, tmp_path: Path, task_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -263,5 +256,5 @@ def test_a_local_jobs_processes_never_see_the_connections_keys(
     ).execute(task_context("manual__env"))
 
     environment = json.loads(dump.read_text())
-    # Today: AIRFLOW_CONN_AWS_DEFAULT (the whole connection) and AWS_SECRET_ACCESS_KEY.
+    # Neither AIRFLOW_CONN_AWS_DEFAULT (the whole connection) nor the key pair: the placeholders instead.
     assert [name for name, value in environment.items() if secret_key in value] == []
