@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
+from airflow_dl_provider.specs.fields import keyed, lookup
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
@@ -37,25 +39,19 @@ class LabelStudioTask:
     multi_label: bool = False
 
 
-TASKS: dict[str, LabelStudioTask] = {
-    t.key: t
-    for t in (
+TASKS: dict[str, LabelStudioTask] = keyed(
+    (
         LabelStudioTask("image_classification", "Image", "image", "source-ref"),
         LabelStudioTask("image_multilabel_classification", "Image", "image", "source-ref", multi_label=True),
         LabelStudioTask("text_classification", "Text", "text", "source"),
         LabelStudioTask("text_multilabel_classification", "Text", "text", "source", multi_label=True),
     )
-}
+)
 
 
 def task_for(task_type: str) -> LabelStudioTask:
     """The Label Studio shape of ``task_type``; a one-line error for a type it does not run."""
-    try:
-        return TASKS[task_type]
-    except KeyError:
-        raise ValueError(
-            f"task_type: {task_type!r} is not labeled through Label Studio here; use one of {', '.join(TASKS)}"
-        ) from None
+    return lookup(TASKS, task_type, "task_type", "labeled through Label Studio here")
 
 
 def label_config(task_type: str, labels: Sequence[str], *, header: str | None = None) -> str:

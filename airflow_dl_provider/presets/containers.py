@@ -57,35 +57,38 @@ REPOSITORIES: dict[tuple[Scope, Accelerator], str] = {
     ("inference", "neuron"): "pytorch-inference-neuronx",
 }
 
+# Releases whose training and inference images are built alike (one OS and CUDA, or one Neuron SDK).
+_GPU_BOTH: dict[str, Release] = {
+    "2.3.0": Release(("py311",), "ubuntu20.04", cuda="cu121"),
+    "2.4.0": Release(("py311",), "ubuntu22.04", cuda="cu124"),
+    "2.5.1": Release(("py311",), "ubuntu22.04", cuda="cu124"),
+}
+# Trainium and Inferentia2 (trn1, trn1n, trn2, inf2): the newest Neuron SDK of each version.
+_NEURON_BOTH: dict[str, Release] = {
+    "2.5.1": Release(("py310",), "ubuntu22.04", neuron_sdk="2.22.0"),
+    "2.6.0": Release(("py310",), "ubuntu22.04", neuron_sdk="2.23.0"),
+    "2.7.0": Release(("py310",), "ubuntu22.04", neuron_sdk="2.25.0"),
+    "2.8.0": Release(("py311",), "ubuntu22.04", neuron_sdk="2.26.1"),
+}
+
 RELEASES: dict[str, dict[str, Release]] = {
     "pytorch-training": {
-        "2.3.0": Release(("py311",), "ubuntu20.04", cuda="cu121"),
-        "2.4.0": Release(("py311",), "ubuntu22.04", cuda="cu124"),
-        "2.5.1": Release(("py311",), "ubuntu22.04", cuda="cu124"),
+        **_GPU_BOTH,
         "2.6.0": Release(("py312",), "ubuntu22.04", cuda="cu126"),
         "2.7.1": Release(("py312",), "ubuntu22.04", cuda="cu128"),
         "2.8.0": Release(("py312",), "ubuntu22.04", cuda="cu129"),
     },
     "pytorch-inference": {
-        "2.3.0": Release(("py311",), "ubuntu20.04", cuda="cu121"),
-        "2.4.0": Release(("py311",), "ubuntu22.04", cuda="cu124"),
-        "2.5.1": Release(("py311",), "ubuntu22.04", cuda="cu124"),
+        **_GPU_BOTH,
         # Inference 2.6 is built on CUDA 12.4, training 2.6 on 12.6.
         "2.6.0": Release(("py312",), "ubuntu22.04", cuda="cu124"),
     },
-    # Trainium and Inferentia2 (trn1, trn1n, trn2, inf2): the newest Neuron SDK of each version.
     "pytorch-training-neuronx": {
-        "2.5.1": Release(("py310",), "ubuntu22.04", neuron_sdk="2.22.0"),
-        "2.6.0": Release(("py310",), "ubuntu22.04", neuron_sdk="2.23.0"),
-        "2.7.0": Release(("py310",), "ubuntu22.04", neuron_sdk="2.25.0"),
-        "2.8.0": Release(("py311",), "ubuntu22.04", neuron_sdk="2.26.1"),
+        **_NEURON_BOTH,
         "2.9.0": Release(("py312",), "ubuntu24.04", neuron_sdk="2.30.0"),
     },
     "pytorch-inference-neuronx": {
-        "2.5.1": Release(("py310",), "ubuntu22.04", neuron_sdk="2.22.0"),
-        "2.6.0": Release(("py310",), "ubuntu22.04", neuron_sdk="2.23.0"),
-        "2.7.0": Release(("py310",), "ubuntu22.04", neuron_sdk="2.25.0"),
-        "2.8.0": Release(("py311",), "ubuntu22.04", neuron_sdk="2.26.1"),
+        **_NEURON_BOTH,
         "2.9.0": Release(("py312",), "ubuntu24.04", neuron_sdk="2.31.1"),
     },
 }

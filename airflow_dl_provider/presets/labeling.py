@@ -33,6 +33,7 @@ import re
 from dataclasses import dataclass
 
 from airflow_dl_provider.exceptions import PreflightError
+from airflow_dl_provider.specs.fields import keyed, lookup
 
 # Region -> the account that owns Ground Truth's PRE-/ACS- Lambda functions there.
 GROUND_TRUTH_LAMBDA_ACCOUNTS: dict[str, str] = {
@@ -97,9 +98,8 @@ class TaskPreset:
         return self.key == "semantic_segmentation"
 
 
-TASK_PRESETS: dict[str, TaskPreset] = {
-    preset.key: preset
-    for preset in (
+TASK_PRESETS: dict[str, TaskPreset] = keyed(
+    (
         TaskPreset(
             "image_classification",
             "ImageMultiClass",
@@ -150,7 +150,7 @@ TASK_PRESETS: dict[str, TaskPreset] = {
             human_task_ui="NamedEntityRecognition",
         ),
     )
-}
+)
 PRESETS_BY_LAMBDA_TYPE = {p.lambda_type: p for p in TASK_PRESETS.values()}
 
 
@@ -168,13 +168,9 @@ class ResolvedTask:
 
 def task_preset(task_type: str) -> TaskPreset:
     """The preset named ``task_type``; an unknown name is a one-line error listing the known ones."""
-    try:
-        return TASK_PRESETS[task_type]
-    except KeyError:
-        raise PreflightError(
-            f"task_type: {task_type!r} is not a Ground Truth built-in task preset; use one of "
-            f"{', '.join(TASK_PRESETS)}"
-        ) from None
+    return lookup(
+        TASK_PRESETS, task_type, "task_type", "a Ground Truth built-in task preset", error=PreflightError
+    )
 
 
 def check_region(region: str) -> str:

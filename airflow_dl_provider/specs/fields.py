@@ -7,7 +7,9 @@ again once Airflow has rendered it (``check(rendered=True)``), when every value 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+Row = TypeVar("Row")
 
 
 def is_templated(value: Any) -> bool:
@@ -52,3 +54,18 @@ def string_map(value: Mapping[str, Any] | None) -> dict[str, str]:
 
 def tag_list(tags: Mapping[str, Any] | None) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in string_map(tags).items()]
+
+
+def keyed(rows: Iterable[Row], key: str = "key") -> dict[str, Row]:
+    """A table of rows by their ``key`` attribute, in the order written."""
+    return {getattr(row, key): row for row in rows}
+
+
+def lookup(
+    table: Mapping[str, Row], name: Any, where: str, what: str, *, error: type[ValueError] = ValueError
+) -> Row:
+    """``table[name]``; else one line: ``<where>: <name> is not <what>; use one of <the names>``."""
+    try:
+        return table[name]
+    except (KeyError, TypeError):
+        raise error(f"{where}: {name!r} is not {what}; use one of {', '.join(table)}") from None
