@@ -202,20 +202,19 @@ class ProcessingOperator(SageMakerJobOperator):
             "ProcessingResources": {"ClusterConfig": resources},
             "StoppingCondition": {"MaxRuntimeInSeconds": int(self.max_runtime_seconds)},
         }
-        if inputs:
-            request["ProcessingInputs"] = inputs
-        if self.outputs:
-            output_config: dict[str, Any] = {"Outputs": [o.to_request() for o in self.outputs]}
-            if self.output_kms_key_id:
-                output_config["KmsKeyId"] = self.output_kms_key_id
-            request["ProcessingOutputConfig"] = output_config
-        network = self._network()
-        if network:
-            request["NetworkConfig"] = network
-        if self.environment:
-            request["Environment"] = string_map(self.environment)
-        if self.tags:
-            request["Tags"] = tag_list(self.tags)
+        outputs: dict[str, Any] = {"Outputs": [o.to_request() for o in self.outputs]} if self.outputs else {}
+        if outputs and self.output_kms_key_id:
+            outputs["KmsKeyId"] = self.output_kms_key_id
+        # The optional members, each only when it has something: the API refuses empty lists.
+        for member, value in (
+            ("ProcessingInputs", inputs),
+            ("ProcessingOutputConfig", outputs),
+            ("NetworkConfig", self._network()),
+            ("Environment", string_map(self.environment)),
+            ("Tags", tag_list(self.tags)),
+        ):
+            if value:
+                request[member] = value
         upload = self.script.upload() if self.script else None
         return JobPlan(request, (upload,) if upload else ())
 

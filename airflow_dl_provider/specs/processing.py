@@ -52,23 +52,39 @@ class _Location:
     local_path: str
 
     template_fields: ClassVar[tuple[str, ...]] = ("s3_uri", "local_path")
-    role: ClassVar[tuple[str, str]] = ("", "")  # ("inputs", "InputName")
+    # How messages name the list, and the API's name and S3 members: ("inputs", "InputName", "S3Input").
+    role: ClassVar[tuple[str, str, str]] = ("", "", "")
 
     def __post_init__(self) -> None:
         self.check()
+
+    # The S3 member's other fields: (attribute, API field, allowed values).
+    options: ClassVar[tuple[tuple[str, str, tuple[str, ...]], ...]] = ()
 
     def check(self, rendered: bool = False) -> None:
         self._check_location(rendered)
 
     def _check_location(self, rendered: bool) -> str:
-        """The name, the URI and the path checked; return how messages name this one (``inputs['raw']``)."""
-        group, api_field = self.role
+        """Name, URI, path and options checked; return how messages name this one (``inputs['raw']``)."""
+        group, api_field, _ = self.role
         if not self.name:
             raise ValueError(f"{group}: every one needs a name ({api_field})")
         where = f"{group}[{self.name!r}]"
         _check_s3(where, self.s3_uri, rendered)
         _check_local_path(where, self.local_path, rendered)
+        for attribute, _, allowed in self.options:
+            check_choice(f"{where}.{attribute}", getattr(self, attribute), allowed)
         return where
+
+    def s3_options(self) -> dict[str, Any]:
+        return {api: getattr(self, attribute) for attribute, api, _ in self.options}
+
+    def to_request(self) -> dict[str, Any]:
+        _, name_field, s3_member = self.role
+        return {
+            name_field: self.name,
+            s3_member: {"S3Uri": self.s3_uri, "LocalPath": self.local_path, **self.s3_options()},
+        }
 
 
 @dataclass
@@ -89,29 +105,18 @@ class ProcessingInput(_Location):
     distribution: str = "FullyReplicated"
     compression: str = "None"
 
-    role: ClassVar[tuple[str, str]] = ("inputs", "InputName")
+    role: ClassVar[tuple[str, str, str]] = ("inputs", "InputName", "S3Input")
+    options: ClassVar[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
+        ("data_type", "S3DataType", DATA_TYPES),
+        ("input_mode", "S3InputMode", INPUT_MODES),
+        ("distribution", "S3DataDistributionType", DISTRIBUTIONS),
+        ("compression", "S3CompressionType", COMPRESSION),
+    )
 
     def check(self, rendered: bool = False) -> None:
         where = self._check_location(rendered)
-        check_choice(f"{where}.data_type", self.data_type, DATA_TYPES)
-        check_choice(f"{where}.input_mode", self.input_mode, INPUT_MODES)
-        check_choice(f"{where}.distribution", self.distribution, DISTRIBUTIONS)
-        check_choice(f"{where}.compression", self.compression, COMPRESSION)
         if self.compression == "Gzip" and self.input_mode != "Pipe":
             raise ValueError(f"{where}.compression: Gzip is only decompressed in Pipe input_mode")
-
-    def to_request(self) -> dict[str, Any]:
-        return {
-            "InputName": self.name,
-            "S3Input": {
-                "S3Uri": self.s3_uri,
-                "LocalPath": self.local_path,
-                "S3DataType": self.data_type,
-                "S3InputMode": self.input_mode,
-                "S3DataDistributionType": self.distribution,
-                "S3CompressionType": self.compression,
-            },
-        }
 
 
 @dataclass
@@ -126,21 +131,10 @@ class ProcessingOutput(_Location):
 
     upload_mode: str = "EndOfJob"
 
-    role: ClassVar[tuple[str, str]] = ("outputs", "OutputName")
-
-    def check(self, rendered: bool = False) -> None:
-        where = self._check_location(rendered)
-        check_choice(f"{where}.upload_mode", self.upload_mode, UPLOAD_MODES)
-
-    def to_request(self) -> dict[str, Any]:
-        return {
-            "OutputName": self.name,
-            "S3Output": {
-                "S3Uri": self.s3_uri,
-                "LocalPath": self.local_path,
-                "S3UploadMode": self.upload_mode,
-            },
-        }
+    role: ClassVar[tuple[str, str, str]] = ("outputs", "OutputName", "S3Output")
+    options: ClassVar[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
+        ("upload_mode", "S3UploadMode", UPLOAD_MODES),
+    )
 
 
 @dataclass

@@ -29,13 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_dl_provider import service_behaviour
+
+# Processing hosts download, start and are watched as training hosts are.
+from airflow_dl_provider.backends.local import training
 from airflow_dl_provider.backends.local.state import LocalJob, now_iso
-from airflow_dl_provider.backends.local.training import (
-    MetricMatcher,
-    _download_prefix,
-    _supervise,
-    start_host,
-)
 from airflow_dl_provider.backends.local.work import CloudWatchStream, JobFailure, Services
 from airflow_dl_provider.validation.preflight import split_s3_uri
 
@@ -93,7 +90,7 @@ def _inputs(request: dict[str, Any], s3: Any, hosts: list[str], work: Path) -> d
             target = Path(container_path(source["LocalPath"], work / host))
             target.mkdir(parents=True, exist_ok=True)
             shard = (index, len(hosts)) if sharded else None
-            counts[item["InputName"]] = counts.get(item["InputName"], 0) + _download_prefix(
+            counts[item["InputName"]] = counts.get(item["InputName"], 0) + training._download_prefix(
                 s3, source["S3Uri"], target, shard=shard
             )
         if counts[item["InputName"]] == 0:
@@ -171,15 +168,15 @@ def run(job: LocalJob, services: Services) -> None:
     for host in hosts:
         root = _configure(job, request, hosts, host)
         env = {k: container_path(str(v), root) for k, v in (request.get("Environment") or {}).items()}
-        proc, pump = start_host(
+        proc, pump = training.start_host(
             _command(request, root), root, {**os.environ, "PYTHONUNBUFFERED": "1", **env}, host, lines
         )
         procs.append(proc)
         pumps.append(pump)
     streams[hosts[0]].put([(int(time.time() * 1000), f"inputs downloaded: {counts}")])
     max_runtime = float(request["StoppingCondition"]["MaxRuntimeInSeconds"])
-    outcome, reason = _supervise(
-        job, procs, hosts, streams, lines, MetricMatcher([]), pumps, services, max_runtime
+    outcome, reason = training._supervise(
+        job, procs, hosts, streams, lines, training.MetricMatcher([]), pumps, services, max_runtime
     )
     if outcome == "Failed":
         job.update(ProcessingEndTime=now_iso())
