@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_dl_provider.backends.local import warm_pool
 from airflow_dl_provider.backends.local.search import Observation, Searcher, SearchSpace
 from airflow_dl_provider.exceptions import SageMakerJobError
 from airflow_dl_provider.operators.tuning import HyperparameterTuningOperator, parameter_ranges_request
@@ -157,6 +158,19 @@ def test_grid_runs_exactly_the_grid_and_returns_the_best(
     trial = op.hook.conn.describe_training_job(TrainingJobName=best["TrainingJobName"])
     assert trial["TuningJobArn"] == described["HyperParameterTuningJobArn"]
     assert json.loads(trial["HyperParameters"]["epochs"]) == 1  # static hyperparameters reach every trial
+
+    # Trials reuse each other's hosts (SageMaker reuses clusters between a tuning job's trials): at most
+    # two pools for two trials at a time, each trial's pool Reused by a later trial or ended with the
+    # tuning job, and no pool process left once it has ended.
+    pools = warm_pool.pools(local_backend.home)
+    assert 1 <= len(pools) <= 2
+    assert sum(len(p.record()["jobs"]) for p in pools) == 6
+    assert not any(p.alive() for p in pools)
+    statuses = [
+        op.hook.conn.describe_training_job(TrainingJobName=t["TrainingJobName"])["WarmPoolStatus"]["Status"]
+        for t in trials
+    ]
+    assert sorted(statuses) == sorted(["Reused"] * (6 - len(pools)) + ["Terminated"] * len(pools))
 
 
 def test_random_with_a_seed_is_reproducible_and_warm_starts_bayesian(

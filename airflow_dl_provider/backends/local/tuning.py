@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from airflow_dl_provider.backends.local import warm_pool
 from airflow_dl_provider.backends.local.search import (
     Observation,
     Proposal,
@@ -47,6 +48,8 @@ _DEFINITION_ONLY = frozenset(
     {"DefinitionName", "TuningObjective", "HyperParameterRanges", "StaticHyperParameters"}
 )
 _TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
+# How long a trial's hosts wait for the next trial; the tuning job terminates its pools when it ends.
+TRIAL_KEEP_ALIVE_SECONDS = 120
 
 log = logging.getLogger("airflow_dl_provider.local.tuning")
 
@@ -167,8 +170,16 @@ class TuningRun:
         static = dict(self.definition.get("StaticHyperParameters") or {})
         body = {k: v for k, v in self.definition.items() if k not in _DEFINITION_ONLY}
         body.update(TrainingJobName=name, HyperParameters={**static, **proposal.hyperparameters})
-        if self.request.get("Tags"):
-            body["Tags"] = self.request["Tags"]
+        # SageMaker reuses clusters between one tuning job's trials (HyperParameterTuningResourceConfig):
+        # each trial keeps its hosts for the next, in pools that only this tuning job's trials take.
+        body["ResourceConfig"] = {
+            **body["ResourceConfig"],
+            "KeepAlivePeriodInSeconds": TRIAL_KEEP_ALIVE_SECONDS,
+        }
+        body["Tags"] = [
+            *(self.request.get("Tags") or []),
+            {"Key": warm_pool.OWNER_TAG, "Value": self.job.name},
+        ]
         arn = self.client.create_training_job(**body)["TrainingJobArn"]
         trained = self.store.get("training", name)
         if trained is not None:
@@ -349,6 +360,13 @@ def _announce(config: dict[str, Any], searcher: Searcher, budget: int, parallel:
 
 
 def run(job: LocalJob, services: Services) -> None:
+    try:
+        _tune(job, services)
+    finally:
+        warm_pool.terminate_all(services.origin.home, owner=job.name)
+
+
+def _tune(job: LocalJob, services: Services) -> None:
     request = job.request()
     config = request["HyperParameterTuningJobConfig"]
     tuning = TuningRun(job, services, request)

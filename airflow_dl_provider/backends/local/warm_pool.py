@@ -46,7 +46,7 @@ from airflow_dl_provider.backends.local.processes import (
     holds_lock,
     lock_held,
 )
-from airflow_dl_provider.backends.local.state import LocalJob, write_json_atomic
+from airflow_dl_provider.backends.local.state import JobStore, LocalJob, write_json_atomic
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -276,6 +276,10 @@ def _start(home: Path, job: LocalJob, match: str, keep_alive: int) -> WarmPool:
             "home": str(home),
             "generation": server.generation(home),
             "address": f"\0airflow-dl-warm-pool-{uuid.uuid4().hex}",
+            # A tuning job's trial pools end with it, whether or not it got to terminate them.
+            "owner_dir": str(JobStore(home).path("tuning", owner))
+            if (owner := json.loads(match)["owner"])
+            else None,
             "ready": False,
         },
     )
@@ -477,6 +481,9 @@ class _PoolProcess:
             and not lock_held(Path(record["job_dir"]) / "runner.lock")
         ):
             return f"the runner of job {record['job']} is gone"
+        owner = record.get("owner_dir")
+        if owner and not lock_held(Path(owner) / "runner.lock"):
+            return "the tuning job that owns it ended"
         if server.generation(self.home) != self.record["generation"]:
             return "the local S3 server it was started against stopped"
         return None
