@@ -172,6 +172,24 @@ def _decoded(hyperparameters: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def leaderboard_text(result: Mapping[str, Any]) -> str:
+    """The task log's leaderboard: rank, trial, objective value, status and tuned hyperparameters."""
+    rows = result.get("leaderboard") or []
+    head = (
+        f"Leaderboard of {result.get('job_name')} ({result.get('objective')}, "
+        f"{result.get('objective_type')}), best {len(rows)}:"
+    )
+    if not rows:
+        return head + " no trial reported an objective value"
+    lines = [head]
+    for rank, row in enumerate(rows, 1):
+        value = row.get("objective_value")
+        shown = f"{value:.6g}" if isinstance(value, (int, float)) else "-"
+        tuned = ", ".join(f"{k}={v}" for k, v in sorted((row.get("hyperparameters") or {}).items()))
+        lines.append(f"  {rank:>2}. {row['training_job']}  {shown}  {row.get('status')}  {tuned}".rstrip())
+    return "\n".join(lines)
+
+
 def _in_definition(upload: Upload) -> Upload:
     """A training job's upload, as the tuning request names it: its field inside TrainingJobDefinition."""
     first, *rest = upload.at
@@ -463,4 +481,5 @@ class HyperparameterTuningOperator(SageMakerJobOperator):
             }
             for s in listed.get("TrainingJobSummaries") or []
         ]
+        self.log.info("%s", leaderboard_text(out))
         return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -107,8 +108,20 @@ def _pydantic_message(err: Any) -> str:
     return "; ".join(f"{key}: {msg}" for key, msg in list(seen.items())[:3])
 
 
+# GX's public-API registry logs "Skipping registering function ..." at INFO for some 200 of its own
+# functions while its modules import: noise that buries the task's own lines. Quietened here, on the
+# way into GX, not at this module's import, so nothing changes for a process that never validates.
+_GX_NOISY_LOGGERS = ("great_expectations._docs_decorators",)
+
+
+def _quiet_great_expectations() -> None:
+    for name in _GX_NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _build(expectation: Mapping[str, Any], where: str) -> Any:
     """A GX expectation object from one normalised entry; GX's errors become one line."""
+    _quiet_great_expectations()
     from great_expectations.exceptions import ExpectationNotFoundError
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -517,6 +530,7 @@ class ValidationOutcome:
         One standalone page: styled inline, nothing loaded from a CDN, so it opens offline
         (:func:`~airflow_dl_provider.validation.data_docs.standalone_page`).
         """
+        _quiet_great_expectations()
         from great_expectations.render.renderer import ValidationResultsPageRenderer
         from great_expectations.render.view import DefaultJinjaPageView
 
@@ -572,6 +586,7 @@ def validate(
         "successful", "failed", "success_percent", "rows", "failing": [{"index",
         "expectation_type", "column", "kwargs", "meta", "observed"}]}``.
     """
+    _quiet_great_expectations()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

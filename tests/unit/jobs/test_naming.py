@@ -124,3 +124,20 @@ def test_attempt_suffix_survives_truncation() -> None:
 def test_attempt_must_be_positive(attempt: int) -> None:
     with pytest.raises(ValueError, match="attempt"):
         deterministic_job_name("dag", "train", "run", attempt=attempt)
+
+
+def test_job_names_are_the_attempt_names_in_order_computed_from_the_ids_once() -> None:
+    from airflow_dl_provider.jobs.naming import MAX_ATTEMPTS, JobNames
+
+    names = JobNames("dl", "tune", "manual__1", 3, max_length=32, prefix="nightly")
+    listed = list(names)
+    assert len(listed) == MAX_ATTEMPTS
+    assert (
+        listed[0]
+        == names.first
+        == deterministic_job_name("dl", "tune", "manual__1", 3, max_length=32, prefix="nightly")
+    )
+    assert listed[1] == deterministic_job_name(
+        "dl", "tune", "manual__1", 3, max_length=32, prefix="nightly", attempt=2
+    )
+    assert len(set(listed)) == MAX_ATTEMPTS and all(len(n) <= 32 for n in listed)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
+from airflow_dl_provider.exceptions import NotRetryable, RequestValidationError
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
 from airflow_dl_provider.jobs.plan import JobPlan
 from airflow_dl_provider.operators.base import SageMakerJobOperator
@@ -157,8 +158,10 @@ def test_a_job_name_in_overrides_is_refused_in_one_line(
 ) -> None:
     field = JOB_KINDS[key].name_field
     op = BUILDERS[key](backend, source, overrides={field: "my-own-name"})
-    with pytest.raises(ValueError) as caught:
+    # Not a plain ValueError: RequestValidationError is NotRetryable, so no retry is burnt on it.
+    with pytest.raises(RequestValidationError) as caught:
         op.render_plan(task_context(task_id="job"))
+    assert isinstance(caught.value, NotRetryable)
     message = str(caught.value)
     assert message == (
         f"job: overrides: {field} is set by the operator (deterministic, so a retry reattaches); "
