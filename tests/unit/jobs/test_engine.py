@@ -228,7 +228,7 @@ def test_wait_backoff_grows_past_a_short_poll_interval_to_the_60s_ceiling(
     # poll_interval=5 no longer means 720 Describe calls an hour: the pauses go on growing to 60 s.
     assert max(clock.sleeps) == 60.0
     assert clock.sleeps[-2:] == [60.0, 60.0]
-    assert all(b > a for a, b in zip(clock.sleeps[:5], clock.sleeps[5:10]))
+    assert all(b > a for a, b in zip(clock.sleeps[:5], clock.sleeps[5:10], strict=True))
 
 
 def test_wait_raises_with_the_failure_reason(engine: JobEngine, stub: Stubber) -> None:
