@@ -23,6 +23,7 @@ import sys
 import tarfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,9 @@ def digits_csv() -> tuple[bytes, list[tuple[int, list[list[int]]]]]:
     return buffer.getvalue().encode(), images
 
 
+_UPLOAD_THREADS = 16  # boto3 clients are thread-safe; the embedded server answers requests in parallel
+
+
 def seed_digits(s3: Any, bucket: str, prefix: str, *, with_images: bool = True) -> dict[str, Any]:
     """Create ``bucket`` if needed and upload the digits; return what was written."""
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
@@ -53,8 +57,13 @@ def seed_digits(s3: Any, bucket: str, prefix: str, *, with_images: bool = True) 
     csv_key = f"{prefix}/raw/digits.csv"
     s3.put_object(Bucket=bucket, Key=csv_key, Body=data)
     if with_images:
-        for i, (_label, pixels) in enumerate(images):
+        # Concurrently: one PUT at a time spends its time waiting on the server's round trip.
+        def put(item: tuple[int, tuple[int, list[list[int]]]]) -> None:
+            i, (_label, pixels) = item
             s3.put_object(Bucket=bucket, Key=f"{prefix}/images/{i:04d}.png", Body=encode_png_gray(pixels))
+
+        with ThreadPoolExecutor(max_workers=_UPLOAD_THREADS) as pool:
+            list(pool.map(put, enumerate(images)))
     return {
         "csv": f"s3://{bucket}/{csv_key}",
         "rows": len(images),
@@ -117,8 +126,10 @@ def watch_jobs(home: Path, done: threading.Event, started: float) -> None:
     from airflow_dl_provider.backends.local.workers import LOCAL_WORKERS
     from airflow_dl_provider.jobs.kinds import JOB_KINDS
 
-    store, seen = JobStore(home), dict[str, str]()
-    while not done.wait(1.0):
+    store = JobStore(home)
+
+    def labels() -> dict[tuple[str, str], str]:
+        found = {}
         for key in LOCAL_WORKERS:
             kind = JOB_KINDS[key]
             for job in store.all(key):
@@ -126,12 +137,18 @@ def watch_jobs(home: Path, done: threading.Event, started: float) -> None:
                     state = job.state()
                 except (OSError, ValueError):
                     continue
-                label = f"{state.get(kind.status_field)}" + (
+                found[(key, job.name)] = f"{state.get(kind.status_field)}" + (
                     f"/{state['SecondaryStatus']}" if "SecondaryStatus" in state else ""
                 )
-                if seen.get(job.name) != label:
-                    seen[job.name] = label
-                    say(f"      {time.monotonic() - started:6.1f}s  {key} job {job.name}: {label}")
+        return found
+
+    # The jobs of the DAG runs before this one were printed while those ran: each job is printed once.
+    seen = labels()
+    while not done.wait(1.0):
+        for (key, name), label in labels().items():
+            if seen.get((key, name)) != label:
+                seen[(key, name)] = label
+                say(f"      {time.monotonic() - started:6.1f}s  {key} job {name}: {label}")
 
 
 def run_dag(
