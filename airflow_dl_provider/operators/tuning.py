@@ -398,6 +398,9 @@ class HyperparameterTuningOperator(SageMakerJobOperator):
         region = self.hook.region
         check_region(region)
         definition, uploads = self.training.parts(region)
+        # Tuning jobs take no keep-alive: they reuse clusters between their own trials by themselves
+        # (service_behaviour.WARM_POOL_TUNING_SOURCE); the definition's warm pool is for training jobs.
+        definition["ResourceConfig"].pop("KeepAlivePeriodInSeconds", None)
         tags = definition.pop("Tags", None)
         tuned = set(self.parameter_ranges)
         definition["StaticHyperParameters"] = {

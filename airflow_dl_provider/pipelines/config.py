@@ -81,6 +81,8 @@ class TrainingConfig(_Strict):
     spot_max_wait_seconds: int | None = None
     allow_no_efa: bool = False
     volume_size_gb: int = Field(100, ge=1)
+    # A warm pool: the instances wait this long for the next matching job (the retrain's challenger).
+    keep_alive_seconds: int | None = Field(None, ge=0, le=3600)
     subnets: list[str] = Field(default_factory=list)
     security_group_ids: list[str] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)

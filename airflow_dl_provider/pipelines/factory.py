@@ -23,7 +23,7 @@ from airflow_dl_provider.pipelines.templates import DAG, RUN_FOLDER, dag_argumen
 from airflow_dl_provider.specs.model import ModelSource
 from airflow_dl_provider.specs.training import Cluster, ScriptMode, Spot, TrainingDefinition, Vpc
 
-CLUSTER_FIELDS = ("instance_type", "instance_count", "volume_size_gb", "allow_no_efa")
+CLUSTER_FIELDS = ("instance_type", "instance_count", "volume_size_gb", "allow_no_efa", "keep_alive_seconds")
 
 if TYPE_CHECKING:
     from pathlib import Path
