@@ -24,6 +24,7 @@ from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.jobs.naming import IF_EXISTS_CHOICES, IfExists, JobNames
 from airflow_dl_provider.jobs.plan import JobPlan, deep_merge
 from airflow_dl_provider.links.console import SageMakerJobLink
+from airflow_dl_provider.specs.fields import check_choice
 
 if TYPE_CHECKING:
     import re
@@ -34,7 +35,14 @@ if TYPE_CHECKING:
     from airflow_dl_provider.jobs.logs import LogCursor
     from airflow_dl_provider.jobs.plan import Prerequisite, Upload
 
-__all__ = ["S3Objects", "S3Operator", "SageMakerJobOperator", "deep_merge", "ensure_prerequisite"]
+__all__ = [
+    "S3Objects",
+    "S3Operator",
+    "SageMakerJobOperator",
+    "WaitingOperator",
+    "deep_merge",
+    "ensure_prerequisite",
+]
 
 
 def _context_ids(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,7 +139,42 @@ def ensure_prerequisite(client: Any, prerequisite: Prerequisite, log: Any) -> st
     return name
 
 
-class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
+class WaitingOperator(AwsBaseOperator[SageMakerJobHook]):
+    """Base class of the operators that start work on a service and wait for it, here or deferred.
+
+    What is started is named from the task's ids (so a retry finds it); how often and how long it is
+    waited for is the same four arguments everywhere (a SageMaker job, a Label Studio project).
+
+    :param job_name_prefix: readable start of the name; the rest is a hash of the dag, task, run and
+        map index, so a retry finds what its earlier try started. (templated)
+    :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
+    :param poll_interval: the longest pause between status checks, in seconds (> 0).
+    :param max_wait: give up after this many seconds of waiting; None: the operator's own default.
+    """
+
+    aws_hook_class = SageMakerJobHook
+    template_fields: Sequence[str] = aws_template_fields("job_name_prefix")
+
+    def __init__(
+        self,
+        *,
+        job_name_prefix: str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 30.0,
+        max_wait: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if poll_interval <= 0:
+            raise ValueError(f"{self.task_id}: poll_interval must be > 0 seconds, got {poll_interval}")
+        self.job_name_prefix = job_name_prefix
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.max_wait = max_wait
+        self.job_name: str | None = None
+
+
+class SageMakerJobOperator(WaitingOperator):
     """Base class: start (or reattach to) one SageMaker job and wait for it.
 
     :param job_name_prefix: readable start of the job name; the rest is a hash of the dag, task,
@@ -151,7 +194,6 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
         time limit plus an hour, or no limit when the request sets none.
     """
 
-    aws_hook_class = SageMakerJobHook
     job_kind: ClassVar[JobKind]
     operator_extra_links = (SageMakerJobLink(),)
     template_fields: Sequence[str] = aws_template_fields("job_name_prefix", "overrides")
@@ -161,30 +203,16 @@ class SageMakerJobOperator(AwsBaseOperator[SageMakerJobHook]):
     def __init__(
         self,
         *,
-        job_name_prefix: str | None = None,
         if_exists: IfExists = "reattach",
         overrides: Mapping[str, Any] | None = None,
         wait_for_completion: bool = True,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 30.0,
-        max_wait: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if if_exists not in IF_EXISTS_CHOICES:
-            raise ValueError(
-                f"{self.task_id}: if_exists must be one of {', '.join(IF_EXISTS_CHOICES)}, got {if_exists!r}"
-            )
-        if poll_interval <= 0:
-            raise ValueError(f"{self.task_id}: poll_interval must be > 0 seconds, got {poll_interval}")
-        self.job_name_prefix = job_name_prefix
+        check_choice(f"{self.task_id}: if_exists", if_exists, IF_EXISTS_CHOICES)
         self.if_exists = if_exists
         self.overrides = dict(overrides or {})
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.max_wait = max_wait
-        self.job_name: str | None = None
 
     # -- what a job family writes ---------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.configuration import conf
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from airflow_dl_provider.exceptions import PreflightError, SageMakerJobError
@@ -83,10 +82,6 @@ class LabelStudioLabelingOperator(LabelingOperator):
         self,
         *,
         label_studio_conn_id: str = "label_studio_default",
-        job_name_prefix: str | None = None,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 30.0,
-        max_wait: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -96,14 +91,7 @@ class LabelStudioLabelingOperator(LabelingOperator):
                 f"{self.task_id}: auto_labeling: {task_type} has no automated labeling; use it with "
                 f"{' or '.join(AUTO_LABELING_TYPES)}, or turn it off"
             )
-        if poll_interval <= 0:
-            raise ValueError(f"{self.task_id}: poll_interval must be > 0 seconds, got {poll_interval}")
         self.label_studio_conn_id = label_studio_conn_id
-        self.job_name_prefix = job_name_prefix
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.max_wait = max_wait
-        self.job_name: str | None = None
         self.project_id = 0
         self._features: Any = None
 

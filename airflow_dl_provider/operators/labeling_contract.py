@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-
 from airflow_dl_provider.exceptions import PreflightError
-from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.manifests.input import (
     build_manifest_from_prefix,
     build_manifest_from_text_lines,
     duplicate_labels,
 )
+from airflow_dl_provider.operators.base import WaitingOperator
 from airflow_dl_provider.presets.labeling import check_label_attribute_name, default_label_attribute_name
 from airflow_dl_provider.specs.fields import is_templated
 from airflow_dl_provider.validation.preflight import split_s3_uri
@@ -54,7 +52,7 @@ def check_labels(labels: Sequence[str] | str) -> None:
         )
 
 
-class LabelingOperator(AwsBaseOperator[SageMakerJobHook]):
+class LabelingOperator(WaitingOperator):
     """The base of both labeling operators: the arguments they share, checked at construction.
 
     Each service's operator documents these arguments as it uses them: ``task_type`` (the types it
@@ -63,8 +61,6 @@ class LabelingOperator(AwsBaseOperator[SageMakerJobHook]):
     under a prefix, the lines of a text file), ``label_attribute_name``, ``workers_per_object`` (1-9),
     ``max_human_labeled_objects`` (>= 1), ``auto_labeling``, ``task_title``, ``instructions`` and ``tags``.
     """
-
-    aws_hook_class = SageMakerJobHook
 
     def __init__(
         self,

@@ -28,10 +28,13 @@ def fixed(value: Any, rendered: bool) -> bool:
     return rendered or not is_templated(value)
 
 
-def check_choice(where: str, value: Any, allowed: Iterable[Any]) -> None:
+def check_choice(
+    where: str, value: Any, allowed: Iterable[Any], *, error: type[ValueError] = ValueError
+) -> None:
+    """One line naming ``where`` when ``value`` is not one of ``allowed``; ``error`` is its type."""
     choices = tuple(allowed)
     if value not in choices:
-        raise ValueError(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}")
+        raise error(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}")
 
 
 def as_int(where: str, value: Any, *, minimum: int | None = None) -> int:

@@ -471,7 +471,7 @@ def test_cost_under_ceiling_passes(
             {"enable_network_isolation": True, "channels": {"code": "s3://b/x"}},
             "train: channels: 'code' is the channel that carries the code under network isolation",
         ),
-        ({"if_exists": "replace"}, "train: if_exists must be one of reattach, fail, new"),
+        ({"if_exists": "replace"}, "train: if_exists: 'replace' is not one of reattach, fail, new"),
         ({"poll_interval": 0}, "train: poll_interval must be > 0 seconds"),
     ],
 )
