@@ -51,7 +51,7 @@ def demo(args: argparse.Namespace) -> int:
     dags_folder = _dags_folder(args.dags_folder)
     home = Path(args.home).resolve() if args.home else Path(tempfile.mkdtemp(prefix="airflow-dl-demo-"))
     try:
-        return run_demo(dags_folder, home, labeling=args.labeling)
+        return run_demo(dags_folder, home, labeling=args.labeling, approval=args.approval)
     finally:
         if not args.home and not args.keep:
             shutil.rmtree(home, ignore_errors=True)
@@ -160,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=["ground-truth", "label-studio"],
         default="ground-truth",
         help="label with the local Ground Truth job (default) or a local Label Studio server",
+    )
+    p.add_argument(
+        "--approval",
+        choices=["auto", "human"],
+        default="auto",
+        help="approve the model automatically (default) or stop at the human gate before deploying",
     )
     p.set_defaults(func=demo)
 

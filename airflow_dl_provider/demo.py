@@ -4,10 +4,11 @@
 2. scikit-learn's bundled 8x8 digits as PNG images (no download), and the hidden truth the declared
    simulated labeling workforce answers from;
 3. ``dl_pipeline_digits`` with ``dag.test()``: label -> validate -> prepare -> train -> tune ->
-   compile, register, baseline, batch transform -> evaluate;
-4. a shifted batch arrives (noisier, brighter digits): ``dl_drift_monitor_digits`` finds the drift,
-   and ``dl_retrain_digits`` trains a challenger, scores both models on the same holdout, and
-   promotes the challenger only if it wins;
+   compile, register, baseline, batch transform -> evaluate -> approve (auto; ``--approval human``
+   stops at the human gate) -> deploy to the ``digits`` endpoint, data capture on;
+4. a shifted batch arrives (noisier, brighter digits) as requests to the endpoint: ``dl_drift_monitor_digits``
+   finds the drift in its capture, and ``dl_retrain_digits`` trains a challenger, scores both models on
+   the same holdout, promotes the challenger only if it wins, approves and deploys it (a canary shift);
 5. a summary of all of it, read from each task's XCom value.
 """
 
@@ -151,16 +152,29 @@ def watch_jobs(home: Path, done: threading.Event, started: float) -> None:
                 say(f"      {time.monotonic() - started:6.1f}s  {key} job {name}: {label}")
 
 
+#: What the run logs once it waits for a person: HITL on 3.1+ (dag.test's line), the registry sensor before.
+HUMAN_GATE = ("Waiting for Human-in-the-loop input", "awaits approval in the SageMaker model registry")
+
+
 def run_dag(
-    dag_id: str, dags_folder: Path, env: dict[str, str], home: Path, started: float
+    dag_id: str,
+    dags_folder: Path,
+    env: dict[str, str],
+    home: Path,
+    started: float,
+    stop_at: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """``airflow-dl dag-test`` in a subprocess (its own Airflow process, as a worker would be)."""
+    """``airflow-dl dag-test`` in a subprocess (its own Airflow process, as a worker would be).
+
+    :param stop_at: log lines that end the run where it stands (``stopped_at`` names the one seen).
+    """
     results, log_path = home / f"{dag_id}.json", home / f"{dag_id}.log"
     done = threading.Event()
     watcher = threading.Thread(target=watch_jobs, args=(home / "local", done, started), daemon=True)
     watcher.start()
+    stopped = None
     with open(log_path, "w") as log:
-        code = subprocess.call(
+        proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -176,10 +190,18 @@ def run_dag(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        while (code := proc.poll()) is None:
+            text = log_path.read_text(errors="replace") if stop_at else ""
+            stopped = next((line for line in stop_at if line in text), None)
+            if stopped:
+                proc.terminate()
+                code = proc.wait()
+                break
+            time.sleep(1)
     done.set()
     watcher.join()
     outcome = json.loads(results.read_text()) if results.exists() else {"state": "failed", "tasks": {}}
-    outcome["returncode"], outcome["log"] = code, str(log_path)
+    outcome["returncode"], outcome["log"], outcome["stopped_at"] = code, str(log_path), stopped
     return outcome
 
 
@@ -208,21 +230,84 @@ def shifted_batch(seed: int = 7) -> tuple[str, str]:
     return features.getvalue(), labeled.getvalue()
 
 
-def label_studio_dags(dags_folder: Path, home: Path) -> Path:
-    """A copy of the DAG folder whose digits config labels with ``service: label_studio``."""
+def send_to_endpoint(local_home: Path, endpoint: str, features_csv: str, rows_per_request: int = 100) -> int:
+    """The batch as real-time requests (headerless CSV rows, as a client sends them); the endpoint captures
+    each in SageMaker's format, where the drift monitor reads it. Returns the number of requests."""
+    from airflow_dl_provider.backends.local.endpoint import LocalRuntimeClient
+
+    runtime = LocalRuntimeClient(local_home)
+    rows = features_csv.splitlines()[1:]
+    chunks = [rows[i : i + rows_per_request] for i in range(0, len(rows), rows_per_request)]
+    for chunk in chunks:
+        body = "\n".join(chunk) + "\n"
+        runtime.invoke_endpoint(EndpointName=endpoint, Body=body, ContentType="text/csv", Accept="text/csv")
+    return len(chunks)
+
+
+def deliver_batch(config: Any, pipeline: dict[str, Any], local_home: Path, s3: Any, features: str) -> None:
+    """The shifted batch where the drift monitor watches: the deployed endpoint's requests, else a file."""
+    if config.drift and config.drift.data_uri is None and _result(pipeline, "deploy"):
+        # The real loop: clients call the endpoint, it captures, the monitor reads the capture.
+        sent = send_to_endpoint(local_home, str(config.endpoint_name), features)
+        say(f"      {sent} requests of shifted digits to endpoint {config.endpoint_name}, captured to S3")
+        return
+    drift_uri = config.watched_data_uri if config.drift else config.s3_uri("incoming")
+    bucket, _, prefix = drift_uri.removeprefix("s3://").partition("/")
+    s3.put_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/batch-1.csv", Body=features.encode())
+
+
+def delete_endpoints(local_home: Path, endpoint_url: str, names: list[Any]) -> None:
+    """Delete the demo's endpoints: their server processes stop with them."""
+    from botocore.exceptions import ClientError
+
+    from airflow_dl_provider.backends.local.client import LocalSageMakerClient
+
+    client = LocalSageMakerClient(
+        home=local_home, endpoint_url=endpoint_url, region="us-east-1", runner_env={}
+    )
+    for name in names:
+        with contextlib.suppress(ClientError):  # never deployed: nothing to delete
+            client.delete_endpoint(EndpointName=name)
+
+
+def loop_summary(run: dict[str, Any], suffix: str = "") -> list[str]:
+    """The approval and the deploy of one run (``suffix``: the retrain DAG's ``_challenger`` tasks)."""
+    lines: list[str] = []
+    approval, deploy = _result(run, f"approve{suffix}"), _result(run, f"deploy{suffix}")
+    if approval:
+        lines.append(f"  approval ({approval['decided_by']}): {approval['decision']}: {approval['reason']}")
+    if deploy:
+        shift = deploy.get("traffic_shift") or "none (a new endpoint)"
+        lines.append(
+            f"  endpoint {deploy['endpoint_name']}: {deploy['action']} -> {deploy['status']}; traffic shift {shift}; "
+            f"data capture {deploy.get('data_capture_s3_uri')}"
+        )
+    elif approval:
+        lines.append(f"  deploy: {run['tasks'].get(f'deploy{suffix}', {}).get('state')} (nothing deployed)")
+    return lines
+
+
+def label_studio_dags(
+    dags_folder: Path, home: Path, *, label_studio: bool = True, approval: str = ""
+) -> Path:
+    """A copy of the DAG folder whose digits config labels with ``service: label_studio`` and, with
+    ``approval``, approves that way (``human``: the demo stops at the gate)."""
     import shutil
 
     import yaml
 
     from airflow_dl_provider.pipelines.config import load_config
 
-    target = home / "dags-label-studio"
+    target = home / "dags-variant"
     (target / "configs").mkdir(parents=True, exist_ok=True)
     for path in dags_folder.glob("*.py"):
         shutil.copy(path, target / path.name)
     source = dags_folder / "configs" / "digits.yaml"
     raw = yaml.safe_load(source.read_text())
-    raw["labeling"]["service"] = "label_studio"
+    if label_studio:
+        raw["labeling"]["service"] = "label_studio"
+    if approval:
+        raw["approval"] = approval
     # Relative to the original config's folder: the copy lives elsewhere.
     raw["training"]["source_dir"] = load_config(source).training.source_dir
     (target / "configs" / "digits.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -291,6 +376,7 @@ def pipeline_summary(
     registered = _result(run, "register")
     if registered:
         lines += ["Model registry", f"  {registered['model_package_arn']} ({registered['approval_status']})"]
+        lines += loop_summary(run)
     transform, evaluation = _result(run, "batch_transform"), _result(run, "evaluate")
     if transform:
         lines += [
@@ -313,6 +399,9 @@ def drift_summary(monitor: dict[str, Any], retrain: dict[str, Any]) -> list[str]
     lines.append(
         f"  drift monitor: {len(drifted)} of {len(check.get('scores', {}))} features drifted, e.g. {', '.join(drifted[:6])}"
     )
+    lines.append(
+        f"  drift check read {check.get('files', 0)} files ({check.get('rows')} rows) of {check.get('data_uri')}"
+    )
     challenger, champion = _result(retrain, "evaluate_challenger"), _result(retrain, "evaluate_champion")
     decision = _result(retrain, "decide")
     if challenger and champion:
@@ -321,14 +410,15 @@ def drift_summary(monitor: dict[str, Any], retrain: dict[str, Any]) -> list[str]
         )
     if decision:
         lines.append(f"  decision: {decision['decision']}: {decision['reason']}")
-    return lines
+    return lines + loop_summary(retrain, "_challenger")
 
 
-def run_demo(dags_folder: Path, home: Path, *, labeling: str = "ground-truth") -> int:
+def run_demo(dags_folder: Path, home: Path, *, labeling: str = "ground-truth", approval: str = "auto") -> int:
     """Run the whole demo; 0 when the model meets the accuracy target and the drift loop ran.
 
     :param labeling: ``ground-truth`` (the local Ground Truth job) or ``label-studio`` (a local Label
         Studio server; then the labels must also be at least 95% right against the hidden truth).
+    :param approval: ``auto`` (the config's), or ``human``: the pipeline stops at the human gate.
     """
     from airflow_dl_provider.backends.local import label_studio_server, server
     from airflow_dl_provider.pipelines.config import load_config
@@ -365,7 +455,7 @@ def run_demo(dags_folder: Path, home: Path, *, labeling: str = "ground-truth") -
                 "      starting Label Studio on 127.0.0.1 (its own venv) and its declared SIMULATED workforce ..."
             )
             studio = label_studio_server.start(local_home, endpoint)
-            dags_folder = label_studio_dags(dags_folder, home)
+            dags_folder = label_studio_dags(dags_folder, home, approval=approval)
             env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags_folder)
             env["AIRFLOW_CONN_LABEL_STUDIO_DEFAULT"] = label_studio_server.connection_uri_json(studio)
             say(f"      Label Studio {studio['url']}; the pipeline labels with service: label_studio")
@@ -380,15 +470,18 @@ def run_demo(dags_folder: Path, home: Path, *, labeling: str = "ground-truth") -
             f"[3/5] {config.dag_id}: label -> validate -> prepare -> train (2 x {config.training.instance_type}, "
             "simulated) -> tune -> compile, register, transform ..."
         )
-        pipeline = run_dag(config.dag_id, dags_folder, env, home, started)
+        if approval == "human" and labeling != "label-studio":
+            dags_folder = label_studio_dags(dags_folder, home, label_studio=False, approval=approval)
+            env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags_folder)
+        pipeline = run_dag(
+            config.dag_id, dags_folder, env, home, started, stop_at=HUMAN_GATE if approval == "human" else ()
+        )
         if pipeline["returncode"]:
-            return _failed(pipeline, started)
+            return _ended(pipeline, started)
 
         say("[4/5] a shifted batch arrives (noisier, brighter digits): drift monitor, then retraining ...")
         features, labeled = shifted_batch()
-        drift_uri = config.drift.data_uri if config.drift else config.s3_uri("incoming")
-        bucket, _, prefix = drift_uri.removeprefix("s3://").partition("/")
-        s3.put_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/batch-1.csv", Body=features.encode())
+        deliver_batch(config, pipeline, local_home, s3, features)
         if config.retraining:
             bucket, _, prefix = config.retraining.labeled_data_prefix.removeprefix("s3://").partition("/")
             s3.put_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/batch-1.csv", Body=labeled.encode())
@@ -429,6 +522,9 @@ def run_demo(dags_folder: Path, home: Path, *, labeling: str = "ground-truth") -
     finally:
         label_studio_server.stop(local_home)
         if record:
+            delete_endpoints(
+                local_home, record["endpoint_url"], [config.endpoint_name] if config.deploy else []
+            )
             server.stop(local_home)
 
 
@@ -436,6 +532,24 @@ def label_accuracy_of(s3: Any, manifest_uri: str, truth_uri: str) -> float:
     from airflow_dl_provider.manifests.output import label_accuracy, read_output_manifest
 
     return label_accuracy(read_output_manifest(_read(s3, manifest_uri)), json.loads(_read(s3, truth_uri)))
+
+
+def _ended(run: dict[str, Any], started: float) -> int:
+    """The pipeline ended early: stopped at the human gate (0), or failed (1)."""
+    if not run.get("stopped_at"):
+        return _failed(run, started)
+    say(
+        "\n".join(
+            [
+                f"      stopped at the human gate after {time.monotonic() - started:.0f}s: {run['stopped_at']}",
+                "      Airflow 3.1+: approve or reject `approve` in the UI's Required Actions (airflow-dl local airflow);",
+                "      2.11/3.0: in SageMaker's model registry (aws sagemaker update-model-package --model-package-arn",
+                "      <arn> --model-approval-status Approved). Rejected, nothing is deployed.",
+                f"      Task log: {run['log']}",
+            ]
+        )
+    )
+    return 0
 
 
 def _failed(run: dict[str, Any], started: float) -> int:

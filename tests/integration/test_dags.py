@@ -55,10 +55,12 @@ def test_dag_files_import() -> None:
         "train": {"tune"},
         "tune": {"compile", "register", "baseline", "batch_transform"},
         "compile": set(),
-        "register": set(),
+        "register": {"approve"},
         "baseline": set(),
         "batch_transform": {"evaluate"},
-        "evaluate": set(),
+        "evaluate": {"approve"},
+        "approve": {"deploy"},
+        "deploy": set(),
     }
     assert {"deep-learning", "demo"} <= set(dag.tags)  # a list on 2.x, a set on 3.x
 
@@ -69,6 +71,8 @@ def test_dag_files_import() -> None:
         "register_challenger",
         "baseline_challenger",
     }
+    assert retrain.get_task("approve_challenger").upstream_task_ids == {"decide"}
+    assert retrain.get_task("deploy_challenger").upstream_task_ids == {"approve_challenger"}
     assert dagbag.dags["dl_drift_monitor_digits"].get_task("check_drift").outlets
 
     from airflow_dl_provider.operators.training import DistributedTrainingOperator
