@@ -33,6 +33,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_dl_provider.specs.fields import keyed
+
 VALIDATION = "ValidationException"
 RESOURCE_NOT_FOUND = "ResourceNotFound"
 
@@ -91,30 +93,31 @@ class NotFound:
         return dataclasses.replace(self, operation=operation)
 
 
+def _ack_404(noun: str, message: str, fragment: str) -> NotFound:
+    """``Describe<noun>``'s not-found as the ACK SageMaker controller records it (its 404 rule): a
+    ``ValidationException`` whose message holds ``fragment`` (``ResourceNotFound`` too)."""
+    operation = f"Describe{noun}"
+    return NotFound(
+        operation,
+        VALIDATION,
+        message,
+        also=(RESOURCE_NOT_FOUND,),
+        match=(fragment,),
+        source=f"{_API.format(operation)} ; {ACK_GENERATOR} ({noun} 404)",
+    )
+
+
+def _documented_code_only(noun: str, message: str) -> NotFound:
+    """``Describe<noun>``'s not-found where AWS documents ``ResourceNotFound`` and no message."""
+    operation = f"Describe{noun}"
+    return NotFound(operation, RESOURCE_NOT_FOUND, message, also=(VALIDATION,), source=_API.format(operation))
+
+
 _DESCRIBE_ROWS = (
-    NotFound(
-        "DescribeTrainingJob",
-        VALIDATION,
-        "Requested resource not found.",
-        also=(RESOURCE_NOT_FOUND,),
-        match=("requested resource not found",),
-        source=f"{_API.format('DescribeTrainingJob')} ; {ACK_GENERATOR} (TrainingJob 404)",
-    ),
-    NotFound(
-        "DescribeTransformJob",
-        VALIDATION,
-        "Could not find requested job with name {name}",
-        also=(RESOURCE_NOT_FOUND,),
-        match=("could not find requested job",),
-        source=f"{_API.format('DescribeTransformJob')} ; {ACK_GENERATOR} (TransformJob 404)",
-    ),
-    NotFound(
-        "DescribeProcessingJob",
-        VALIDATION,
-        "Could not find requested job with name {name}",
-        also=(RESOURCE_NOT_FOUND,),
-        match=("could not find requested job",),
-        source=f"{_API.format('DescribeProcessingJob')} ; {ACK_GENERATOR} (ProcessingJob 404)",
+    _ack_404("TrainingJob", "Requested resource not found.", "requested resource not found"),
+    _ack_404("TransformJob", "Could not find requested job with name {name}", "could not find requested job"),
+    _ack_404(
+        "ProcessingJob", "Could not find requested job with name {name}", "could not find requested job"
     ),
     NotFound(
         "DescribeHyperParameterTuningJob",
@@ -125,62 +128,19 @@ _DESCRIBE_ROWS = (
     # Labeling and compilation: AWS documents ResourceNotFound and no message, and neither controller
     # records one; any ValidationException or ResourceNotFound means not found (as the Amazon provider
     # treats any Describe ValidationException). The message here is ours, in the service's style.
-    NotFound(
-        "DescribeLabelingJob",
-        RESOURCE_NOT_FOUND,
-        "Could not find labeling job {name}",
-        also=(VALIDATION,),
-        source=_API.format("DescribeLabelingJob"),
-    ),
-    NotFound(
-        "DescribeCompilationJob",
-        RESOURCE_NOT_FOUND,
-        "Could not find compilation job {name}",
-        also=(VALIDATION,),
-        source=_API.format("DescribeCompilationJob"),
-    ),
+    _documented_code_only("LabelingJob", "Could not find labeling job {name}"),
+    _documented_code_only("CompilationJob", "Could not find compilation job {name}"),
     # Hosting resources: the message names the resource's ARN (its name lower-cased), in quotes.
-    NotFound(
-        "DescribeEndpoint",
-        VALIDATION,
-        'Could not find endpoint "{arn}".',
-        also=(RESOURCE_NOT_FOUND,),
-        match=("could not find endpoint",),
-        source=f"{_API.format('DescribeEndpoint')} ; {ACK_GENERATOR} (Endpoint 404)",
-    ),
-    NotFound(
-        "DescribeEndpointConfig",
-        VALIDATION,
+    _ack_404("Endpoint", 'Could not find endpoint "{arn}".', "could not find endpoint"),
+    _ack_404(
+        "EndpointConfig",
         'Could not find endpoint configuration "{arn}".',
-        also=(RESOURCE_NOT_FOUND,),
-        match=("could not find endpoint configuration",),
-        source=f"{_API.format('DescribeEndpointConfig')} ; {ACK_GENERATOR} (EndpointConfig 404)",
+        "could not find endpoint configuration",
     ),
-    NotFound(
-        "DescribeModel",
-        VALIDATION,
-        'Could not find model "{arn}".',
-        also=(RESOURCE_NOT_FOUND,),
-        match=("could not find model",),
-        source=f"{_API.format('DescribeModel')} ; {ACK_GENERATOR} (Model 404)",
-    ),
+    _ack_404("Model", 'Could not find model "{arn}".', "could not find model"),
     # The registry says "does not exist." after the ARN (ACK matches the suffix).
-    NotFound(
-        "DescribeModelPackage",
-        VALIDATION,
-        "ModelPackage {arn} does not exist.",
-        also=(RESOURCE_NOT_FOUND,),
-        match=("does not exist",),
-        source=f"{_API.format('DescribeModelPackage')} ; {ACK_GENERATOR} (ModelPackage 404)",
-    ),
-    NotFound(
-        "DescribeModelPackageGroup",
-        VALIDATION,
-        "ModelPackageGroup {arn} does not exist.",
-        also=(RESOURCE_NOT_FOUND,),
-        match=("does not exist",),
-        source=f"{_API.format('DescribeModelPackageGroup')} ; {ACK_GENERATOR} (ModelPackageGroup 404)",
-    ),
+    _ack_404("ModelPackage", "ModelPackage {arn} does not exist.", "does not exist"),
+    _ack_404("ModelPackageGroup", "ModelPackageGroup {arn} does not exist.", "does not exist"),
 )
 _BY_DESCRIBE = {row.operation: row for row in _DESCRIBE_ROWS}
 
@@ -303,9 +263,8 @@ class AsyncDelete:
         return bool(description) and (description or {}).get(self.status_field) == self.deleting
 
 
-ASYNC_DELETE: dict[str, AsyncDelete] = {
-    row.resource: row
-    for row in (
+ASYNC_DELETE: dict[str, AsyncDelete] = keyed(
+    (
         # DeleteEndpoint returns at once; Describe shows Deleting until the instances are released
         # (the CLI's `wait endpoint-deleted` polls for the not-found). Meanwhile the name is taken,
         # and the endpoint is "in progress": no update, no second delete.
@@ -334,8 +293,9 @@ ASYNC_DELETE: dict[str, AsyncDelete] = {
             source=_API.format("DescribeModelPackageGroup"),
         ),
         AsyncDelete("ModelPackage", "ModelPackageStatus", source=_API.format("DescribeModelPackage")),
-    )
-}
+    ),
+    key="resource",
+)
 
 
 def deleting_refusal(resource: str, operation: str, name: str, arn: str = "") -> dict[str, str] | None:
@@ -374,9 +334,8 @@ class InProgress:
     source: str = ""
 
 
-IN_PROGRESS: dict[str, InProgress] = {
-    row.resource: row
-    for row in (
+IN_PROGRESS: dict[str, InProgress] = keyed(
+    (
         # An endpoint being created or updated takes neither an update nor a delete: the caller waits
         # until it is InService or Failed (a creation that cannot pass its health check stays Creating
         # for up to an hour). No call cancels a creation or an update in flight. The ACK controller
@@ -393,8 +352,9 @@ IN_PROGRESS: dict[str, InProgress] = {
             source=f"{_API.format('UpdateEndpoint')} ; {_API.format('DeleteEndpoint')} ; {_ACK_ENDPOINT_TESTS} ; "
             "https://github.com/aws/amazon-sagemaker-examples/pull/3188",
         ),
-    )
-}
+    ),
+    key="resource",
+)
 
 
 def in_progress_refusal(
