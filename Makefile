@@ -18,10 +18,19 @@ $(STAMP): pyproject.toml constraints/dev.txt
 
 venv: $(STAMP)
 
-test: venv
+# The OpenLineage provider for tests/unit/test_lineage.py, beside the venv and not in it (installed, its
+# listener would run in every other test's Airflow); pinned in constraints/dev.txt.
+OPENLINEAGE := .venv-openlineage/.installed
+$(OPENLINEAGE): constraints/dev.txt | venv
+	rm -rf .venv-openlineage
+	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps --target .venv-openlineage -c constraints/dev.txt \
+		apache-airflow-providers-openlineage openlineage-python openlineage-integration-common httpx2
+	touch $@
+
+test: venv $(OPENLINEAGE)
 	$(VENV)/bin/python -m pytest -q
 
-test-fast: venv
+test-fast: venv $(OPENLINEAGE)
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 # The fault suite (tests/faults, also part of `make test`): throttling and 5xx on every API, the task

@@ -61,7 +61,7 @@ def _hides(key: str) -> bool:
         from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
     except ImportError:
         try:  # Airflow 3.0
-            from airflow.sdk.execution_time.secrets_masker import should_hide_value_for_key
+            from airflow.sdk.execution_time.secrets_masker import should_hide_value_for_key  # type: ignore[no-redef]
         except ImportError:  # Airflow 2.x
             from airflow.utils.log.secrets_masker import should_hide_value_for_key  # type: ignore[no-redef]
     return bool(should_hide_value_for_key(key))

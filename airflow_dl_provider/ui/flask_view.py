@@ -57,3 +57,16 @@ class DeepLearningView(BaseView):
             if not found:
                 abort(404)
             return pipeline_page(found[0], _links())
+
+    @expose("/dags/<string:dag_id>")
+    @has_access_dag("GET", permissions.RESOURCE_DAG_RUN)
+    def dag(self, dag_id: str) -> Any:
+        """As on Airflow 3: a DAG's page of the pipeline it belongs to (where the extra links point)."""
+        from flask import redirect
+
+        from airflow_dl_provider.ui.overview import pipelines
+
+        names = list(pipelines([dag_id]))
+        if not names:
+            abort(404)
+        return redirect(_links().pipeline(names[0]))

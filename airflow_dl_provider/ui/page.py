@@ -199,7 +199,8 @@ def _runs(runs: list[Run], links: Links) -> str:
                         [
                             _e(j.task_id),
                             _e(j.kind),
-                            _e(j.name),
+                            # The anchor the local backend's job links open (links.console).
+                            f"<span id='job-{_e(j.name)}'>{_e(j.name)}</span>",
                             badge(j.status)
                             + (f"<br><span class='muted'>{_e(j.failure)}</span>" if j.failure else ""),
                             _e(when(j.start)),
