@@ -64,23 +64,15 @@ __all__ = [
 
 # The flat arguments of earlier releases: argument -> (the spec it now belongs to, that spec's field).
 FLAT_ARGUMENTS: dict[str, tuple[str, str]] = {
-    "entry_point": ("script", "entry_point"),
-    "source_dir": ("script", "source_dir"),
-    "framework_version": ("script", "framework_version"),
-    "py_version": ("script", "py_version"),
-    "distribution": ("script", "distribution"),
-    "processes_per_host": ("script", "processes_per_host"),
-    "instance_type": ("cluster", "instance_type"),
-    "instance_count": ("cluster", "instance_count"),
-    "volume_size_gb": ("cluster", "volume_size_gb"),
-    "volume_kms_key_id": ("cluster", "volume_kms_key_id"),
-    "allow_no_efa": ("cluster", "allow_no_efa"),
+    # Same names: every field of ScriptMode and Vpc, and of Cluster but keep_alive_seconds (newer).
+    **{f.name: ("script", f.name) for f in dataclasses.fields(ScriptMode)},
+    **{f.name: ("cluster", f.name) for f in dataclasses.fields(Cluster) if f.name != "keep_alive_seconds"},
+    **{f.name: ("vpc", f.name) for f in dataclasses.fields(Vpc)},
+    # Renamed in their spec: ``use_spot`` is the spec itself.
     "use_spot": ("spot", ""),
     "spot_max_wait_seconds": ("spot", "max_wait_seconds"),
     "checkpoint_s3_uri": ("checkpoint", "s3_uri"),
     "checkpoint_local_path": ("checkpoint", "local_path"),
-    "subnets": ("vpc", "subnets"),
-    "security_group_ids": ("vpc", "security_group_ids"),
 }
 SPEC_TYPES: dict[str, type] = {
     "script": ScriptMode,

@@ -323,12 +323,42 @@ def _one_line(err: BaseException, start: str) -> None:
             "label: label_attribute_name: 'label-metadata' must not end",
         ),
         ({"task_type": "image_multilabel_classification", "auto_labeling": True}, "label: auto_labeling:"),
+        # MaxHumanLabeledObjectCount is at least 1 (CreateLabelingJob): refused at import, not by the API.
+        ({"max_human_labeled_objects": 0}, "label: max_human_labeled_objects must be >= 1, got 0"),
+        ({"workers_per_object": 10}, "label: workers_per_object must be 1-9, got 10"),
+        ({"poll_interval": 0}, "label: poll_interval must be > 0 seconds, got 0"),
+        ({"if_exists": "replace"}, "label: if_exists: 'replace' is not one of reattach, fail, new"),
     ],
 )
 def test_bad_arguments_fail_at_construction(local_backend: Any, kwargs: dict[str, Any], start: str) -> None:
     with pytest.raises(ValueError) as caught:
         _operator(local_backend, **kwargs)
     _one_line(caught.value, start)
+
+
+def test_both_labeling_services_refuse_a_bad_shared_argument_alike(local_backend: Any) -> None:
+    """The shared arguments are checked once, in LabelingOperator: Label Studio says what Ground Truth says."""
+    from airflow_dl_provider.operators.label_studio import LabelStudioLabelingOperator
+
+    for bad in (
+        {"labels": ["cat", "cat"]},
+        {"input_text_uri": "s3://b/t.txt"},
+        {"max_human_labeled_objects": 0},
+    ):
+        with pytest.raises(ValueError) as ground_truth:
+            _operator(local_backend, **bad)
+        with pytest.raises(ValueError) as label_studio:
+            LabelStudioLabelingOperator(
+                **{
+                    "task_id": "label",
+                    "task_type": "image_classification",
+                    "labels": ["cat", "dog"],
+                    "output_path": "s3://b/out",
+                    "input_prefix": "s3://b/pets/",
+                    **bad,
+                }
+            )
+        assert str(label_studio.value) == str(ground_truth.value)
 
 
 def test_region_without_ground_truth(
