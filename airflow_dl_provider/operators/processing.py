@@ -83,6 +83,7 @@ class ProcessingOperator(SageMakerJobOperator):
         "environment",
         "output_kms_key_id",
         "tags",
+        "cluster",
         "vpc",
     )
 

@@ -233,3 +233,24 @@ def test_the_kinds_table_knows_every_status_the_service_reports() -> None:
     kind = JOB_KINDS["processing"]
     assert set(service_behaviour.PROCESSING.statuses) == kind.running | kind.terminal
     assert "Stopped" in kind.failed and "Stopping" in kind.running
+
+
+def test_nested_specs_are_rendered_in_the_operators_own_copies() -> None:
+    cluster = Cluster(instance_type="{{ params.instance }}")
+    source = ProcessingInput("raw", "{{ params.bucket }}/raw/", "/opt/ml/processing/input/raw")
+    op = ProcessingOperator(
+        task_id="prepare",
+        role_arn=ROLE_ARN,
+        inputs=[source],
+        cluster=cluster,
+        script=ProcessingScript(code="s3://b/code/prepare.py", arguments=["--day", "{{ ds }}"]),
+    )
+    op.render_template_fields(
+        {"params": {"instance": "ml.c5.xlarge", "bucket": "s3://b"}, "ds": "2026-01-02"}
+    )
+
+    assert op.cluster.instance_type == "ml.c5.xlarge"
+    assert op.inputs[0].s3_uri == "s3://b/raw/"
+    assert op.script is not None and op.script.arguments == ["--day", "2026-01-02"]
+    # What the DAG author passed is left as it was: the next task instance renders its own copy.
+    assert cluster.instance_type == "{{ params.instance }}" and source.s3_uri == "{{ params.bucket }}/raw/"
