@@ -110,7 +110,7 @@ def arrival_dags(config: PipelineConfig, config_path: Path) -> dict[str, Any]:
     from airflow.operators.trigger_dagrun import TriggerDagRunOperator  # type: ignore[import-not-found,unused-ignore]
 
     from airflow_dl_provider.pipelines.templates import DAG, dag_arguments
-    from airflow_dl_provider.sensors.arrival import NewDataSensor
+    from airflow_dl_provider.sensors.arrival import KEYS, NewDataSensor
 
     arrival = _arrival(config)
     arguments = dag_arguments(config, config_path)
@@ -133,7 +133,7 @@ def arrival_dags(config: PipelineConfig, config_path: Path) -> dict[str, Any]:
             >> TriggerDagRunOperator(
                 task_id="start_pipeline",
                 trigger_dag_id=config.dag_id,
-                conf={"arrived": "{{ ti.xcom_pull(task_ids='wait_for_data') }}"},
+                conf={"arrived": "{{ ti.xcom_pull(task_ids='wait_for_data', key='" + KEYS + "') }}"},
             )
         )
     return {dag.dag_id: dag}

@@ -66,6 +66,8 @@ def options_from(args: argparse.Namespace) -> StackOptions:
         workteam_name=args.workteam_name,
         workteam_domain_prefix=args.workteam_domain_prefix,
         enable_label_studio=args.label_studio,
+        enable_arrival=args.enable_arrival,
+        arrival_prefix=args.arrival_prefix,
     ).validate()
 
 
@@ -115,6 +117,10 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--label-studio", action="store_true", help="add a private Label Studio service (ECS Fargate, RDS)"
     )
+    g.add_argument(
+        "--enable-arrival", action="store_true", help="add the SQS queue the bucket notifies of uploads"
+    )
+    g.add_argument("--arrival-prefix", default=d.arrival_prefix, help="key prefix the notifications cover")
     g.add_argument("--workteam-name", default=d.workteam_name)
     g.add_argument(
         "--workteam-domain-prefix",

@@ -32,6 +32,7 @@ NESTED_TEMPLATES = (
     "fsx.yaml",
     "workteam.yaml",
     "label_studio.yaml",
+    "arrival.yaml",
 )
 TEMPLATES = (ROOT_TEMPLATE, *NESTED_TEMPLATES)
 
@@ -107,6 +108,9 @@ class StackOptions:
     :param workteam_domain_prefix: the labeling portal's Cognito domain prefix; empty derives it from
         ``environment_name`` (the stack appends the account ID: a prefix is global per region).
     :param enable_label_studio: add a private Label Studio service (ECS Fargate, RDS PostgreSQL).
+    :param enable_arrival: add the data-arrival queue the bucket notifies of uploads under
+        ``arrival_prefix`` (needs ``bucket_name``: the queue policy names the bucket before it exists).
+    :param arrival_prefix: the key prefix the pipelines' ``arrival.prefix`` values live under.
     """
 
     environment_name: str = "airflow-dl"
@@ -129,6 +133,8 @@ class StackOptions:
     workteam_name: str = "labelers"
     workteam_domain_prefix: str = ""
     enable_label_studio: bool = False
+    enable_arrival: bool = False
+    arrival_prefix: str = "incoming/"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def validate(self) -> StackOptions:
@@ -158,6 +164,8 @@ class StackOptions:
         self._validate_logging_and_updates()
         if self.enable_workteam:
             self.domain_prefix()
+        if self.enable_arrival:
+            self._validate_arrival()
         if self.vpc_id or self.subnet_ids:
             self._validate_existing_vpc()
         else:
@@ -195,6 +203,22 @@ class StackOptions:
                     "domain prefix; pass --workteam-domain-prefix without it"
                 )
         return prefix
+
+    def _validate_arrival(self) -> None:
+        if not self.bucket_name:
+            raise StackError(
+                "bucket_name: the data-arrival queue's policy names the bucket before it exists; "
+                "give --bucket-name with --enable-arrival"
+            )
+        if len(self.environment_name) > 63:
+            raise StackError(
+                f"environment_name: at most 63 characters with --enable-arrival (SQS names, 80 at most, "
+                f"add '-data-arrival-dlq'); got {len(self.environment_name)}"
+            )
+        if self.arrival_prefix.startswith("/") or not self.arrival_prefix.endswith("/"):
+            raise StackError(
+                f"arrival_prefix: {self.arrival_prefix!r} must be a key prefix ending in / (e.g. incoming/)"
+            )
 
     def _validate_existing_vpc(self) -> None:
         if not _VPC_ID.match(self.vpc_id):
@@ -269,6 +293,8 @@ class StackOptions:
             "WorkteamName": self.workteam_name,
             "WorkteamDomainPrefix": self.domain_prefix() if self.enable_workteam else "airflow-dl-labeling",
             "EnableLabelStudio": str(self.enable_label_studio).lower(),
+            "EnableArrival": str(self.enable_arrival).lower(),
+            "ArrivalPrefix": self.arrival_prefix,
             **self.extra,
         }
 
@@ -331,7 +357,15 @@ def variants(base: StackOptions | None = None) -> Iterator[tuple[str, StackOptio
                 enable_label_studio=workteam,
             ),
         )
-    full = replace(base, enable_fsx=True, enable_workteam=True, enable_label_studio=True)
+    # The data-arrival queue needs a bucket name; any valid one lints the same.
+    full = replace(
+        base,
+        enable_fsx=True,
+        enable_workteam=True,
+        enable_label_studio=True,
+        enable_arrival=True,
+        bucket_name=base.bucket_name or "airflow-dl-example-data",
+    )
     yield "nat-0", replace(full, vpc_id="", subnet_ids=(), nat_gateways=0)
     yield "nat-2", replace(full, vpc_id="", subnet_ids=(), nat_gateways=2)
     if not base.vpc_id:

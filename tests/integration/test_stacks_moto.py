@@ -150,3 +150,44 @@ def test_network_with_private_routing_creates_the_endpoints_and_no_nat(aws):
     } <= services
     nats = ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [out["VpcId"]]}])["NatGateways"]
     assert nats == []
+
+
+ARRIVAL_BUCKET = "team-dl-arrivals"
+
+
+def test_the_arrival_queue_is_encrypted_with_a_dead_letter_queue_and_feeds_storage_and_iam(aws):
+    cfn, sqs = aws.client("cloudformation"), aws.client("sqs")
+    arrival = _create(
+        cfn, "dl-arrival", "arrival.yaml", {"EnvironmentName": "dl", "BucketName": ARRIVAL_BUCKET}
+    )
+    assert arrival["QueueUrl"].endswith("/dl-data-arrival")
+    attributes = sqs.get_queue_attributes(QueueUrl=arrival["QueueUrl"], AttributeNames=["All"])["Attributes"]
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"] == arrival["DeadLetterQueueArn"]
+    assert (attributes["SqsManagedSseEnabled"], attributes["VisibilityTimeout"]) == ("true", "300")
+    # moto's CloudFormation does not attach AWS::SQS::QueuePolicy; the policy is asserted on the template
+    # in tests/unit/stacks/test_arrival_stack.py.
+
+    storage = _create(
+        cfn,
+        "dl-storage",
+        "storage.yaml",
+        {"EnvironmentName": "dl", "BucketName": ARRIVAL_BUCKET, "ArrivalQueueArn": arrival["QueueArn"]},
+    )
+    # moto's CloudFormation does not put the bucket's NotificationConfiguration either: the filter is
+    # asserted on the template, and S3 -> SQS delivery in tests/integration/test_arrival_local.py.
+    assert storage["BucketName"] == ARRIVAL_BUCKET
+
+    iam_out = _create(
+        cfn,
+        "dl-iam",
+        "iam.yaml",
+        {
+            "EnvironmentName": "dl",
+            "BucketName": storage["BucketName"],
+            "KmsKeyArn": storage["KmsKeyArn"],
+            "ArrivalQueueArn": arrival["QueueArn"],
+        },
+    )
+    assert set(iam_out) == {"MwaaExecutionRoleArn", "SageMakerExecutionRoleArn"}
+    # moto's CloudFormation creates no AWS::IAM::RolePolicy: the data-arrival policy's scope is asserted
+    # on the template in tests/unit/stacks/test_arrival_stack.py.

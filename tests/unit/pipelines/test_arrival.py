@@ -212,3 +212,27 @@ def test_the_2x_sensor_waits_for_keys_newer_than_the_last_ones_seen() -> None:
     seen.clear()
     assert not sensor.has_new_files([old, new], **context)
     assert seen == {}
+
+
+def test_on_airflow_2_a_sensor_dag_triggers_the_pipeline_with_the_new_keys(tmp_path: Path) -> None:
+    try:
+        from airflow.sdk import AssetWatcher  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("Airflow 3 watches the queue instead")
+    from airflow_dl_provider.pipelines.loader import dags_from_files
+
+    dags = dags_from_files([_config(tmp_path)])
+
+    sensor_dag = dags["dl_arrival_digits"]
+    wait, start = sensor_dag.get_task("wait_for_data"), sensor_dag.get_task("start_pipeline")
+    assert (wait.deferrable, wait.bucket_key, wait.bucket_name) == (
+        True,
+        "incoming/digits/*",
+        "airflow-dl-demo",
+    )
+    assert start.trigger_dag_id == "dl_pipeline_digits"
+    assert start.conf == {"arrived": "{{ ti.xcom_pull(task_ids='wait_for_data', key='keys') }}"}
+    assert start.upstream_task_ids == {"wait_for_data"}
+    assert dags["dl_pipeline_digits"].schedule_interval is None

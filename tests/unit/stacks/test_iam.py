@@ -56,6 +56,8 @@ NOT_AWS_CALLS = {
 # (module, method) calls that run only against the local backend's embedded S3 server, never on MWAA.
 LOCAL_ONLY_CALLS = {
     ("hooks/sagemaker.py", "list_buckets"): "Test Connection of a local-backend connection",
+    # On AWS the stacks create the queue and the notification (stacks/templates/arrival.yaml, storage.yaml).
+    ("pipelines/arrival.py", "put_bucket_notification_configuration"): "the local server's arrival queue",
 }
 
 
