@@ -7,12 +7,14 @@ import json
 import re
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_dl_provider.backends.local.endpoint import process_alive
 from airflow_dl_provider.backends.local.resources import ResourceStore
+from airflow_dl_provider.backends.local.server import LOCAL_CREDENTIALS
 from airflow_dl_provider.operators.endpoints import EndpointDeployOperator
 from airflow_dl_provider.triggers.job import SageMakerJobTrigger
 from tests.conftest import ROLE_ARN
@@ -21,7 +23,6 @@ from tests.integration.digits_model import digit_rows, inference_module, model_d
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 pytestmark = pytest.mark.slow
 IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.5.1-cpu-py311-ubuntu22.04-sagemaker"
@@ -72,6 +73,10 @@ def test_deploy_invoke_capture_update_delete(
     deployed |= _pids(local_backend)
     assert result["status"] == "InService" and result["action"] == "created"
     json.dumps(result)
+    # The server runs with the endpoint's credentials, never the deploying task's connections or keys.
+    environ = Path(f"/proc/{_record(local_backend)['_pid']}/environ").read_bytes().split(b"\0")
+    assert not [v for v in environ if v.startswith((b"AIRFLOW_CONN_", b"AWS_SESSION_TOKEN="))]
+    assert b"AWS_SECRET_ACCESS_KEY=" + LOCAL_CREDENTIALS["password"].encode() in environ
 
     rows = digit_rows(3, seed=5)
     body = "".join(",".join(map(str, r)) + "\n" for r in rows)
@@ -305,18 +310,27 @@ def _broken_model_tar(root: Path) -> bytes:
     return buffer.getvalue()
 
 
+def _deployed_then(
+    local_backend: Any, task_context: Any, deployed: set[int], model: bytes, **kwargs: Any
+) -> tuple[dict[str, Any], int, EndpointDeployOperator]:
+    """The endpoint deployed with the first model; its server's pid; the operator that updates it to ``model``."""
+    first = _operator(local_backend).execute(task_context("manual__v1", task_id="deploy"))
+    deployed |= _pids(local_backend)
+    local_backend.upload("models/next/model.tar.gz", model)
+    update = _operator(local_backend, model_artifacts=local_backend.uri("models/next/model.tar.gz"), **kwargs)
+    return first, _record(local_backend)["_pid"], update
+
+
 def test_a_blue_green_update_keeps_serving_while_traffic_shifts(
     local_backend: Any, task_context: Any, deployed: set[int], tmp_path: Path
 ) -> None:
     from airflow_dl_provider.specs.deployment import Deployment
 
-    first = _operator(local_backend).execute(task_context("manual__v1", task_id="deploy"))
-    deployed |= _pids(local_backend)
-    old_pid = _record(local_backend)["_pid"]
-    local_backend.upload("models/v2/model.tar.gz", model_tar(tmp_path / "v2", seed=1))
-    update = _operator(
+    first, old_pid, update = _deployed_then(
         local_backend,
-        model_artifacts=local_backend.uri("models/v2/model.tar.gz"),
+        task_context,
+        deployed,
+        model_tar(tmp_path / "v2", seed=1),
         deployment=Deployment("canary", 50, wait_seconds=3, max_errors=0),
     )
 
@@ -352,14 +366,12 @@ def test_an_alarm_on_the_new_fleets_errors_rolls_the_update_back(
     from airflow_dl_provider.exceptions import SageMakerJobError
     from airflow_dl_provider.specs.deployment import Deployment
 
-    first = _operator(local_backend).execute(task_context("manual__v1", task_id="deploy"))
-    deployed |= _pids(local_backend)
-    old_pid = _record(local_backend)["_pid"]
-    local_backend.upload("models/broken/model.tar.gz", _broken_model_tar(tmp_path / "broken"))
     # Baked long enough that only the alarm ends the canary early.
-    update = _operator(
+    first, old_pid, update = _deployed_then(
         local_backend,
-        model_artifacts=local_backend.uri("models/broken/model.tar.gz"),
+        task_context,
+        deployed,
+        _broken_model_tar(tmp_path / "broken"),
         deployment=Deployment("canary", 50, wait_seconds=600, max_errors=0),
         max_wait=900,
     )

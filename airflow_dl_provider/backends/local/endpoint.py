@@ -50,9 +50,10 @@ from airflow_dl_provider.backends.local.hosting import (
     primary_container,
     split_s3_uri,
 )
-from airflow_dl_provider.backends.local.processes import process_alive
+from airflow_dl_provider.backends.local.processes import job_environment, process_alive
 from airflow_dl_provider.backends.local.resources import ResourceStore
 from airflow_dl_provider.backends.local.rollout import AlarmWatch, FleetStats, roll_out
+from airflow_dl_provider.backends.local.server import LOCAL_CREDENTIALS
 from airflow_dl_provider.validation.requests import validate_request, validate_response
 
 if TYPE_CHECKING:
@@ -106,7 +107,9 @@ def start_server(
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
+            # Never the caller's connections or keys: the endpoint runs with its role's credentials,
+            # here the placeholders the embedded server takes.
+            env=job_environment({**os.environ, **env}, LOCAL_CREDENTIALS),
             start_new_session=True,  # outlives the task that deployed it, as an endpoint does
         )
     threading.Thread(target=proc.wait, daemon=True).start()  # reap it when it ends
