@@ -1,6 +1,7 @@
 """One operator per job kind, built as a DAG author would, with its inputs in (moto's) S3.
 
-Arguments are the plain, documented ones; what each case asserts of a finished run is what the
+Arguments are the plain, documented ones, the specs where an operator composes them (no deprecated
+flat arguments); what each case asserts of a finished run is what the
 operator's docstring promises (its XCom fields) and what the service left in S3.
 """
 
@@ -32,6 +33,7 @@ def _source(tmp_path: Path) -> str:
 
 def training(aws: Aws, tmp_path: Path, **kwargs: Any) -> Any:
     from airflow_dl_provider.operators.training import DistributedTrainingOperator
+    from airflow_dl_provider.specs.training import Cluster, ScriptMode
 
     aws.upload("data/train/part-0.csv", "label,p0\n1,2\n")
     args: dict[str, Any] = {
@@ -39,10 +41,8 @@ def training(aws: Aws, tmp_path: Path, **kwargs: Any) -> Any:
         "role_arn": ROLE_ARN,
         "output_path": aws.uri("output"),
         "channels": {"train": aws.uri("data/train/")},
-        "entry_point": "train.py",
-        "source_dir": _source(tmp_path),
-        "instance_type": "ml.m5.xlarge",
-        "instance_count": 2,
+        "script": ScriptMode(entry_point="train.py", source_dir=_source(tmp_path)),
+        "cluster": Cluster(instance_type="ml.m5.xlarge", instance_count=2),
         "metric_definitions": {"validation_accuracy": METRIC},
         "max_runtime_seconds": 3600,
         "poll_interval": POLL,
@@ -52,19 +52,21 @@ def training(aws: Aws, tmp_path: Path, **kwargs: Any) -> Any:
 
 def tuning(aws: Aws, tmp_path: Path, **kwargs: Any) -> Any:
     from airflow_dl_provider.operators.tuning import HyperparameterTuningOperator
+    from airflow_dl_provider.specs.training import Cluster, ScriptMode, TrainingDefinition
 
     aws.upload("data/train/part-0.csv", "label,p0\n1,2\n")
     args: dict[str, Any] = {
         "task_id": "tune",
-        "role_arn": ROLE_ARN,
-        "output_path": aws.uri("output"),
-        "channels": {"train": aws.uri("data/train/")},
-        "entry_point": "train.py",
-        "source_dir": _source(tmp_path),
-        "instance_type": "ml.m5.xlarge",
-        "hyperparameters": {"epochs": 2},
-        "metric_definitions": {"validation_accuracy": METRIC},
-        "max_runtime_seconds": 600,
+        "training": TrainingDefinition(
+            role_arn=ROLE_ARN,
+            output_path=aws.uri("output"),
+            channels={"train": aws.uri("data/train/")},
+            cluster=Cluster(instance_type="ml.m5.xlarge"),
+            script=ScriptMode(entry_point="train.py", source_dir=_source(tmp_path)),
+            hyperparameters={"epochs": 2},
+            metric_definitions={"validation_accuracy": METRIC},
+            max_runtime_seconds=600,
+        ),
         "objective_metric": "validation_accuracy",
         "parameter_ranges": {
             "lr": {"type": "continuous", "min": 0.001, "max": 0.1},
@@ -98,11 +100,12 @@ def labeling(aws: Aws, tmp_path: Path, **kwargs: Any) -> Any:
 
 def compilation(aws: Aws, tmp_path: Path, **kwargs: Any) -> Any:
     from airflow_dl_provider.operators.compilation import NeoCompilationOperator
+    from airflow_dl_provider.specs.model import ModelSource
 
     args: dict[str, Any] = {
         "task_id": "compile",
         "role_arn": ROLE_ARN,
-        "model_artifacts": aws.upload("models/job/output/model.tar.gz", b"model"),
+        "model": ModelSource(model_artifacts=aws.upload("models/job/output/model.tar.gz", b"model")),
         "output_path": aws.uri("compiled"),
         "framework": "PYTORCH",
         "framework_version": "1.13",
@@ -115,14 +118,16 @@ def compilation(aws: Aws, tmp_path: Path, **kwargs: Any) -> Any:
 
 def transform(aws: Aws, tmp_path: Path, **kwargs: Any) -> Any:
     from airflow_dl_provider.operators.transform import BatchTransformOperator
+    from airflow_dl_provider.specs.model import ModelSource
 
     aws.upload("batch/in/part-0.csv", "1,2\n3,4\n5,6\n")
     args: dict[str, Any] = {
         "task_id": "transform",
         "input_s3_uri": aws.uri("batch/in/"),
         "output_path": aws.uri("batch/out"),
-        "model_artifacts": aws.upload("models/job/output/model.tar.gz", b"model"),
-        "role_arn": ROLE_ARN,
+        "model": ModelSource(
+            model_artifacts=aws.upload("models/job/output/model.tar.gz", b"model"), role_arn=ROLE_ARN
+        ),
         "instance_type": "ml.m5.xlarge",
         "poll_interval": POLL,
     }
