@@ -90,5 +90,9 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_dl_provider.links.console.SageMakerJobLink",
             "airflow_dl_provider.links.console.SageMakerEndpointLink",
             "airflow_dl_provider.links.console.SageMakerModelPackageLink",
+            "airflow_dl_provider.links.console.ModelArtifactsLink",
+            "airflow_dl_provider.links.console.JobOutputLink",
+            "airflow_dl_provider.links.console.DataDocsLink",
+            "airflow_dl_provider.links.console.DriftReportLink",
         ],
     }

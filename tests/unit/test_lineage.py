@@ -106,7 +106,7 @@ _WITH_PROVIDER = textwrap.dedent(
     """
     import json, types
     from airflow.providers.openlineage.extractors.base import DefaultExtractor
-    from airflow_dl_provider.operators.published import PublishedOutputs
+    from airflow_dl_provider.links.published import PublishedOutputs
     from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 

@@ -16,7 +16,7 @@ from airflow_dl_provider.links.console import (
     persist_console_link,
     persist_result_links,
 )
-from airflow_dl_provider.operators.published import PublishedOutputs
+from airflow_dl_provider.links.published import PublishedOutputs
 
 ENDPOINT = "http://127.0.0.1:5123"
 
@@ -145,3 +145,20 @@ def test_the_mixin_publishes_whatever_execute_or_execute_complete_returns() -> N
     op.execute_complete(context, event={"status": "success"})
     assert _url(DataDocsLink(), context) == f"{ENDPOINT}/b/docs/resumed.html"
     assert op.published_result == {"data_docs": "s3://b/docs/resumed.html"}
+
+
+def test_every_link_is_registered_in_the_provider_info() -> None:
+    # Airflow 3 resolves a serialized task's extra links only through registered classes.
+    import inspect
+
+    from airflow_dl_provider.get_provider_info import get_provider_info
+    from airflow_dl_provider.links import console
+
+    links = {
+        f"{console.__name__}.{name}"
+        for name, cls in inspect.getmembers(console, inspect.isclass)
+        if issubclass(cls, console.ProviderLink) and "key" in vars(cls)
+    }
+
+    assert len(links) == 7
+    assert links == set(get_provider_info()["extra-links"])
