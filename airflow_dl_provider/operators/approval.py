@@ -102,19 +102,29 @@ def update_request(model_package_arn: str, approved: bool, reason: str) -> dict[
     }
 
 
-def skip_downstream(operator: Any, context: Any) -> list[str]:
-    """Skip the operator's direct downstream tasks (a rejection deploys nothing); their task ids."""
+def downstream_ids(operator: Any) -> list[str]:
+    """The tasks a rejection skips: the direct downstream, teardowns aside."""
     if not operator.has_dag():  # run on its own (a test): nothing downstream
         return []
-    tasks = [t for t in operator.get_direct_relatives(upstream=False) if not t.is_teardown]
+    return sorted(t.task_id for t in operator.get_direct_relatives(upstream=False) if not t.is_teardown)
+
+
+def skip_downstream(operator: Any, context: Any, result: dict[str, Any]) -> None:
+    """Skip the operator's direct downstream tasks (a rejection deploys nothing).
+
+    The decision is pushed as the return value first: on Airflow 3 ``skip`` ends the task by raising,
+    so nothing returned after it would reach XCom.
+    """
+    tasks = [operator.dag.get_task(task_id) for task_id in result["skipped"]]
     if not tasks:
-        return []
+        return
+    context["ti"].xcom_push(key="return_value", value=result)
+    operator.log.info("Rejected: nothing is deployed; skipping %s", ", ".join(result["skipped"]))
     if "ti" in inspect.signature(operator.skip).parameters:  # Airflow 3
         operator.skip(ti=context["ti"], tasks=tasks)
     else:  # Airflow 2.x: skip(dag_run, execution_date, tasks)
         when = context.get("logical_date") or context.get("execution_date")
         operator.skip(context["dag_run"], when, tasks, map_index=context["ti"].map_index)
-    return [t.task_id for t in tasks]
 
 
 def record_decision(
@@ -144,10 +154,8 @@ def conclude(operator: Any, context: Any, **decision: Any) -> dict[str, Any]:
     """:func:`record_decision`, then on a rejection skip the downstream: nothing is deployed."""
     result = record_decision(operator, **decision)
     if result["decision"] == REJECTED:
-        result["skipped"] = skip_downstream(operator, context)
-        operator.log.info(
-            "Rejected: nothing is deployed; skipped %s", ", ".join(result["skipped"]) or "nothing"
-        )
+        result["skipped"] = downstream_ids(operator)
+        skip_downstream(operator, context, result)
     return result
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
-from airflow_dl_provider.operators.approval import _package_arn, record_decision
+from airflow_dl_provider.operators.approval import _package_arn, downstream_ids, record_decision
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -55,12 +55,17 @@ class HumanApprovalOperator(ApprovalOperator):
         self.region_name = region_name
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        """The answer came: record it on the package; on Reject the base class skips the downstream."""
-        answer = super().execute_complete(context=context, event=event)
-        approved = answer["chosen_options"] == [self.APPROVE]
-        user = answer.get("responded_by_user") or {}
+        """The answer came: record it on the package, then let the base class skip the deploy on Reject.
+
+        Recorded first: on Airflow 3 the base class's skip ends the task by raising.
+        """
+        if "error" in event:  # a timeout or a trigger error: the base class raises it
+            return super().execute_complete(context=context, event=event)
+        self.validate_chosen_options(event["chosen_options"])
+        approved = event["chosen_options"] == [self.APPROVE]
+        user = event.get("responded_by_user") or {}
         who = str(user.get("name") or user.get("id") or "a user")
-        why = str((answer.get("params_input") or {}).get(REASON) or "").strip() or "no reason given"
+        why = str((event.get("params_input") or {}).get(REASON) or "").strip() or "no reason given"
         hook = SageMakerJobHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
         result = record_decision(
             self,
@@ -71,5 +76,7 @@ class HumanApprovalOperator(ApprovalOperator):
             conn=hook.conn,
         )
         if not approved:
-            result["skipped"] = sorted(self.downstream_task_ids)
+            result["skipped"] = downstream_ids(self)
+            context["ti"].xcom_push(key="return_value", value=result)
+        super().execute_complete(context=context, event=event)
         return result

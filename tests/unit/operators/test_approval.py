@@ -67,7 +67,10 @@ class _Recorded:
     """Stands in for a task context and records what the operator skipped."""
 
     def __init__(self) -> None:
-        self.ti = types.SimpleNamespace(map_index=-1, xcom_push=lambda **_: None)
+        self.pushed: dict[str, Any] = {}
+        self.ti = types.SimpleNamespace(
+            map_index=-1, xcom_push=lambda key, value: self.pushed.__setitem__(key, value)
+        )
         self.context: dict[str, Any] = {"ti": self.ti, "dag_run": object(), "logical_date": NOW}
         self.skipped: list[str] = []
 
@@ -288,26 +291,27 @@ def test_trigger_polls_until_the_package_is_decided(sagemaker: Any) -> None:
     }
 
 
-def test_skip_downstream_speaks_each_airflow_versions_skip() -> None:
+def test_skip_downstream_pushes_the_decision_then_speaks_each_airflow_versions_skip() -> None:
+    deploy = types.SimpleNamespace(task_id="deploy", is_teardown=False)
+
     class Op:
         task_id = "approve"
+        log = types.SimpleNamespace(info=lambda *_: None)
+        dag = types.SimpleNamespace(get_task=lambda task_id: deploy)
 
         def __init__(self, parameters: str) -> None:
             self.calls: list[Any] = []
             exec(f"def skip({parameters}): self.calls.append(tasks)", {"self": self}, ns := {})
             self.skip = ns["skip"]
 
-        def has_dag(self) -> bool:
-            return True
-
-        def get_direct_relatives(self, upstream: bool) -> list[Any]:
-            return [types.SimpleNamespace(task_id="deploy", is_teardown=False)]
-
-    context = _Recorded().context
     for parameters in ("ti, tasks", "dag_run, execution_date, tasks, map_index=-1"):
+        recorded = _Recorded()
         op = Op(parameters)
-        assert skip_downstream(op, context) == ["deploy"]
-        assert [t.task_id for t in op.calls[0]] == ["deploy"]
+        result = {"decision": "rejected", "skipped": ["deploy"]}
+        skip_downstream(op, recorded.context, result)
+        assert op.calls == [[deploy]]
+        # Pushed before the skip, which ends an Airflow 3 task by raising.
+        assert recorded.pushed == {"return_value": result}
 
 
 # -- the HITL gate (Airflow >= 3.1) ---------------------------------------------------------------------
