@@ -73,3 +73,15 @@ def test_index_without_pipelines_says_what_it_looks_for() -> None:
 
 def test_durations() -> None:
     assert [duration(s) for s in (None, 5, 65, 3725)] == ["", "5s", "1m 05s", "1h 02m"]
+
+
+def test_each_job_row_is_the_anchor_its_local_extra_link_opens() -> None:
+    from airflow_dl_provider.links.console import SageMakerJobLink
+
+    overview = _overview()
+    overview.runs[0].jobs[0].name = "digits-train-1"
+    html = pipeline_page(overview, LINKS)
+    operator = type("Op", (), {"dag_id": "dl_pipeline_x"})()
+
+    anchor = SageMakerJobLink.local_url(operator, "digits-train-1").partition("#")[2]
+    assert f"<span id='{anchor}'>digits-train-1</span>" in html
