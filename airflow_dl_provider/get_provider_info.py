@@ -62,7 +62,7 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [
             {
                 "integration-name": "Amazon SageMaker (deep learning)",
-                "python-modules": ["airflow_dl_provider.sensors.job"],
+                "python-modules": ["airflow_dl_provider.sensors.job", "airflow_dl_provider.sensors.arrival"],
             }
         ],
         "hooks": [
@@ -79,7 +79,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Amazon SageMaker (deep learning)",
-                "python-modules": ["airflow_dl_provider.triggers.job"],
+                "python-modules": [
+                    "airflow_dl_provider.triggers.job",
+                    "airflow_dl_provider.triggers.arrival",
+                ],
             },
             {
                 "integration-name": "Label Studio",
