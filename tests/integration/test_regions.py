@@ -54,11 +54,10 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_two_regions_train_on_their_own_data_and_are_compared(
-    local_backend: Any, airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _two_regions(
+    local_backend: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, str], Path]:
+    """Each region's bucket (with its own rows) and local connection; a DAG folder with the regional config."""
     from airflow_dl_provider.backends.local.server import LOCAL_CREDENTIALS
 
     buckets = {region: f"{local_backend.bucket}-{region}" for region in REGIONS}
@@ -91,6 +90,15 @@ def test_two_regions_train_on_their_own_data_and_are_compared(
         CONFIG.format(home=local_backend.bucket, source_dir=source, regions="\n".join(entries))
     )
 
+    return buckets, folder
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_two_regions_train_on_their_own_data_and_are_compared(
+    local_backend: Any, airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    buckets, folder = _two_regions(local_backend, tmp_path, monkeypatch)
     results = tmp_path / "results.json"
     env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(folder)}
     command = [sys.executable, "-m", "airflow_dl_provider.cli", "dag-test", "dl_pipeline_regional"]
@@ -135,3 +143,51 @@ def test_two_regions_train_on_their_own_data_and_are_compared(
     assert all(
         row["model_artifacts"].startswith(f"s3://{buckets[row['region']]}/") for row in table["regions"]
     )
+
+
+def test_no_request_of_one_region_names_the_others_bucket(
+    local_backend: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, task_context: Any
+) -> None:
+    """Each region's prepare_data and train run here, every botocore request and local job recorded."""
+    import botocore.client
+
+    from airflow_dl_provider.backends.local.client import LocalSageMakerClient
+    from airflow_dl_provider.pipelines.config import load_config
+    from airflow_dl_provider.pipelines.factory import build_dag
+
+    buckets, folder = _two_regions(local_backend, tmp_path, monkeypatch)
+    path = folder / "configs" / "regional.yaml"
+    dag = build_dag(load_config(path), path)
+    calls: list[tuple[str, str, Any]] = []
+    make_call = botocore.client.BaseClient._make_api_call
+
+    def recorded(client: Any, operation: str, params: Any) -> Any:
+        calls.append((client.meta.region_name, operation, params))
+        return make_call(client, operation, params)
+
+    def created(client: Any, **request: Any) -> Any:
+        calls.append((client.region, "CreateTrainingJob", request))
+        return LocalSageMakerClient._create(client, "training", **request)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recorded)
+    monkeypatch.setattr(LocalSageMakerClient, "create_training_job", created)
+    for region in REGIONS:
+        prepare = dag.get_task(f"{region}.prepare_data")
+        split = prepare.execute(task_context(task_id=prepare.task_id))
+        train = dag.get_task(f"{region}.train")
+        # The channels render from this region's prepare_data, as Airflow renders them.
+        train.training.channels = {name: split[name] for name in train.training.channels}
+        train.wait_for_completion = False
+        train.execute(task_context(task_id=train.task_id))
+
+    seen = {region for region, _, _ in calls}
+    assert seen == set(REGIONS), seen
+    assert sorted(r for r, op, _ in calls if op == "CreateTrainingJob") == sorted(REGIONS)
+    for region, operation, params in calls:
+        other = next(b for r, b in buckets.items() if r != region)
+        named = json.dumps(params, default=str)
+        assert other not in named and f'"{local_backend.bucket}"' not in named, (
+            region,
+            operation,
+            named[:300],
+        )
