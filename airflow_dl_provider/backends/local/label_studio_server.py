@@ -27,11 +27,10 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from airflow_dl_provider.backends.local.processes import free_port, lock_held, spawn_holding_lock
+from airflow_dl_provider.backends.local.processes import answers, free_port, lock_held, spawn_holding_lock
 from airflow_dl_provider.backends.local.state import now_iso, write_json_atomic
 
 VENV_ENV = "AIRFLOW_DL_LABEL_STUDIO_VENV"
@@ -120,16 +119,7 @@ def server_env(data_dir: Path) -> dict[str, str]:
 
 
 def _ready(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                return True
-        except OSError:
-            time.sleep(0.5)
-    return False
+    return answers(f"{url}/health", timeout, proc=proc, every=0.5)
 
 
 def status(home: Path) -> dict[str, Any] | None:

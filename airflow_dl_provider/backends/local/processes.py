@@ -19,6 +19,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -165,3 +167,22 @@ def spawn_holding_lock(
             )
     finally:
         os.close(fd)
+
+
+def answers(
+    url: str, timeout: float, *, proc: subprocess.Popen[bytes] | None = None, every: float = 0.2
+) -> bool:
+    """Does ``url`` answer an HTTP GET within ``timeout`` seconds? False at once if ``proc`` exits first.
+
+    For the servers the local backend starts (the S3 server, Label Studio): each is ready once it answers.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=max(every, 1.0)):
+                return True
+        except OSError:
+            time.sleep(every)
+    return False

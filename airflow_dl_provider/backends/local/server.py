@@ -17,11 +17,10 @@ import os
 import signal
 import sys
 import time
-import urllib.request
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from airflow_dl_provider.backends.local.processes import free_port, lock_held, spawn_holding_lock
+from airflow_dl_provider.backends.local.processes import answers, free_port, lock_held, spawn_holding_lock
 from airflow_dl_provider.backends.local.state import now_iso, write_json_atomic
 
 if TYPE_CHECKING:
@@ -33,17 +32,6 @@ REGION = "us-east-1"
 LOCAL_CREDENTIALS = {"login": "airflow-dl-local-key-id", "password": "airflow-dl-local-key-secret"}
 SERVER_LOCK = "server.lock"
 STOP_GRACE_SECONDS = 5.0
-
-
-def _ready(url: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.2)
-    return False
 
 
 def s3_client(endpoint_url: str) -> Any:
@@ -100,7 +88,7 @@ def start(home: Path, port: int | None = None) -> dict[str, Any]:
         )
     except BlockingIOError:
         raise RuntimeError(f"another 'airflow-dl local up' is starting the server in {home}") from None
-    if not _ready(url, timeout=30):
+    if not answers(f"{url}/moto-api/", timeout=30):
         proc.kill()
         raise RuntimeError(f"the embedded S3 server did not answer on {url}; see {home / 'server.log'}")
     record = {

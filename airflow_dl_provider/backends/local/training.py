@@ -36,6 +36,7 @@ from airflow_dl_provider.backends.local.processes import die_with_this_thread, f
 from airflow_dl_provider.backends.local.server import LOCAL_CREDENTIALS
 from airflow_dl_provider.backends.local.state import LocalJob, now_iso
 from airflow_dl_provider.backends.local.work import CloudWatchStream, JobFailure, Services
+from airflow_dl_provider.hyperparameters import decode_hyperparameters
 from airflow_dl_provider.validation.preflight import split_s3_uri
 
 if TYPE_CHECKING:
@@ -59,17 +60,6 @@ _TOOLKIT_HYPERPARAMETERS = frozenset(
      "sagemaker_container_log_level", "sagemaker_enable_cloudwatch_metrics", "sagemaker_s3_output",
      "default_user_module_name", "_tuning_objective_metric"}
 )  # fmt: skip
-
-
-def decode_hyperparameters(raw: dict[str, str]) -> dict[str, Any]:
-    """SageMaker's toolkit JSON-decodes each value when it can; so do we."""
-    decoded: dict[str, Any] = {}
-    for key, value in raw.items():
-        try:
-            decoded[key] = json.loads(value)
-        except (TypeError, ValueError):
-            decoded[key] = value
-    return decoded
 
 
 def user_hyperparameters(hps: dict[str, Any]) -> dict[str, Any]:
@@ -486,6 +476,8 @@ def _train(
     metrics = MetricMatcher(request["AlgorithmSpecification"].get("MetricDefinitions") or [])
     max_runtime = float((request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", 86400))
     outcome, reason = _supervise(job, procs, hosts, streams, lines, metrics, pumps, services, max_runtime)
+    if pool is not None:
+        pool.release(job)  # the hosts are done: Available before the job reports its end, as on SageMaker
     seconds = max(1, round(time.time() - training_start))
     timing = {
         "TrainingEndTime": now_iso(),

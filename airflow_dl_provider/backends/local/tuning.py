@@ -22,14 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from airflow_dl_provider.backends.local import warm_pool
-from airflow_dl_provider.backends.local.search import (
-    Observation,
-    Proposal,
-    Searcher,
-    SearchSpace,
-    SearchSpaceError,
-)
+from airflow_dl_provider.backends.local import search, warm_pool
 from airflow_dl_provider.backends.local.state import now_iso
 from airflow_dl_provider.backends.local.work import JobFailure
 
@@ -156,15 +149,15 @@ class TuningRun:
     def running(self) -> list[Trial]:
         return [t for t in self.trials if t.status not in _TERMINAL]
 
-    def observations(self) -> list[Observation]:
+    def observations(self) -> list[search.Observation]:
         return [
-            Observation(t.tuned, value)
+            search.Observation(t.tuned, value)
             for t in self.trials
             if t.summary.get("ObjectiveStatus") == "Succeeded"
             and (value := objective_value(t.summary)) is not None
         ]
 
-    def launch(self, proposal: Proposal) -> Trial:
+    def launch(self, proposal: search.Proposal) -> Trial:
         index = len(self.trials) + 1
         name = trial_name(self.job.name, index)
         static = dict(self.definition.get("StaticHyperParameters") or {})
@@ -257,7 +250,7 @@ class TuningRun:
 
     # -- completion --------------------------------------------------------------------------------
 
-    def completion_reason(self, last: Proposal | None) -> str | None:
+    def completion_reason(self, last: search.Proposal | None) -> str | None:
         criteria = self.config.get("TuningJobCompletionCriteria") or {}
         best = best_summary([t.summary for t in self.trials], self.maximize)
         target = criteria.get("TargetObjectiveMetricValue")
@@ -276,6 +269,10 @@ class TuningRun:
             self.converged_at = self.converged_at or now_iso()
             return f"ConvergenceDetected: expected improvement {improvement:.2g} < {_CONVERGED_EI}"
         return None
+
+    def end_pools(self) -> None:
+        """Terminate the warm pools of this tuning job's trials and wait until their processes are gone."""
+        warm_pool.terminate_all(self.store.home, owner=self.job.name)
 
     # -- what Describe and List read ---------------------------------------------------------------
 
@@ -300,12 +297,12 @@ class TuningRun:
         state["TuningJobCompletionDetails"] = details
         self.job.update(**state, **changes)
 
-    def warm_start(self) -> list[Observation]:
+    def warm_start(self) -> list[search.Observation]:
         """The finished trials of the parent tuning jobs, as observations for the optimiser."""
         config = self.request.get("WarmStartConfig")
         if not config:
             return []
-        observations: list[Observation] = []
+        observations: list[search.Observation] = []
         for parent in config["ParentHyperParameterTuningJobs"]:
             name = parent["HyperParameterTuningJobName"]
             found = self.store.get("tuning", name)
@@ -314,7 +311,7 @@ class TuningRun:
             summaries = found.state().get("_trials") or []
             self.parent_summaries.extend(summaries)
             observations.extend(
-                Observation(dict(s["TunedHyperParameters"]), value)
+                search.Observation(dict(s["TunedHyperParameters"]), value)
                 for s in summaries
                 if s.get("ObjectiveStatus") == "Succeeded" and (value := objective_value(s)) is not None
             )
@@ -327,7 +324,7 @@ class TuningRun:
         return observations
 
 
-def _budget(config: dict[str, Any], space: SearchSpace) -> int:
+def _budget(config: dict[str, Any], space: search.SearchSpace) -> int:
     limits = config["ResourceLimits"]
     requested = limits.get("MaxNumberOfTrainingJobs")
     if config["Strategy"] == "Grid":
@@ -345,7 +342,7 @@ def _budget(config: dict[str, Any], space: SearchSpace) -> int:
     return int(requested)
 
 
-def _announce(config: dict[str, Any], searcher: Searcher, budget: int, parallel: int) -> None:
+def _announce(config: dict[str, Any], searcher: search.Searcher, budget: int, parallel: int) -> None:
     log.info(
         "local backend tuning (simulated service): %s; %d training job(s), %d at a time",
         searcher.describe(),
@@ -371,28 +368,29 @@ def _tune(job: LocalJob, services: Services) -> None:
     config = request["HyperParameterTuningJobConfig"]
     tuning = TuningRun(job, services, request)
     try:
-        space = SearchSpace.from_ranges(config.get("ParameterRanges"))
+        space = search.SearchSpace.from_ranges(config.get("ParameterRanges"))
         budget = _budget(config, space)
-        searcher = Searcher(
+        searcher = search.Searcher(
             space,
             config["Strategy"],
             maximize=tuning.maximize,
             seed=int(config.get("RandomSeed", 0)),
             prior=tuning.warm_start(),
         )
-    except SearchSpaceError as err:
+    except search.SearchSpaceError as err:
         raise JobFailure(f"ClientError: {err}") from err
     limits = config["ResourceLimits"]
     parallel = int(limits["MaxParallelTrainingJobs"])
     max_runtime = limits.get("MaxRuntimeInSeconds")
     _announce(config, searcher, budget, parallel)
 
-    last: Proposal | None = None
+    last: search.Proposal | None = None
     reason: str | None = None
     exhausted = False
     while True:
         if services.stop.is_set():
             tuning.stop_running("the tuning job was stopped")
+            tuning.end_pools()
             tuning.publish(HyperParameterTuningJobStatus="Stopped", HyperParameterTuningEndTime=now_iso())
             log.info("tuning job %s stopped", job.name)
             return
@@ -415,6 +413,7 @@ def _tune(job: LocalJob, services: Services) -> None:
         services.stop.wait(_POLL_SECONDS)
 
     log.info("tuning job %s done: %s", job.name, reason or f"{len(tuning.trials)} training job(s) run")
+    tuning.end_pools()  # before the job ends: nothing of a finished tuning job is left running
     if not tuning.observations():
         failures = [t.summary.get("FailureReason") for t in tuning.trials if t.summary.get("FailureReason")]
         tuning.publish(HyperParameterTuningEndTime=now_iso())
