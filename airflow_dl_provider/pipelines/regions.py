@@ -138,6 +138,12 @@ def check_regional(config: PipelineConfig, config_path: Path) -> None:
             f"{config_path}: regions: a regional pipeline runs label, validate, prepare and train in each region; "
             f"{', '.join(extra)} have no regional form yet: drop them or the regions"
         )
+    source_dir = config.training.source_dir or ""
+    if source_dir.startswith("s3://"):
+        raise PipelineConfigError(
+            f"{config_path}: training.source_dir: {source_dir} is one bucket's; give a local directory, which "
+            "each region uploads to its own bucket"
+        )
     for index, region in enumerate(config.regions):
         labeling = regional_config(config, region).labeling
         team = labeling.workteam_arn if labeling is not None and labeling.service == "ground_truth" else None

@@ -112,6 +112,17 @@ def test_sections_without_a_regional_form_are_refused(tmp_path: Path, extra: str
         build_dag(load_config(path), path)
 
 
+def test_code_in_one_regions_bucket_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    path.write_text(
+        path.read_text().replace(f"source_dir: {tmp_path / 'src'}", "source_dir: s3://home-bucket/src.tar.gz")
+    )
+    with pytest.raises(
+        PipelineConfigError, match=r"training\.source_dir: s3://home-bucket/src\.tar\.gz is one bucket's"
+    ):
+        build_dag(load_config(path), path)
+
+
 def test_a_work_team_of_another_region_is_refused(tmp_path: Path) -> None:
     path = _write(tmp_path)
     path.write_text(
