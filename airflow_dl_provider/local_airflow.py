@@ -90,7 +90,8 @@ def seed_demo_data(endpoint_url: str, dags_folder: Path) -> list[str]:
     written.append(f"the labeling truth {seed_digits_truth(s3, config.bucket, config.prefix)}")
     features, labeled = shifted_batch()
     batches = []
-    if config.drift:
+    if config.drift and config.drift.data_uri:
+        # Without data_uri the monitor watches the endpoint's capture: requests to it are its data.
         batches.append((config.drift.data_uri, features))
     if config.retraining:
         batches.append((config.retraining.labeled_data_prefix, labeled))
