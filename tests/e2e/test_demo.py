@@ -107,12 +107,21 @@ def test_demo_trains_the_digits_model_and_cleans_up(tmp_path: Path) -> None:
     assert re.search(r"passed: (\d+)/\1 expectations on 1797 rows", summary), summary
     assert "tuned is at least as accurate" in summary, summary
     assert re.search(r"eager [\d.]+ ms -> compiled [\d.]+ ms", summary), summary
-    assert re.search(r"model-package/digits/\d+ \(Approved\)", summary), summary
+    # Registered pending, approved by the gate, deployed with data capture.
+    assert re.search(r"model-package/digits/\d+ \(PendingManualApproval\)", summary), summary
+    assert re.search(r"approval \(auto\): approved: accuracy \d\.\d+ >= min 0\.9000", summary), summary
+    assert re.search(r"endpoint digits: created -> InService; traffic shift none", summary), summary
     assert re.search(r"\d+ records -> s3://", summary), summary
     # The drift loop closed: drift found, both models scored on one holdout, a decision with a reason.
     assert re.search(r"drift monitor: [1-9]\d* of \d+ features drifted", summary), summary
     assert re.search(r"holdout accuracy: challenger \d\.\d+, champion \d\.\d+", summary), summary
     assert re.search(r"decision: (promoted|kept_champion): .+", summary), summary
+    # The monitor read the endpoint's capture; a promoted challenger is deployed with a canary shift.
+    assert re.search(r"drift check read [1-9]\d* files \(1797 rows\) of s3://\S+/capture/digits/", summary), (
+        summary
+    )
+    if "decision: promoted" in summary:
+        assert re.search(r"endpoint digits: updated -> InService; traffic shift CANARY", summary), summary
     match = ACCURACY.search(output)
     assert match, output[-5000:]
     assert float(match.group(1)) >= 0.90

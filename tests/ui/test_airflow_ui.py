@@ -64,14 +64,19 @@ def test_start_prints_the_login_and_seeds_the_demo_data(stack: Stack) -> None:
 
     assert "FileNotFoundError" not in output
     assert f"Airflow is up on {stack.url}: log in as admin with password {stack.password}" in output
-    assert "seeded the shifted batch s3://airflow-dl-demo/digits/incoming/batch-1.csv" in output
+    # The drift monitor watches the endpoint's capture: only retraining's labeled batch is a file.
+    assert "seeded the shifted batch s3://airflow-dl-demo/digits/labeled/batch-1.csv" in output
     health = stack.api("GET", "/monitor/health")
     for component in ("metadatabase", "scheduler", "triggerer", "dag_processor"):
         assert health[component]["status"] == "healthy", json_dump(health)
 
 
 def test_triggered_pipeline_and_drift_monitor_succeed(stack: Stack) -> None:
+    from airflow_dl_provider.demo import send_to_endpoint, shifted_batch
+
     stack.run_dag(PIPELINE)
+    # Clients call the endpoint the pipeline deployed; its data capture is what the monitor reads.
+    assert send_to_endpoint(stack.home, "digits", shifted_batch()[0]) > 0
     stack.run_dag(MONITOR)
 
     check = _xcom(stack, MONITOR, "check_drift")
