@@ -156,6 +156,7 @@ def test_same_config_is_not_updated(sagemaker: Any, task_context: Any) -> None:
         ({"role_arn": None}, "needs its execution role"),
         ({"sampling_percentage": 120}, "sampling_percentage must be 0-100"),
         ({"capture_modes": ["Input", "Both"]}, "capture_modes must be"),
+        ({"deployment": {"traffic_shift": "CANARY"}}, "deploy: deployment: expected a Deployment, got dict"),
     ],
 )
 def test_bad_inputs_fail_at_import_in_one_line(kwargs: dict[str, Any], message: str) -> None:

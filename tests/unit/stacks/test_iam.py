@@ -27,7 +27,13 @@ from airflow_dl_provider.stacks.render import load_template
 PACKAGE = Path(__file__).resolve().parents[3] / "airflow_dl_provider"
 NOT_ON_MWAA = ("backends/local/", "stacks/", "cli.py", "demo.py", "local_airflow.py")
 # boto3 client name -> IAM service prefix (SageMaker Runtime is authorized as sagemaker:InvokeEndpoint).
-SERVICES = {"sagemaker": "sagemaker", "sagemaker-runtime": "sagemaker", "s3": "s3", "logs": "logs"}
+SERVICES = {
+    "sagemaker": "sagemaker",
+    "sagemaker-runtime": "sagemaker",
+    "s3": "s3",
+    "logs": "logs",
+    "cloudwatch": "cloudwatch",
+}
 # S3's IAM actions are not its operation names; boto3's transfer helpers are not operations at all.
 S3_ACTIONS = {
     "HeadObject": ["s3:GetObject"],
