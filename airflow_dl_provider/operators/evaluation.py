@@ -313,6 +313,8 @@ class ChampionChallengerOperator(AwsBaseOperator[SageMakerJobHook]):
     :param decision_prefix: when set, the decision record goes to
         ``<decision_prefix>/<run id>/decision.json``. (templated)
     :param metric: the metric's name, for the reason and the record.
+    :param update_package: set the challenger's status; False when an approval gate follows and
+        records the decision itself (``approval`` in a pipeline config).
     :return: ``{"decision": "promoted" | "kept_champion", "reason": sentence, "challenger_package_arn",
         "champion_package_arn", "challenger_score": float, "champion_score": float | None,
         "decision_uri": uri | None}``
@@ -340,9 +342,11 @@ class ChampionChallengerOperator(AwsBaseOperator[SageMakerJobHook]):
         min_improvement: float = 0.0,
         decision_prefix: str | None = None,
         metric: str = "score",
+        update_package: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.update_package = update_package
         if not isinstance(higher_is_better, bool):
             raise ValueError(
                 f"{self.task_id}: higher_is_better: must be True or False, got {higher_is_better!r}"
@@ -393,7 +397,8 @@ class ChampionChallengerOperator(AwsBaseOperator[SageMakerJobHook]):
             "ApprovalDescription": reason[:_MAX_DESCRIPTION],
         }
         validate_request("UpdateModelPackage", request)
-        self.hook.conn.update_model_package(**request)
+        if self.update_package:
+            self.hook.conn.update_model_package(**request)
         self.log.info("%s %s: %s", status, challenger_arn, reason)
         result = {
             "decision": "promoted" if promote else "kept_champion",

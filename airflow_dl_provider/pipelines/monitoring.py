@@ -168,6 +168,8 @@ def build_retrain_dag(
             metric="accuracy",
             min_improvement=retraining.min_improvement,
             decision_prefix=config.s3_uri("decisions"),
+            # With a gate after it, the gate sets the challenger's status: a person decides first.
+            update_package=not config.approval,
         )
         prepare >> train >> [scores["challenger"][0], register, baseline]
         upstream: list[Any] = [prepare, champion]

@@ -381,3 +381,20 @@ def test_hitl_answer_becomes_the_package_status(
 
     assert (result["decision"], result["approval_status"], result["reason"]) == (verdict, status, reason)
     assert result["skipped"] == skipped and recorded.skipped == skipped
+
+
+def test_decide_leaves_the_status_to_the_gate_that_follows(sagemaker: Any) -> None:
+    from airflow_dl_provider.operators.evaluation import ChampionChallengerOperator
+
+    client, _ = sagemaker  # no stubbed response: an UpdateModelPackage call would fail the test
+    op = ChampionChallengerOperator(
+        task_id="decide",
+        challenger_package_arn=PACKAGE,
+        challenger_score="0.95",
+        champion_score="0.90",
+        metric="accuracy",
+        update_package=False,
+        region_name="us-east-1",
+    )
+    use(op, client)
+    assert op.execute({"run_id": "manual__1"})["decision"] == "promoted"

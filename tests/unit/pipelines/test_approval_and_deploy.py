@@ -136,6 +136,8 @@ def test_the_challenger_goes_through_the_same_gate_and_deploy(tmp_path: Path, di
     assert "'decide'" in str(approve.passed) and "'register_challenger'" in str(approve.model_package_arn)
     assert deploy.endpoint_name == "digits"
     assert "'register_challenger'" in str(deploy.model.model_package_arn)
+    # The gate sets the challenger's status, not decide: with human, a person decides first.
+    assert retrain.get_task("decide").update_package is False
 
 
 def test_drift_monitor_reads_the_endpoints_capture(tmp_path: Path, digits: dict[str, Any]) -> None:
