@@ -30,18 +30,22 @@ def _put(cloudwatch: Any, spec: Deployment, config: str = "digits-new") -> list[
     return spec.alarm_names(config)
 
 
+def _roll(
+    cloudwatch: Any, spec: Deployment, *outcomes: tuple[int, float | None]
+) -> tuple[str | None, list[int]]:
+    """Roll ``spec`` out over a new fleet that answered ``outcomes`` (status, latency): why it rolled back, the steps."""
+    stats = FleetStats()
+    for status, latency_us in outcomes:
+        stats.count(status, latency_us)
+    shifted: list[int] = []
+    watch = AlarmWatch(cloudwatch, _put(cloudwatch, spec), FLEET)
+    return roll_out(spec.to_request("digits-new"), shifted.append, watch, stats), shifted
+
+
 def test_a_healthy_new_fleet_takes_every_step_and_no_alarm_trips(cloudwatch: Any) -> None:
     spec = Deployment("linear", 50, wait_seconds=0, max_errors=0, max_latency_ms=1000)
-    stats = FleetStats()
-    stats.count(200, 5_000.0)
-    shifted: list[int] = []
 
-    outcome = roll_out(
-        spec.to_request("digits-new"),
-        shifted.append,
-        AlarmWatch(cloudwatch, _put(cloudwatch, spec), FLEET),
-        stats,
-    )
+    outcome, shifted = _roll(cloudwatch, spec, (200, 5_000.0))
 
     assert outcome is None and shifted == [50, 100]
     states = cloudwatch.describe_alarms(AlarmNames=spec.alarm_names("digits-new"))["MetricAlarms"]
@@ -50,17 +54,8 @@ def test_a_healthy_new_fleet_takes_every_step_and_no_alarm_trips(cloudwatch: Any
 
 def test_an_error_on_the_new_fleet_trips_its_alarm_and_rolls_back_at_the_first_step(cloudwatch: Any) -> None:
     spec = Deployment("canary", 10, wait_seconds=0, max_errors=0)
-    stats = FleetStats()
-    stats.count(200, 1_000.0)
-    stats.count(500, None)
-    shifted: list[int] = []
 
-    outcome = roll_out(
-        spec.to_request("digits-new"),
-        shifted.append,
-        AlarmWatch(cloudwatch, _put(cloudwatch, spec), FLEET),
-        stats,
-    )
+    outcome, shifted = _roll(cloudwatch, spec, (200, 1_000.0), (500, None))
 
     assert shifted == [10], "the rest of the traffic never moved"
     assert outcome is not None and "digits-new-Invocation5XXErrors" in outcome
