@@ -20,6 +20,10 @@ The API (stable; the contract suite and the local backend build on it):
   :data:`HOST_STARTED` and :func:`host_started`: when a job's hosts can have written a stream.
 - :data:`THROTTLING` ``{service: {"Code", "Message"}}``, :data:`THROTTLING_CODES`, :func:`is_throttling`.
 - :data:`STOP_REASONS` and :func:`stop_reason`: why the service itself stopped a job (MaxRuntimeExceeded).
+- Re-exported, so that every row is read from here: hosting resources
+  (:mod:`airflow_dl_provider.behaviour.hosting`: ``ASYNC_DELETE``, ``IN_PROGRESS``, ``BLUE_GREEN``) and
+  the infrastructure's services (:mod:`airflow_dl_provider.behaviour.infrastructure`: CloudFormation
+  ``STACK_STATES``, MWAA, S3 event notifications, SQS). A new row goes in the module of its area.
 
 Each row cites the AWS page its behaviour comes from. Where AWS documents only the error code (most
 Describe calls list ``ResourceNotFound`` while the service answers ``ValidationException``), the row
@@ -30,21 +34,16 @@ SageMaker operator for Kubernetes record it, and the detector also accepts the d
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from airflow_dl_provider.specs.fields import keyed
-
-VALIDATION = "ValidationException"
-RESOURCE_NOT_FOUND = "ResourceNotFound"
-
-_API = "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_{}.html"
-# The messages SageMaker really answers, as two AWS-maintained controllers match them:
-ACK_GENERATOR = "https://github.com/aws-controllers-k8s/sagemaker-controller/blob/main/generator.yaml"
-K8S_OPERATOR = (
-    "https://github.com/aws/amazon-sagemaker-operator-for-k8s/blob/master/"
-    "controllers/sdkutil/clientwrapper/sagemaker_client.go"
-)
+from airflow_dl_provider.behaviour.hosting import *  # noqa: F403
+from airflow_dl_provider.behaviour.infrastructure import *  # noqa: F403
+from airflow_dl_provider.behaviour.sources import ACK_GENERATOR as ACK_GENERATOR
+from airflow_dl_provider.behaviour.sources import API_PAGE as _API
+from airflow_dl_provider.behaviour.sources import K8S_OPERATOR as K8S_OPERATOR
+from airflow_dl_provider.behaviour.sources import RESOURCE_NOT_FOUND as RESOURCE_NOT_FOUND
+from airflow_dl_provider.behaviour.sources import VALIDATION as VALIDATION
 
 
 def _account(arn: str) -> str:
@@ -226,197 +225,6 @@ def error_of(err: Any) -> tuple[str, str]:
 def is_not_found(operation: str, err: Any) -> bool:
     """The one detector: does the ``ClientError`` ``err`` from ``operation`` mean "no such resource"?"""
     return not_found_rule(operation).matches(*error_of(err))
-
-
-# -- asynchronous deletes ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AsyncDelete:
-    """A resource that its Delete call only starts deleting.
-
-    :param resource: the API noun, e.g. ``Endpoint``.
-    :param status_field: where Describe shows the status.
-    :param deleting: the status shown until it is gone (then Describe answers not found).
-    :param delete_failed: the status it ends in when the delete fails, if the API has one.
-    :param refused: what the service answers to calls on a deleting one, ``{operation: (code, message)}``;
-        the message formats ``{name}`` and ``{arn}``.
-    :param source: the AWS documentation page.
-    """
-
-    resource: str
-    status_field: str
-    deleting: str = "Deleting"
-    delete_failed: str | None = None
-    refused: dict[str, tuple[str, str]] = field(default_factory=dict)
-    source: str = ""
-
-    @property
-    def delete_operation(self) -> str:
-        return f"Delete{self.resource}"
-
-    @property
-    def describe_operation(self) -> str:
-        return f"Describe{self.resource}"
-
-    def is_deleting(self, description: dict[str, Any] | None) -> bool:
-        return bool(description) and (description or {}).get(self.status_field) == self.deleting
-
-
-ASYNC_DELETE: dict[str, AsyncDelete] = keyed(
-    (
-        # DeleteEndpoint returns at once; Describe shows Deleting until the instances are released
-        # (the CLI's `wait endpoint-deleted` polls for the not-found). Meanwhile the name is taken,
-        # and the endpoint is "in progress": no update, no second delete.
-        AsyncDelete(
-            "Endpoint",
-            "EndpointStatus",
-            refused={
-                "CreateEndpoint": (VALIDATION, 'Cannot create already existing endpoint "{arn}".'),
-                "UpdateEndpoint": (VALIDATION, 'Cannot update in-progress endpoint "{arn}".'),
-                "DeleteEndpoint": (VALIDATION, 'Cannot update in-progress endpoint "{arn}".'),
-            },
-            source=f"{_API.format('DeleteEndpoint')} ; {_API.format('DescribeEndpoint')} ; {K8S_OPERATOR}",
-        ),
-        # A training job being deleted cannot be used: the engine moves on to the next attempt name.
-        AsyncDelete("TrainingJob", "TrainingJobStatus", source=_API.format("DeleteTrainingJob")),
-        AsyncDelete(
-            "HyperParameterTuningJob",
-            "HyperParameterTuningJobStatus",
-            delete_failed="DeleteFailed",
-            source=_API.format("DeleteHyperParameterTuningJob"),
-        ),
-        AsyncDelete(
-            "ModelPackageGroup",
-            "ModelPackageGroupStatus",
-            delete_failed="DeleteFailed",
-            source=_API.format("DescribeModelPackageGroup"),
-        ),
-        AsyncDelete("ModelPackage", "ModelPackageStatus", source=_API.format("DescribeModelPackage")),
-    ),
-    key="resource",
-)
-
-
-def deleting_refusal(resource: str, operation: str, name: str, arn: str = "") -> dict[str, str] | None:
-    """The ``Error`` dict the service answers to ``operation`` on a deleting ``resource``; None: allowed."""
-    refused = ASYNC_DELETE[resource].refused.get(operation)
-    if refused is None:
-        return None
-    code, message = refused
-    return {"Code": code, "Message": message.format(name=name, arn=arn or name)}
-
-
-# -- calls refused while a resource changes -------------------------------------------------------------
-
-_ACK_ENDPOINT_TESTS = (
-    "https://github.com/aws-controllers-k8s/sagemaker-controller/blob/main/"
-    "pkg/resource/endpoint/testdata/test_suite.yaml"
-)
-
-
-@dataclass(frozen=True)
-class InProgress:
-    """A resource that refuses some calls while the service is changing it.
-
-    :param resource: the API noun, e.g. ``Endpoint``.
-    :param status_field: where Describe shows the status.
-    :param statuses: the statuses in which the service is changing it.
-    :param refused: ``{operation: (code, message)}`` answered meanwhile; the message formats ``{name}``
-        and ``{arn}``.
-    :param source: the AWS documentation page, and where the refusal is recorded.
-    """
-
-    resource: str
-    status_field: str
-    statuses: frozenset[str]
-    refused: dict[str, tuple[str, str]] = field(default_factory=dict)
-    source: str = ""
-
-
-IN_PROGRESS: dict[str, InProgress] = keyed(
-    (
-        # An endpoint being created or updated takes neither an update nor a delete: the caller waits
-        # until it is InService or Failed (a creation that cannot pass its health check stays Creating
-        # for up to an hour). No call cancels a creation or an update in flight. The ACK controller
-        # requeues instead of calling ("Endpoint in Creating state cannot be modified or deleted"), and
-        # AWS's example notebooks wait for InService before deleting (amazon-sagemaker-examples#3188).
-        InProgress(
-            "Endpoint",
-            "EndpointStatus",
-            frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"}),
-            refused={
-                "UpdateEndpoint": (VALIDATION, 'Cannot update in-progress endpoint "{arn}".'),
-                "DeleteEndpoint": (VALIDATION, 'Cannot update in-progress endpoint "{arn}".'),
-            },
-            source=f"{_API.format('UpdateEndpoint')} ; {_API.format('DeleteEndpoint')} ; {_ACK_ENDPOINT_TESTS} ; "
-            "https://github.com/aws/amazon-sagemaker-examples/pull/3188",
-        ),
-    ),
-    key="resource",
-)
-
-
-def in_progress_refusal(
-    resource: str, operation: str, status: str, name: str, arn: str = ""
-) -> dict[str, str] | None:
-    """The ``Error`` dict the service answers to ``operation`` on a ``resource`` in ``status``; None: allowed."""
-    row = IN_PROGRESS.get(resource)
-    if row is None or status not in row.statuses or operation not in row.refused:
-        return None
-    code, message = row.refused[operation]
-    return {"Code": code, "Message": message.format(name=name, arn=arn or name)}
-
-
-# -- UpdateEndpoint: blue/green deployment with auto-rollback --------------------------------------------
-
-
-@dataclass(frozen=True)
-class BlueGreen:
-    """How UpdateEndpoint rolls a new config out (``DeploymentConfig.BlueGreenUpdatePolicy``).
-
-    The endpoint shows ``Updating`` (and Describe a ``PendingDeploymentSummary`` naming the new config)
-    while SageMaker starts a new fleet beside the old one, which keeps serving; traffic moves in the
-    policy's steps, each followed by a baking period of ``WaitIntervalInSeconds`` during which any alarm
-    of ``AutoRollbackConfiguration`` in ALARM rolls the update back: all traffic returns to the old
-    fleet, the new one is terminated and the endpoint is ``InService`` again on its *old*
-    ``EndpointConfigName`` (a caller must compare it with the config it asked for).
-    ``UpdateRollbackFailed`` when the rollback itself fails: it serves, a mix of both configs.
-    Without ``DeploymentConfig`` the update is blue/green all at once; ``RetainDeploymentConfig``
-    (default false) reuses the endpoint's ``LastDeploymentConfig`` instead. The execution role
-    needs ``cloudwatch:DescribeAlarms`` on the alarms.
-
-    :param step_percent: ``CAPACITY_PERCENT`` bounds of a traffic step, per routing type.
-    :param wait_seconds: bounds of ``WaitIntervalInSeconds`` and ``TerminationWaitInSeconds``.
-    :param execution_seconds: bounds of ``MaximumExecutionTimeoutInSeconds``, which must exceed the
-        baking periods and the termination wait together.
-    :param max_alarms: the most alarms ``AutoRollbackConfiguration`` takes.
-    :param rolled_back: the status after a rollback; ``rollback_failed`` the one when it fails.
-    """
-
-    step_percent: dict[str, tuple[int, int]] = field(
-        default_factory=lambda: {"CANARY": (1, 50), "LINEAR": (10, 50)}
-    )
-    wait_seconds: tuple[int, int] = (0, 3600)
-    execution_seconds: tuple[int, int] = (600, 28800)
-    max_alarms: int = 10
-    rolled_back: str = "InService"
-    rollback_failed: str = "UpdateRollbackFailed"
-    source: str = (
-        f"{_API.format('UpdateEndpoint')} ; {_API.format('DescribeEndpoint')} ; "
-        f"{_API.format('TrafficRoutingConfig')} ; {_API.format('BlueGreenUpdatePolicy')} ; "
-        f"{_API.format('AutoRollbackConfig')} ; {_API.format('PendingDeploymentSummary')} ; "
-        "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green-canary.html ; "
-        "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html"
-    )
-
-
-BLUE_GREEN = BlueGreen()
-# A model whose handler raises answers InvokeEndpoint with ModelError "Received server error (500) from
-# primary with message ..." (the inference toolkit turns any exception into a 500): Invocation5XXErrors.
-MODEL_ERROR_SOURCE = (
-    "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html"
-)
 
 
 # -- CloudWatch log streams -------------------------------------------------------------------------------
@@ -750,92 +558,6 @@ def stop_refused_error(operation: str, noun: str, status: str) -> dict[str, str]
     return STOP_REFUSED.get(operation, STOP_REFUSED["StopTrainingJob"]).error(noun, status=status)
 
 
-# -- CloudFormation stack states and MWAA updates (airflow-dl stack deploy) ----------------------------------
-# What deploy may do with a stack in each StackStatus, and the one line it prints otherwise ({stack} is
-# the name). "create": DescribeStacks by name shows no usable stack (a deleted one is not listed; a
-# REVIEW_IN_PROGRESS one holds only an unexecuted CREATE change set); "recreate": a failed first create
-# rolled back, holding nothing, and CloudFormation refuses updates until it is deleted; "busy": an
-# operation runs and CloudFormation refuses another; "blocked": a person must act first.
-CFN_STATES_SOURCE = (
-    "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html"
-    "#cfn-console-view-stack-data-resources-status-codes"
-)
-CFN_CONTINUE_ROLLBACK_SOURCE = "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-continueupdaterollback.html"
-_BUSY = (
-    "another operation is running on it; wait for it to finish ('airflow-dl stack status') and deploy again"
-)
-_DELETE = "delete it (aws cloudformation delete-stack --stack-name {stack}) and deploy again"
-STACK_STATES: dict[str, tuple[str, str]] = {
-    "CREATE_COMPLETE": ("update", ""),
-    "UPDATE_COMPLETE": ("update", ""),
-    "UPDATE_ROLLBACK_COMPLETE": ("update", "the last update was rolled back; the stack is as before it"),
-    "IMPORT_COMPLETE": ("update", ""),
-    "IMPORT_ROLLBACK_COMPLETE": ("update", "the last import was rolled back"),
-    "DELETE_COMPLETE": ("create", ""),
-    "REVIEW_IN_PROGRESS": ("create", "only an unexecuted change set; creating the stack anew"),
-    "ROLLBACK_COMPLETE": ("recreate", "its first create failed and rolled back; it holds nothing"),
-    "CREATE_FAILED": ("blocked", "its create failed with rollback disabled; " + _DELETE),
-    "ROLLBACK_FAILED": (
-        "blocked",
-        "its failed create could not roll back; delete it (aws cloudformation delete-stack --stack-name "
-        "{stack} --deletion-mode FORCE_DELETE_STACK) and deploy again",
-    ),
-    "DELETE_FAILED": (
-        "blocked",
-        "its delete failed; fix the resources named above, or delete it again with --deletion-mode "
-        "FORCE_DELETE_STACK (retained resources stay), then deploy",
-    ),
-    "UPDATE_FAILED": (
-        "blocked",
-        "an update failed with rollback disabled; roll it back (aws cloudformation rollback-stack "
-        "--stack-name {stack}) and deploy again",
-    ),
-    "UPDATE_ROLLBACK_FAILED": (
-        "blocked",
-        "an update's rollback failed; fix the cause named above and run aws cloudformation "
-        "continue-update-rollback --stack-name {stack} (--resources-to-skip <NestedStack>.<Resource> for "
-        "resources that cannot roll back), then deploy again",
-    ),
-    "IMPORT_ROLLBACK_FAILED": (
-        "blocked",
-        "a resource import's rollback failed (airflow-dl never imports); resolve it in the CloudFormation "
-        "console, then deploy again",
-    ),
-    **dict.fromkeys(
-        (
-            "CREATE_IN_PROGRESS",
-            "ROLLBACK_IN_PROGRESS",
-            "DELETE_IN_PROGRESS",
-            "UPDATE_IN_PROGRESS",
-            "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
-            "UPDATE_ROLLBACK_IN_PROGRESS",
-            "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
-            "IMPORT_IN_PROGRESS",
-            "IMPORT_ROLLBACK_IN_PROGRESS",
-        ),
-        ("busy", _BUSY),
-    ),
-}
-
-# MWAA: a new requirements.txt/plugins.zip key or S3 object version is an environment update, which
-# replaces the scheduler, web server and workers (the environment is UPDATING for tens of minutes);
-# WorkerReplacementStrategy GRACEFUL lets running tasks finish for up to 12 hours first, FORCED stops them.
-# Graceful updates are "not yet supported in the Canada West (Calgary) and Asia Pacific (Malaysia)".
-MWAA_UPDATE_SOURCE = "https://docs.aws.amazon.com/mwaa/latest/userguide/update-environment.html"
-MWAA_NO_GRACEFUL_REGIONS = frozenset({"ca-west-1", "ap-southeast-5"})
-# GetEnvironment Status values in which MWAA takes no update (an update CloudFormation starts then fails,
-# and its rollback fails the same way: UPDATE_ROLLBACK_FAILED).
-MWAA_STATUS_SOURCE = "https://docs.aws.amazon.com/mwaa/latest/API/API_Environment.html"
-MWAA_BUSY_STATUSES = frozenset(
-    {"CREATING", "UPDATING", "DELETING", "ROLLING_BACK", "CREATING_SNAPSHOT", "PENDING", "MAINTENANCE"}
-)
-# InvokeRestApi: Airflow's own 4xx/5xx answers come back as RestApiClientException/RestApiServerException
-# with RestApiStatusCode and RestApiResponse; both are HTTP 400 to botocore, so its retries never see an
-# Airflow 5xx. CreateCliToken's token lasts 60 seconds; /aws_mwaa/cli answers {"stdout", "stderr"} base64.
-MWAA_INVOKE_REST_API_SOURCE = "https://docs.aws.amazon.com/mwaa/latest/API/API_InvokeRestApi.html"
-MWAA_CLI_SOURCE = "https://docs.aws.amazon.com/mwaa/latest/userguide/access-mwaa-apache-airflow-cli.html"
-
-
 # -- model approval (the registry's gate before production) -----------------------------------------------
 
 
@@ -911,30 +633,3 @@ def warm_pool_keep_alive(request: dict[str, Any]) -> int:
     if any(_member(request, path) for path in WARM_POOL_NEVER_WITH):
         return 0
     return int((request.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds") or 0)
-
-
-# S3 event notifications to SQS, read by the data-arrival watcher (triggers/arrival.py), and the stacks' queue.
-S3_EVENT_SOURCE = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html"
-# Configuring a notification makes S3 send this test message (no Records) to the queue first. Records[]
-# carry eventName "ObjectCreated:Put|Post|Copy|CompleteMultipartUpload" and s3.object.key URL-encoded
-# as a form value ("red flower.jpg" arrives as "red+flower.jpg"); delivery is at least once.
-S3_TEST_EVENT = "s3:TestEvent"
-# S3 checks its permission to send when the notification is put, and refuses the whole configuration:
-# the queue policy must let s3.amazonaws.com sqs:SendMessage (aws:SourceArn, aws:SourceAccount) first.
-S3_DESTINATION_PERMISSION_SOURCE = (
-    "https://docs.aws.amazon.com/AmazonS3/latest/userguide/grant-destinations-permissions-to-s3.html"
-)
-# It answers InvalidArgument "Unable to validate the following destination configurations".
-SQS_RECEIVE_SOURCE = (
-    "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html"
-)
-SQS_MAX_MESSAGES_PER_RECEIVE = 10  # MaxNumberOfMessages: 1 to 10
-SQS_MAX_WAIT_SECONDS = 20  # WaitTimeSeconds, long polling: 0 to 20
-# VisibilityTimeout: 0 to 43,200 s (12 h), 30 by default; a message not deleted by then is received again.
-SQS_MAX_VISIBILITY_TIMEOUT_SECONDS = 43200
-# MessageRetentionPeriod: 60 s to 14 days, 4 days by default. A standard queue's message keeps its first
-# enqueue time when it moves to the dead-letter queue, so that queue must keep messages longer.
-SQS_RETENTION_SOURCE = (
-    "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html"
-)
-SQS_MAX_RETENTION_SECONDS = 1209600
