@@ -194,8 +194,13 @@ def run_dag(
             text = log_path.read_text(errors="replace") if stop_at else ""
             stopped = next((line for line in stop_at if line in text), None)
             if stopped:
+                # dag.test() waits for the answer through SIGTERM: kill it if it does not end.
                 proc.terminate()
-                code = proc.wait()
+                try:
+                    code = proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    code = proc.wait()
                 break
             time.sleep(1)
     done.set()
@@ -542,9 +547,10 @@ def _ended(run: dict[str, Any], started: float) -> int:
         "\n".join(
             [
                 f"      stopped at the human gate after {time.monotonic() - started:.0f}s: {run['stopped_at']}",
-                "      Airflow 3.1+: approve or reject `approve` in the UI's Required Actions (airflow-dl local airflow);",
-                "      2.11/3.0: in SageMaker's model registry (aws sagemaker update-model-package --model-package-arn",
-                "      <arn> --model-approval-status Approved). Rejected, nothing is deployed.",
+                "      The demo ends here. To answer the gate, run the pipeline in `airflow-dl local airflow`: on",
+                "      Airflow 3.1+ approve or reject `approve` in the UI's Required Actions; on 2.11/3.0 in",
+                "      SageMaker's model registry (aws sagemaker update-model-package --model-package-arn <arn>",
+                "      --model-approval-status Approved). Rejected, nothing is deployed.",
                 f"      Task log: {run['log']}",
             ]
         )
