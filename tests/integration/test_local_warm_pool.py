@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from airflow_dl_provider.backends.local import warm_pool
 from airflow_dl_provider.backends.local.processes import hold_lock, process_alive
 from airflow_dl_provider.backends.local.state import write_json_atomic
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
-from airflow_dl_provider.operators.training import source_archive
+from tests.integration.test_local_backend import _upload_script
 
 pytestmark = pytest.mark.skipif(not warm_pool.supported(), reason="warm pools need Linux")
 
@@ -68,11 +67,7 @@ def pools_terminated(local_backend: Any) -> Any:
 
 
 def _submit(local_backend: Any, tmp_path: Path) -> str:
-    src = tmp_path / "src"
-    src.mkdir(exist_ok=True)
-    (src / "train.py").write_text(textwrap.dedent(SCRIPT))
-    data, digest = source_archive(src)
-    return local_backend.upload(f"code/{digest}/sourcedir.tar.gz", data)
+    return _upload_script(local_backend, tmp_path, SCRIPT)
 
 
 def _request(
