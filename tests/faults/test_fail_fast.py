@@ -51,7 +51,9 @@ def _bad_request(aws: Aws, tmp_path: Path) -> Any:
 
 
 def _cost_ceiling(aws: Aws, tmp_path: Path) -> Any:
-    return training(aws, tmp_path, instance_type="ml.p3dn.24xlarge", max_cost_usd=1.0)
+    from airflow_dl_provider.specs.training import Cluster
+
+    return training(aws, tmp_path, cluster=Cluster(instance_type="ml.p3dn.24xlarge"), max_cost_usd=1.0)
 
 
 def _empty_input(aws: Aws, tmp_path: Path) -> Any:
