@@ -52,6 +52,9 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_dl_provider.operators.endpoints",
                     "airflow_dl_provider.operators.registry",
                     "airflow_dl_provider.operators.evaluation",
+                    "airflow_dl_provider.operators.approval",
+                    # Airflow 3.1+ only (human-in-the-loop); operators.approval picks it where it exists.
+                    "airflow_dl_provider.operators.human_approval",
                 ],
             },
             {
@@ -62,7 +65,11 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [
             {
                 "integration-name": "Amazon SageMaker (deep learning)",
-                "python-modules": ["airflow_dl_provider.sensors.job", "airflow_dl_provider.sensors.arrival"],
+                "python-modules": [
+                    "airflow_dl_provider.sensors.job",
+                    "airflow_dl_provider.sensors.arrival",
+                    "airflow_dl_provider.sensors.approval",
+                ],
             }
         ],
         "hooks": [
@@ -82,6 +89,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_dl_provider.triggers.job",
                     "airflow_dl_provider.triggers.arrival",
+                    "airflow_dl_provider.triggers.approval",
                 ],
             },
             {
