@@ -43,6 +43,8 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_dl_provider.operators.datasets",
                     "airflow_dl_provider.operators.drift",
                     "airflow_dl_provider.operators.labeling",
+                    # The base both labeling services share (Ground Truth here, Label Studio below).
+                    "airflow_dl_provider.operators.labeling_contract",
                     "airflow_dl_provider.operators.validation",
                     "airflow_dl_provider.operators.training",
                     "airflow_dl_provider.operators.tuning",
