@@ -3,7 +3,8 @@
 On AWS each link opens the console: the job's or resource's SageMaker page (the fragment after ``#/``
 comes from the kind's table row, ``JobKind.console_path``) or the S3 object's page. On the local backend
 there is no console: a job or resource link opens the provider's own page of the pipeline (the row of
-the job), an S3 link the object itself on the embedded S3 server. Which one is decided when the link is
+the job), an S3 link the object itself on the embedded S3 server (a presigned URL: it checks
+signatures as S3 does). Which one is decided when the link is
 persisted, from the task's connection, and the XCom then holds the finished ``url``.
 
 One class per kind of page, so the button says what it opens. S3 links declare the result fields they
@@ -170,12 +171,34 @@ def persist_console_link(
     )
 
 
+# The embedded server checks signatures as S3 does, so a browser needs a presigned URL; SigV4 presigned
+# URLs last at most 7 days (https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html).
+PRESIGNED_SECONDS = 7 * 24 * 3600
+
+
+def _presigned(endpoint: str, bucket: str, key: str) -> str:
+    """A GET of the object (a listing, for a prefix) on the embedded server that a browser can open.
+
+    Signed with the local backend's placeholder keys, which the server accepts, never the connection's
+    own: a link is stored in XCom, where no key or token of a connection may appear.
+    """
+    from airflow_dl_provider.backends.local.server import s3_client
+
+    s3 = s3_client(endpoint)
+    if key and not key.endswith("/"):
+        params, method = {"Bucket": bucket, "Key": key}, "get_object"
+    else:
+        params, method = {"Bucket": bucket, "Prefix": key}, "list_objects_v2"
+    return str(s3.generate_presigned_url(method, Params=params, ExpiresIn=PRESIGNED_SECONDS))
+
+
 def s3_page_url(link: type[S3ObjectLink], operator: Any, uri: str) -> dict[str, Any]:
-    """The XCom value of an S3 link to ``uri``: the object on the embedded server, or its console page."""
+    """The XCom value of an S3 link to ``uri``: its console page, or on the local backend a presigned
+    URL of the object on the embedded server (valid :data:`PRESIGNED_SECONDS`)."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     endpoint = local_s3_endpoint(operator)
     if endpoint is not None:
-        return {"url": f"{endpoint}/{quote(bucket)}/{quote(key)}" if key else f"{endpoint}/{quote(bucket)}"}
+        return {"url": _presigned(endpoint, bucket, key)}
     region, partition = _region_and_partition(operator)
     return {
         "region_name": region,

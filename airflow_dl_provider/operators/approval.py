@@ -24,6 +24,7 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
+from airflow_dl_provider.links.published import PublishedOutputs
 from airflow_dl_provider.service_behaviour import MODEL_APPROVAL
 
 try:  # Airflow 3
@@ -166,7 +167,7 @@ def _package_arn(value: Any, task_id: str) -> str:
     return arn
 
 
-class AutoApprovalOperator(AwsBaseOperator[SageMakerJobHook], SkipMixin):
+class AutoApprovalOperator(PublishedOutputs, AwsBaseOperator[SageMakerJobHook], SkipMixin):
     """Approve the model package when its evaluation reaches ``min_score``, reject it otherwise.
 
     :param model_package_arn: the version to approve or reject. (templated)

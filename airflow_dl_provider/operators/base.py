@@ -23,7 +23,8 @@ from airflow_dl_provider.exceptions import PreflightError, RequestValidationErro
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.jobs.naming import IF_EXISTS_CHOICES, IfExists, JobNames
 from airflow_dl_provider.jobs.plan import JobPlan, deep_merge
-from airflow_dl_provider.links.console import SageMakerJobLink
+from airflow_dl_provider.links.console import JobOutputLink, ModelArtifactsLink, SageMakerJobLink
+from airflow_dl_provider.links.published import PublishedOutputs
 from airflow_dl_provider.specs.fields import check_choice
 
 if TYPE_CHECKING:
@@ -139,7 +140,7 @@ def ensure_prerequisite(client: Any, prerequisite: Prerequisite, log: Any) -> st
     return name
 
 
-class WaitingOperator(AwsBaseOperator[SageMakerJobHook]):
+class WaitingOperator(PublishedOutputs, AwsBaseOperator[SageMakerJobHook]):
     """Base class of the operators that start work on a service and wait for it, here or deferred.
 
     What is started is named from the task's ids (so a retry finds it); how often and how long it is
@@ -195,7 +196,7 @@ class SageMakerJobOperator(WaitingOperator):
     """
 
     job_kind: ClassVar[JobKind]
-    operator_extra_links = (SageMakerJobLink(),)
+    operator_extra_links = (SageMakerJobLink(), ModelArtifactsLink(), JobOutputLink())
     template_fields: Sequence[str] = aws_template_fields("job_name_prefix", "overrides")
     template_fields_renderers: ClassVar[dict[str, str]] = {"overrides": "json"}
     ui_color = "#e6f3e1"
@@ -362,7 +363,7 @@ class SageMakerJobOperator(WaitingOperator):
             self.engine().stop(self.job_name)
 
 
-class S3Operator(AwsBaseOperator[AwsBaseHook]):
+class S3Operator(PublishedOutputs, AwsBaseOperator[AwsBaseHook]):
     """``self.hook.conn`` is a boto3 S3 client from the task's AWS connection, region and config.
 
     The generic hook with ``client_type="s3"`` rather than ``S3Hook``: these operators need only the

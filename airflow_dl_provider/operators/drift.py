@@ -11,6 +11,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.assets import Asset
 
 from airflow_dl_provider.exceptions import DriftInputError
+from airflow_dl_provider.links.console import DriftReportLink
 from airflow_dl_provider.operators.base import S3Operator
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class DriftDetectionOperator(S3Operator):
         "baseline_uri", "data_uri", "features", "report_prefix", "model_version"
     )
     ui_color = "#fdf1d6"
+    operator_extra_links = (DriftReportLink(),)
 
     def __init__(
         self,
@@ -135,6 +137,7 @@ class DriftDetectionOperator(S3Operator):
             raise
         summary = self._publish(context, result, files)
         context["ti"].xcom_push(key="drift_summary", value=summary)
+        self.publish(context, summary)  # the report link, also when no drift skips downstream
         if not result.drifted:
             unjudged = result.features_too_few_rows
             if unjudged and len(unjudged) == len(result.features):

@@ -39,6 +39,7 @@ from airflow_dl_provider.jobs.kinds import RESOURCE_KINDS
 from airflow_dl_provider.jobs.naming import deterministic_job_name
 from airflow_dl_provider.jobs.plan import Prerequisite
 from airflow_dl_provider.links.console import SageMakerEndpointLink, persist_console_link
+from airflow_dl_provider.links.published import PublishedOutputs
 from airflow_dl_provider.operators.base import _context_ids, ensure_prerequisite
 from airflow_dl_provider.operators.transform import ModelTask
 from airflow_dl_provider.specs.deployment import Deployment
@@ -57,7 +58,7 @@ ENDPOINT = RESOURCE_KINDS["endpoint"]
 KILL_BUDGET_SECONDS = 4.0
 
 
-class EndpointDeployOperator(ModelTask, AwsBaseOperator[SageMakerJobHook]):
+class EndpointDeployOperator(PublishedOutputs, ModelTask, AwsBaseOperator[SageMakerJobHook]):
     """Deploy a model to a SageMaker endpoint, creating it or updating it to a new config.
 
     :param endpoint_name: the endpoint; it outlives the DAG run, so it is named, not derived. (templated)

@@ -22,6 +22,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from botocore.exceptions import ClientError
 
 from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
+from airflow_dl_provider.links.published import PublishedOutputs
 from airflow_dl_provider.operators.base import S3Operator
 from airflow_dl_provider.service_behaviour import is_not_found
 
@@ -188,7 +189,7 @@ class ModelEvaluationOperator(S3Operator):
         }
 
 
-class ChampionLookupOperator(AwsBaseOperator[SageMakerJobHook]):
+class ChampionLookupOperator(PublishedOutputs, AwsBaseOperator[SageMakerJobHook]):
     """Find the champion: the newest ``Approved`` version of a model package group.
 
     :param model_package_group_name: the group. (templated)
@@ -295,7 +296,7 @@ def decide(
     )
 
 
-class ChampionChallengerOperator(AwsBaseOperator[SageMakerJobHook]):
+class ChampionChallengerOperator(PublishedOutputs, AwsBaseOperator[SageMakerJobHook]):
     """Approve the challenger if it beats the champion on the same holdout, reject it otherwise.
 
     The outcome is the challenger's ``ModelApprovalStatus`` (``Approved`` makes it the group's newest

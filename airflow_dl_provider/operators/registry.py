@@ -26,7 +26,12 @@ from airflow_dl_provider.hooks.sagemaker import SageMakerJobHook
 from airflow_dl_provider.jobs.engine import TASK_KEY_PROPERTY
 from airflow_dl_provider.jobs.kinds import RESOURCE_KINDS
 from airflow_dl_provider.jobs.naming import deterministic_job_name
-from airflow_dl_provider.links.console import SageMakerModelPackageLink, persist_console_link
+from airflow_dl_provider.links.console import (
+    ModelArtifactsLink,
+    SageMakerModelPackageLink,
+    persist_console_link,
+)
+from airflow_dl_provider.links.published import PublishedOutputs
 from airflow_dl_provider.operators.base import _context_ids
 from airflow_dl_provider.specs.model import ModelSource, compose_model_source, pop_model_arguments
 from airflow_dl_provider.validation.preflight import split_s3_uri
@@ -40,7 +45,7 @@ TASK_KEY = TASK_KEY_PROPERTY
 MODEL_PACKAGE = RESOURCE_KINDS["model_package"]
 
 
-class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
+class RegisterModelOperator(PublishedOutputs, AwsBaseOperator[SageMakerJobHook]):
     """Register a model artifact as a new version in a model package group.
 
     :param model_package_group_name: the group; created when missing. (templated)
@@ -68,7 +73,8 @@ class RegisterModelOperator(AwsBaseOperator[SageMakerJobHook]):
     """
 
     aws_hook_class = SageMakerJobHook
-    operator_extra_links = (SageMakerModelPackageLink(),)
+    operator_extra_links = (SageMakerModelPackageLink(), ModelArtifactsLink())
+    lineage_inputs = frozenset({"model_artifacts"})  # registered, not written
     template_fields: Sequence[str] = aws_template_fields(
         "model_package_group_name",
         "model",

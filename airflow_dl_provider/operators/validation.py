@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from airflow_dl_provider.exceptions import DataValidationError
+from airflow_dl_provider.links.console import DataDocsLink
 from airflow_dl_provider.operators.base import S3Operator
 from airflow_dl_provider.validation.data import (
     DEFAULT_MAX_FAILING,
@@ -82,6 +83,7 @@ class DataValidationOperator(S3Operator):
         "data_uri", "suite_uri", "suite_path", "result_prefix"
     )
     ui_color = "#e8f4ea"
+    operator_extra_links = (DataDocsLink(),)
 
     def __init__(
         self,
@@ -145,6 +147,7 @@ class DataValidationOperator(S3Operator):
             return summary
         # Pushed before failing, so a downstream (trigger_rule="all_done") or a person sees why.
         context["ti"].xcom_push(key="return_value", value=summary)
+        self.publish(context, summary)  # its Data Docs link too: the page says why
         self.log.error("Validation of %s failed: %s; result: %s", self.data_uri, line, summary["data_docs"])
         message = (
             f"{self.task_id}: {self.data_uri} failed validation: {line}; result: {summary['result_json']}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import types
 from typing import Any
 
+from airflow_dl_provider.backends.local.server import LOCAL_CREDENTIALS
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
 from airflow_dl_provider.links.console import (
     DataDocsLink,
@@ -19,12 +20,13 @@ from airflow_dl_provider.links.console import (
 from airflow_dl_provider.links.published import PublishedOutputs
 
 ENDPOINT = "http://127.0.0.1:5123"
+CONN_KEY = "AKIACONNECTIONOWNKEY"
 
 
 def _operator(backend: str, links: tuple[Any, ...] = ()) -> Any:
     extra = {"backend": backend, "endpoint_url": ENDPOINT} if backend == "local" else {}
     hook = types.SimpleNamespace(
-        conn_config=types.SimpleNamespace(extra_config=extra),
+        conn_config=types.SimpleNamespace(extra_config=extra, aws_access_key_id=CONN_KEY),
         region_name="eu-west-1",
         conn_partition="aws",
     )
@@ -73,9 +75,20 @@ def test_s3_links_open_the_embedded_server_on_the_local_backend() -> None:
     context = _context()
     persist_result_links(_operator("local", S3_LINKS), context, RESULT)
 
-    assert _url(DataDocsLink(), context) == f"{ENDPOINT}/b/validation/data_docs/index.html"
-    assert _url(DriftReportLink(), context) == f"{ENDPOINT}/b/drift/report.html"
-    assert _url(ModelArtifactsLink(), context) == f"{ENDPOINT}/b/models/run%201/model.tar.gz"
+    # Presigned: the embedded server checks signatures as S3 does, and a browser sends none of its own.
+    for link, path in (
+        (DataDocsLink(), "/b/validation/data_docs/index.html?"),
+        (DriftReportLink(), "/b/drift/report.html?"),
+        (ModelArtifactsLink(), "/b/models/run%201/model.tar.gz?"),
+    ):
+        url = _url(link, context)
+        assert url.startswith(ENDPOINT + path) and "Signature" in url, url
+        # Signed with the local placeholder keys: no key of the connection is stored in XCom.
+        assert LOCAL_CREDENTIALS["login"] in url and CONN_KEY not in url
+    # A prefix is its listing.
+    assert _url(JobOutputLink(), context).startswith(
+        f"{ENDPOINT}/b?list-type=2&prefix=predictions%2Frun-1%2F"
+    )
 
 
 def test_only_the_links_an_operator_lists_and_only_s3_values_are_stored() -> None:
@@ -140,10 +153,10 @@ def test_the_mixin_publishes_whatever_execute_or_execute_complete_returns() -> N
     context = _context()
 
     assert op.execute(context) == {"data_uri": "s3://b/in.csv", "data_docs": "s3://b/docs/index.html"}
-    assert _url(DataDocsLink(), context) == f"{ENDPOINT}/b/docs/index.html"
+    assert _url(DataDocsLink(), context).startswith(f"{ENDPOINT}/b/docs/index.html?")
 
     op.execute_complete(context, event={"status": "success"})
-    assert _url(DataDocsLink(), context) == f"{ENDPOINT}/b/docs/resumed.html"
+    assert _url(DataDocsLink(), context).startswith(f"{ENDPOINT}/b/docs/resumed.html?")
     assert op.published_result == {"data_docs": "s3://b/docs/resumed.html"}
 
 
