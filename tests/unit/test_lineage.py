@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -18,8 +19,14 @@ TRAINING = {
     "TrainingJobName": "digits-train-1",
     "TrainingJobArn": f"{ARN}:training-job/digits-train-1",
     "InputDataConfig": [
-        {"ChannelName": "train", "DataSource": {"S3DataSource": {"S3Uri": "s3://b/datasets/train.csv"}}},
-        {"ChannelName": "validation", "DataSource": {"S3DataSource": {"S3Uri": "s3://b/datasets/val.csv"}}},
+        {
+            "ChannelName": "train",
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/datasets/train.csv"}},
+        },
+        {
+            "ChannelName": "validation",
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/datasets/val.csv"}},
+        },
     ],
     "OutputDataConfig": {"S3OutputPath": "s3://b/models/"},
     "ModelArtifacts": {"S3ModelArtifacts": "s3://b/models/digits-train-1/output/model.tar.gz"},
@@ -155,3 +162,51 @@ def test_with_the_openlineage_provider_the_extractor_gets_datasets_and_the_arn()
     assert got["run"] == {
         "externalQuery": ["arn:aws:sagemaker:us-east-1:123456789012:processing-job/p-1", "sagemaker"]
     }
+
+
+def test_a_job_operator_reads_its_datasets_from_the_jobs_description(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    from botocore.stub import Stubber
+
+    from airflow_dl_provider.operators.training import DistributedTrainingOperator
+    from tests.unit.operators.stubs import sagemaker_client, use
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    (tmp_path / "train.py").write_text("print('training')\n")
+    op = DistributedTrainingOperator(
+        task_id="train",
+        region_name="us-east-1",
+        role_arn="arn:aws:iam::123456789012:role/SageMakerExecution",
+        output_path="s3://b/models/",
+        channels={"train": "s3://b/datasets/train.csv"},
+        entry_point="train.py",
+        source_dir=str(tmp_path),
+    )
+    client = sagemaker_client()
+    use(op, client)
+    described = {
+        **{k: v for k, v in TRAINING.items() if k != "HyperParameters"},
+        "TrainingJobStatus": "Completed",
+        "SecondaryStatus": "Completed",
+        "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": "image"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        "CreationTime": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    }
+    with Stubber(client) as stub:
+        stub.add_response("describe_training_job", described, {"TrainingJobName": "digits-train-1"})
+        op.publish({"ti": _NoXCom()}, {"job_name": "digits-train-1", "job_arn": TRAINING["TrainingJobArn"]})
+
+        description = op.lineage_description()
+
+    assert description is not None
+    assert lineage_datasets(op.published_result, description) == lineage_datasets(None, TRAINING)
+
+
+class _NoXCom:
+    def xcom_push(self, key: str, value: Any) -> None:
+        raise AssertionError(f"no link of a result without S3 URIs is pushed, got {key}")
