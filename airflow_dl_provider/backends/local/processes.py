@@ -77,7 +77,12 @@ def holds_lock(fd: int, path: Path) -> bool:
 
 
 def process_alive(pid: int | None) -> bool:
-    """Is ``pid`` a live process (not a zombie)? For pid-tracked processes only: a pid can be reused."""
+    """Is ``pid`` a live process (not a zombie)? For pid-tracked processes only: a pid can be reused.
+
+    A killed multi-threaded process shows its leader as a zombie while its other threads are still
+    exiting, and those threads hold its descriptors (and so its locks) until the last one is gone: the
+    process counts as alive until no thread of it is left running.
+    """
     if not pid or pid < 0:
         return False
     try:
@@ -85,9 +90,25 @@ def process_alive(pid: int | None) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+        if _thread_state(Path(f"/proc/{pid}/stat")) not in _ENDED:
+            return True
     except (OSError, IndexError):
         return True  # no /proc (macOS): the signal probe is all there is
+    for task in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            if _thread_state(task) not in _ENDED:
+                return True
+        except (OSError, IndexError):
+            continue  # that thread has just gone
+    return False
+
+
+_ENDED = ("Z", "X", "x")  # zombie, dead
+
+
+def _thread_state(stat: Path) -> str:
+    """The state letter of a ``/proc/.../stat`` line (after the command name, which may hold spaces)."""
+    return stat.read_text().rsplit(")", 1)[-1].split()[0]
 
 
 def free_port() -> int:
