@@ -114,7 +114,6 @@ def arrival_dags(config: PipelineConfig, config_path: Path) -> dict[str, Any]:
 
     arrival = _arrival(config)
     arguments = dag_arguments(config, config_path)
-    arguments["doc_md"] += f" Starts `{config.dag_id}` when objects arrive under `{arrival.prefix}`."
     with DAG(
         dag_id=asset_name(config),
         description=f"Start {config.dag_id} when new objects arrive under s3://{config.bucket}/{arrival.prefix}",

@@ -348,7 +348,6 @@ def build_dag(config: PipelineConfig, config_path: Path) -> Any:
     stages += [f"approval ({config.approval})"] if config.approval and config.registry else []
     stages += ["deploy"] if config.deploy else []
     arguments = dag_arguments(config, config_path)
-    arguments["doc_md"] += f" Stages: {' -> '.join(stages)}."
     with DAG(
         dag_id=config.dag_id,
         description=config.description or f"Deep-learning pipeline {config.pipeline}: {' -> '.join(stages)}",

@@ -215,7 +215,6 @@ def regional_dag(config: PipelineConfig, config_path: Path) -> Any:
     check_regional(config, config_path)
     names = ", ".join(r.region for r in config.regions)
     arguments = dag_arguments(config, config_path)
-    arguments["doc_md"] += f" Regions: {names}; in each: label -> validate labels -> prepare data -> train."
     metric = next(iter(config.training.metric_definitions), None)
     with DAG(
         dag_id=config.dag_id,

@@ -1,7 +1,7 @@
 """A local SageMaker endpoint: one detached HTTP server on 127.0.0.1 per endpoint, with data capture.
 
 ``python -m airflow_dl_provider.backends.local.endpoint HOME ENDPOINT CONFIG S3_URL REGION`` loads the
-first production variant's model with its own handlers (:mod:`.hosting`), serves
+first production variant's model with its own handlers (:mod:`airflow_dl_provider.backends.local.hosting`), serves
 ``POST /endpoints/<name>/invocations`` and ``GET /ping``, and records itself ``InService`` in the
 endpoint's record. An update starts a new server with the new config beside the old one, which keeps
 serving; the new one moves the traffic over as the update's ``DeploymentConfig`` says, watching its

@@ -233,7 +233,7 @@ def start_host(
 ) -> tuple[subprocess.Popen[bytes], threading.Thread]:
     """Start one host's process and the thread that copies its output, line by line, into ``lines``.
 
-    Processing hosts start the same way (:mod:`.processing`).
+    Processing hosts start the same way (:mod:`airflow_dl_provider.backends.local.processing`).
     """
     proc = subprocess.Popen(
         argv,

@@ -71,6 +71,7 @@ def test_docs_show_every_stage_in_run_order_and_the_config(tmp_path: Path) -> No
     assert order.index("label") < order.index("prepare_data") < order.index("train") < order.index("tune")
     assert "1. `label` (GroundTruthLabelingOperator)" in doc
     assert "pipeline: digits" in doc and "```yaml" in doc
+    assert doc.startswith(f"{pipeline.description}\n\n")  # what the DAG does, then how it was made
     for dag_id in ("dl_drift_monitor_digits", "dl_retrain_digits"):
         assert "`check_drift`" in dags[dag_id].doc_md or "`decide`" in dags[dag_id].doc_md
 
