@@ -5,7 +5,10 @@ PIP_FLAGS ?= -q --disable-pip-version-check
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints/dev.txt | cksum | cut -d' ' -f1)
 
 COMPAT_VERSIONS := 2.11.0 3.0.6
-COMPAT_TESTS := tests/integration/test_dags.py::test_dag_files_import tests/integration/test_local_training.py::test_two_instances_train_one_model
+COMPAT_TESTS := tests/integration/test_dags.py::test_dag_files_import tests/integration/test_local_training.py::test_two_instances_train_one_model \
+	tests/unit/operators/test_approval.py tests/unit/pipelines/test_approval_and_deploy.py tests/unit/pipelines/test_arrival.py \
+	tests/unit/pipelines/test_loader.py tests/unit/pipelines/test_regional_pipeline.py tests/unit/operators/test_processing_request.py \
+	tests/unit/operators/test_endpoint_request.py tests/unit/links
 
 .PHONY: venv test test-fast test-faults test-ui docs demo airflow local-up local-down lint bench test-compat clean
 

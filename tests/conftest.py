@@ -98,7 +98,7 @@ def task_context() -> Any:
             dag_id=dag_id,
             task_id=task_id,
             map_index=map_index,
-            xcom_push=lambda key, value: pushed.__setitem__(key, value),
+            xcom_push=lambda key, value, **_: pushed.__setitem__(key, value),  # 2.11 adds execution_date
             pushed=pushed,
         )
         return {"ti": ti, "run_id": run_id}

@@ -31,7 +31,13 @@ def _operator(backend: str, links: tuple[Any, ...] = ()) -> Any:
         conn_partition="aws",
     )
     return types.SimpleNamespace(
-        hook=hook, dag_id="dl_pipeline_digits", do_xcom_push=True, operator_extra_links=links, job_name=None
+        hook=hook,
+        dag_id="dl_pipeline_digits",
+        do_xcom_push=True,
+        operator_extra_links=links,
+        job_name=None,
+        # The Amazon provider 9.8.0 (Airflow 2.11) pushes through the operator, later ones through the ti.
+        xcom_push=lambda context, key, value: context["ti"].xcom_push(key=key, value=value),
     )
 
 
