@@ -55,6 +55,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_dl_provider.operators.registry",
                     "airflow_dl_provider.operators.evaluation",
                     "airflow_dl_provider.operators.approval",
+                    "airflow_dl_provider.operators.regions",
                     # Airflow 3.1+ only (human-in-the-loop); operators.approval picks it where it exists.
                     "airflow_dl_provider.operators.human_approval",
                 ],

@@ -18,11 +18,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-try:  # Airflow 3
-    from airflow.sdk import BaseOperator
-except ImportError:  # Airflow 2.x
-    from airflow.models import BaseOperator  # type: ignore[no-redef,attr-defined]
-
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
@@ -204,6 +199,7 @@ def compare_models(results: Mapping[str, Mapping[str, Any] | None], metric: str 
 
 def regional_dag(config: PipelineConfig, config_path: Path) -> Any:
     """The pipeline DAG of a config with ``regions``: a group of stages per region, then the comparison."""
+    from airflow_dl_provider.operators.regions import RegionalModelComparisonOperator
     from airflow_dl_provider.pipelines.factory import data_stages, training_definition, training_task
     from airflow_dl_provider.pipelines.templates import DAG, dag_arguments
 
@@ -240,28 +236,3 @@ def regional_dag(config: PipelineConfig, config_path: Path) -> Any:
             metric=metric,
         )
     return dag
-
-
-class RegionalModelComparisonOperator(BaseOperator):
-    """Lay the regional models side by side from each region's ``train`` XCom.
-
-    :param train_tasks: region -> the task id of its training task.
-    :param metric: the metric the best region is picked by (highest wins); None: no pick.
-    :return: :func:`compare_models`'s table, JSON-safe.
-    """
-
-    ui_color = "#eef2f7"
-
-    def __init__(self, *, train_tasks: Mapping[str, str], metric: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.train_tasks = dict(train_tasks)
-        self.metric = metric
-
-    def execute(self, context: Any) -> dict[str, Any]:
-        ti = context["ti"]
-        results = {region: ti.xcom_pull(task_ids=task_id) for region, task_id in self.train_tasks.items()}
-        table = compare_models(results, self.metric)
-        for row in table["regions"]:
-            self.log.info("%s: %s %s", row["region"], row["job_name"], row["metrics"])
-        self.log.info("best by %s: %s", self.metric, table["best_region"])
-        return table

@@ -69,3 +69,17 @@ def test_probe_catches_a_heavy_import(tmp_path: Path) -> None:
     dag_file.write_text("import sklearn  # noqa: F401\n")
 
     assert "sklearn" in _heavy_modules_loaded_by(dag_file)["loaded"]
+
+
+def test_the_config_schema_imports_without_airflow(tmp_path: Path) -> None:
+    """The demo reads its config before it has made its own Airflow home: importing Airflow then would
+    write into the user's AIRFLOW_HOME (its logs folder, its airflow.cfg)."""
+    code = (
+        "import sys\n"
+        "from airflow_dl_provider.pipelines.config import load_config\n"
+        "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))\n"
+    )
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "user-home")}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+    assert not (tmp_path / "user-home").exists()
