@@ -56,7 +56,7 @@ def die(*_args, **_kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
 from airflow_dl_provider.backends.local.client import LocalSageMakerClient
-from airflow_dl_provider.jobs.engine import JobEngine
+from airflow_dl_provider.jobs.polling import JobWatch
 from airflow_dl_provider.operators.training import DistributedTrainingOperator
 
 point = args["kill_at"]
@@ -69,14 +69,15 @@ elif point == "right_after_create":  # CreateTrainingJob has returned its ARN; n
     create = LocalSageMakerClient.create_training_job
     LocalSageMakerClient.create_training_job = lambda self, **request: (create(self, **request), die())
 elif point == "while_waiting":  # polling a running job, its first lines copied
-    poll_once, polls = JobEngine.poll_once, []
-    def poll(self, description, **kwargs):
-        outcome = poll_once(self, description, **kwargs)
+    # Every look of the engine's wait goes through JobWatch.see (classify, log, copy lines).
+    see, polls = JobWatch.see, []
+    def look(self, description):
+        outcome = see(self, description)
         polls.append(outcome.status)
         if polls.count("InProgress") >= 3:
             die()
         return outcome
-    JobEngine.poll_once = poll
+    JobWatch.see = look
 
 ti = types.SimpleNamespace(
     dag_id="dl_test", task_id="train", map_index=-1, xcom_push=lambda key, value: None
