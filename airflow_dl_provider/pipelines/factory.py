@@ -308,7 +308,7 @@ def _deploy(config: PipelineConfig, package_arn: str, task_id: str) -> Any:
 def data_stages(config: PipelineConfig, labeled_output: str | None = None) -> SplitDatasetOperator:
     """label -> validate labels (where the config has them) -> ``prepare_data``, which is returned.
 
-    The pipeline's, and each region's (:mod:`.regions`).
+    The pipeline's, and each region's (:mod:`airflow_dl_provider.pipelines.regions`).
     """
     upstream: list[Any] = []
     source, source_format = config.data.source, "csv"
