@@ -13,7 +13,6 @@ import types
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from botocore.stub import Stubber
 
 from airflow_dl_provider.operators.approval import (
     AutoApprovalOperator,
@@ -26,20 +25,12 @@ from airflow_dl_provider.operators.approval import (
 from airflow_dl_provider.sensors.approval import ModelApprovalSensor
 from airflow_dl_provider.triggers.approval import ModelApprovalTrigger
 from airflow_dl_provider.validation.requests import validate_request
-from tests.unit.operators.stubs import NOW, sagemaker_client, use
+from tests.unit.operators.stubs import NOW, use
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from botocore.stub import Stubber
 
 PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/digits/4"
-
-
-@pytest.fixture
-def sagemaker() -> Iterator[tuple[Any, Stubber]]:
-    client = sagemaker_client()
-    with Stubber(client) as stub:
-        yield client, stub
-        stub.assert_no_pending_responses()
 
 
 def _expect_update(stub: Stubber, status: str, reason: str) -> None:

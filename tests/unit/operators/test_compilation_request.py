@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
-from botocore.stub import Stubber
 
 from airflow_dl_provider.exceptions import PreflightError
 from airflow_dl_provider.jobs.naming import deterministic_job_name
 from airflow_dl_provider.operators.compilation import NeoCompilationOperator
 from airflow_dl_provider.validation.requests import validate_request
 from tests.conftest import ROLE_ARN
-from tests.unit.operators.stubs import NOW, not_found, sagemaker_client, use
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from tests.unit.operators.stubs import NOW, not_found, use
 
 NVIDIA = {"Os": "LINUX", "Arch": "ARM64", "Accelerator": "NVIDIA"}
 OPTIONS = {"gpu-code": "sm_72", "trt-ver": "8.2.1", "cuda-ver": "10.2"}
-
-
-@pytest.fixture
-def sagemaker() -> Iterator[tuple[Any, Stubber]]:
-    client = sagemaker_client()
-    with Stubber(client) as stub:
-        yield client, stub
-        stub.assert_no_pending_responses()
 
 
 @pytest.fixture

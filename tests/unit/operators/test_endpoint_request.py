@@ -5,27 +5,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from botocore.stub import Stubber
 
 from airflow_dl_provider.operators.endpoints import EndpointDeployOperator
 from airflow_dl_provider.specs.model import content_addressed_model_name, inference_environment
 from airflow_dl_provider.validation.requests import validate_request
 from tests.conftest import ROLE_ARN
-from tests.unit.operators.stubs import IMAGE, NOW, not_found, sagemaker_client, use
+from tests.unit.operators.stubs import IMAGE, NOW, not_found, use
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from botocore.stub import Stubber
 
 MODEL = "s3://bucket/models/job/output/model.tar.gz"
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/digits"
-
-
-@pytest.fixture
-def sagemaker() -> Iterator[tuple[Any, Stubber]]:
-    client = sagemaker_client()
-    with Stubber(client) as stub:
-        yield client, stub
-        stub.assert_no_pending_responses()
 
 
 def _operator(**kwargs: Any) -> EndpointDeployOperator:

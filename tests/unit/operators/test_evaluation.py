@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 import pytest
@@ -18,24 +18,13 @@ from airflow_dl_provider.operators.evaluation import (
     score,
 )
 from airflow_dl_provider.validation.requests import validate_request
-from tests.unit.operators.stubs import IMAGE, NOW, sagemaker_client, use
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from tests.unit.operators.stubs import IMAGE, NOW, use
 
 GROUP = "digits"
 CHAMPION = "arn:aws:sagemaker:us-east-1:123456789012:model-package/digits/3"
 CHALLENGER = "arn:aws:sagemaker:us-east-1:123456789012:model-package/digits/4"
 ARTIFACTS = "s3://ml/models/job-3/output/model.tar.gz"
 CONTEXT = {"run_id": "asset_triggered__2024-01-01T00:00:00+00:00"}
-
-
-@pytest.fixture
-def sagemaker() -> Iterator[tuple[Any, Stubber]]:
-    client = sagemaker_client()
-    with Stubber(client) as stub:
-        yield client, stub
-        stub.assert_no_pending_responses()
 
 
 def _lookup_request() -> dict[str, Any]:

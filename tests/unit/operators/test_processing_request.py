@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from botocore.stub import Stubber
 
 from airflow_dl_provider.jobs.naming import deterministic_job_name
 from airflow_dl_provider.jobs.plan import content_address
@@ -18,22 +17,13 @@ from airflow_dl_provider.operators.processing import (
 from airflow_dl_provider.specs.training import Cluster, Vpc
 from airflow_dl_provider.validation.requests import validate_request
 from tests.conftest import ROLE_ARN
-from tests.unit.operators.stubs import NOW, not_found, sagemaker_client, use
+from tests.unit.operators.stubs import NOW, not_found, use
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 CODE = b"print('ok')\n"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/prep:1"
-
-
-@pytest.fixture
-def sagemaker() -> Iterator[tuple[Any, Stubber]]:
-    client = sagemaker_client()
-    with Stubber(client) as stub:
-        yield client, stub
-        stub.assert_no_pending_responses()
 
 
 def _script(tmp_path: Path, location: str, **kwargs: Any) -> ProcessingScript:

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
-from botocore.stub import Stubber
 
 from airflow_dl_provider.jobs.naming import deterministic_job_name
 from airflow_dl_provider.operators.transform import BatchTransformOperator
 from airflow_dl_provider.specs.model import content_addressed_model_name, inference_environment
 from airflow_dl_provider.validation.requests import validate_request
 from tests.conftest import ROLE_ARN
-from tests.unit.operators.stubs import IMAGE, NOW, not_found, sagemaker_client, use
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-
-@pytest.fixture
-def sagemaker() -> Iterator[tuple[Any, Stubber]]:
-    client = sagemaker_client()
-    with Stubber(client) as stub:
-        yield client, stub
-        stub.assert_no_pending_responses()
+from tests.unit.operators.stubs import IMAGE, NOW, not_found, use
 
 
 def _operator(local_backend: Any, **kwargs: Any) -> BatchTransformOperator:
