@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_dl_provider.exceptions import PreflightError
+from airflow_dl_provider.hyperparameters import decode_hyperparameters
 from airflow_dl_provider.jobs.kinds import JOB_KINDS
 from airflow_dl_provider.jobs.plan import JobPlan
 from airflow_dl_provider.operators.base import SageMakerJobOperator
@@ -160,16 +161,6 @@ def tuning_config_errors(config: Mapping[str, Any]) -> list[str]:
             f"hyperband_min_resource/hyperband_max_resource: only apply to Hyperband, not {strategy}"
         )
     return errors
-
-
-def _decoded(hyperparameters: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in hyperparameters.items():
-        try:
-            out[key] = json.loads(value)
-        except (TypeError, ValueError):
-            out[key] = value
-    return out
 
 
 def leaderboard_text(result: Mapping[str, Any]) -> str:
@@ -462,7 +453,7 @@ class HyperparameterTuningOperator(SageMakerJobOperator):
             ``hyperparameters``, ``objective_value``, ``status``); JSON-safe.
         """
         out = engine.result(description)
-        out["best_hyperparameters"] = _decoded(out.get("best_hyperparameters") or {})
+        out["best_hyperparameters"] = decode_hyperparameters(out.get("best_hyperparameters") or {})
         out["objective_type"] = self.objective_type
         out["model_artifacts"] = None
         conn = self.hook.conn
@@ -478,7 +469,7 @@ class HyperparameterTuningOperator(SageMakerJobOperator):
         out["leaderboard"] = [
             {
                 "training_job": s["TrainingJobName"],
-                "hyperparameters": _decoded(s.get("TunedHyperParameters") or {}),
+                "hyperparameters": decode_hyperparameters(s.get("TunedHyperParameters") or {}),
                 "objective_value": (s.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value"),
                 "status": s["TrainingJobStatus"],
             }
